@@ -1,0 +1,52 @@
+# -*- test-case-name: tests.test_modules -*-
+"""The contracts an info module and the server agree on.
+
+A module is a Twisted plugin: an object providing `IInfoModule` (ready to serve, like
+the SPEC's `hello.py`) or `IModuleFactory` (built once per running service, for modules
+that need the settings, a thread pool or background state).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from zope.interface import Attribute, Interface
+
+if TYPE_CHECKING:
+    from twisted.internet.defer import Deferred
+
+    from twistedspy.context import ModuleContext
+    from twistedspy.query import Query, Submission
+    from twistedspy.report import Page
+
+
+class IInfoModule(Interface):
+    """One page of facts, served at `/<name>`."""
+
+    name = Attribute("The URL path segment: lower-case letters, digits, '-' and '_'.")
+    title = Attribute("A short human title, shown in the page heading and navigation.")
+    description = Attribute("One line for the index page.")
+
+    def collect(query: Query) -> Page | Deferred[Page]:
+        """
+        Gather the facts for one GET request.
+
+        Raise L{twistedspy.report.InvalidQuery} for a parameter the module does not
+        accept: the client gets 400 with its message.
+        """
+
+
+class IFormModule(IInfoModule):
+    """A module that also accepts `POST` (the message form)."""
+
+    def submit(submission: Submission) -> Page | Deferred[Page]:
+        """Store what a client posted and say what was stored."""
+
+
+class IModuleFactory(Interface):
+    """A plugin that builds its module once for each running service."""
+
+    name = Attribute("The name of the module it builds.")
+
+    def build(context: ModuleContext) -> IInfoModule:
+        """Make the module, given the service's settings, reactor and thread pool."""

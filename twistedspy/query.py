@@ -1,0 +1,59 @@
+# -*- test-case-name: tests.test_query -*-
+"""What a module is given about a request: its query parameters, or a posted form."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from urllib.parse import parse_qsl
+
+
+class Query(Mapping[str, str]):
+    """
+    Query parameters, read-only. `query[key]` and `query.get(key)` give the last value
+    (what `hello.py` expects); `getall(key)` gives every value in order, for repeated
+    keys such as Prometheus' `collect[]=`.
+    """
+
+    __slots__ = ("_pairs",)
+
+    def __init__(self, pairs: tuple[tuple[str, str], ...] = ()) -> None:
+        self._pairs = pairs
+
+    @classmethod
+    def parse(cls, raw: str, *, hidden: frozenset[str] = frozenset()) -> Query:
+        """Decode a raw query string (`a=1&b=%20`); keys in `hidden` are left out."""
+        pairs = parse_qsl(raw, keep_blank_values=True, errors="replace")
+        return cls(tuple((k, v) for k, v in pairs if k not in hidden))
+
+    def getall(self, key: str) -> list[str]:
+        return [v for k, v in self._pairs if k == key]
+
+    def pairs(self) -> tuple[tuple[str, str], ...]:
+        return self._pairs
+
+    def __getitem__(self, key: str) -> str:
+        values = self.getall(key)
+        if not values:
+            raise KeyError(key)
+        return values[-1]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(dict.fromkeys(k for k, _ in self._pairs))
+
+    def __len__(self) -> int:
+        return len(dict.fromkeys(k for k, _ in self._pairs))
+
+    def __repr__(self) -> str:
+        return f"Query({self._pairs!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """A POSTed body with what a module needs to know of who sent it."""
+
+    body: bytes
+    content_type: str
+    client: str
+    user: str | None
+    query: Query

@@ -1,0 +1,109 @@
+# -*- test-case-name: tests.test_report -*-
+"""What a module returns: a titled set of tables, free of any HTML or JSON.
+
+Rendering is the server's job; a module only says what each value is (bytes, a
+percentage, a time) so that HTML can show human units while JSON keeps raw numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal, TypeAlias
+
+Unit: TypeAlias = Literal["text", "int", "float", "bytes", "percent", "seconds", "time"]
+Scalar: TypeAlias = str | int | float | bool | None
+
+
+class InvalidQuery(ValueError):
+    """A query parameter the module does not accept; the message says what is allowed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """A column heading and how its values read."""
+
+    name: str
+    unit: Unit = "text"
+    #: the `sort=` value that orders a table by this column, if the module supports it
+    sort_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """A value past a threshold (a disk over 90 % full): shown highlighted, with why."""
+
+    value: Scalar
+    why: str
+
+
+Cell: TypeAlias = Scalar | Mark
+
+
+def cell_value(cell: Cell) -> Scalar:
+    """The bare value of a cell, as JSON carries it."""
+    return cell.value if isinstance(cell, Mark) else cell
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    """Rows of cells under columns; `columns` may be plain names, as in `hello.py`."""
+
+    title: str
+    columns: Sequence[str | Column]
+    rows: Sequence[Sequence[Cell]]
+
+    def __post_init__(self) -> None:
+        columns = tuple(c if isinstance(c, Column) else Column(str(c)) for c in self.columns)
+        rows = tuple(tuple(row) for row in self.rows)
+        for number, row in enumerate(rows):
+            if len(row) != len(columns):
+                raise ValueError(
+                    f"table {self.title!r}: row {number} has {len(row)} cells "
+                    f"for {len(columns)} columns"
+                )
+        object.__setattr__(self, "columns", columns)
+        object.__setattr__(self, "rows", rows)
+
+    @property
+    def column_list(self) -> tuple[Column, ...]:
+        """The columns, typed (construction has normalised them)."""
+        return tuple(c for c in self.columns if isinstance(c, Column))
+
+
+@dataclass(frozen=True, slots=True)
+class Series:
+    """Recent values of one quantity, drawn as a sparkline in HTML."""
+
+    title: str
+    unit: Unit
+    values: Sequence[float]
+    #: seconds between two values
+    step: float
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """One page of facts."""
+
+    title: str
+    tables: Sequence[Table] = ()
+    #: short paragraphs shown above the tables (plain text, escaped when rendered)
+    notes: Sequence[str] = ()
+    series: Sequence[Series] = field(default=())
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tables", tuple(self.tables))
+        object.__setattr__(self, "notes", tuple(self.notes))
+        object.__setattr__(self, "series", tuple(self.series))
+
+
+@dataclass(frozen=True, slots=True)
+class RawBody:
+    """A body served as it is, for formats other than HTML and JSON (Prometheus text)."""
+
+    content: bytes
+    content_type: str
+
+
+Page: TypeAlias = Report | RawBody

@@ -1,0 +1,45 @@
+# -*- test-case-name: tests.test_config -*-
+"""The one typed settings object that every part of the server reads.
+
+Defaults here are SPEC §1's; `twistedspy.config` layers the config file and the command
+line over them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+LogMode = Literal["short", "verbose"]
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    address: str = "127.0.0.1"
+    port: int = 8080
+    #: a Twisted server endpoint string; overrides address and port when set
+    listen: str | None = None
+    security: bool = False
+    account_file: Path = Path("accounts")
+    max_clients: int = 64
+    modules_dir: Path | None = None
+    #: names of the modules to serve; None serves all (the index is always served)
+    modules: tuple[str, ...] | None = None
+    log_dir: Path = Path("logs")
+    log_mode: LogMode = "short"
+    request_timeout: float = 10.0
+    keepalive_timeout: float = 5.0
+    module_timeout: float = 10.0
+    message_file: Path = Path("messages.jsonl")
+    #: host names the Host header may carry; None means SPEC §3's default rule
+    allowed_hosts: tuple[str, ...] | None = None
+    #: serve without security on a non-loopback address
+    insecure: bool = False
+
+    def endpoint(self) -> str:
+        """The server endpoint description to listen on."""
+        if self.listen is not None:
+            return self.listen
+        address = self.address.replace(":", r"\:")
+        return f"tcp:{self.port}:interface={address}"
