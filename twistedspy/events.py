@@ -1,0 +1,29 @@
+# -*- test-case-name: tests.test_journal -*-
+"""Journal events: one call that every part of the server uses to record what happened.
+
+Events travel through `twisted.logger` like any other log event, marked with
+`spy_event` (the event name) and `spy_fields` (its `key=value` fields), so that the
+journal observer can write exactly SPEC §5's lines and ignore the rest.
+"""
+
+from __future__ import annotations
+
+from twisted.logger import Logger, LogLevel
+
+#: events shown only in `verbose` mode (SPEC §5)
+VERBOSE_ONLY = frozenset({"connection", "headers"})
+
+
+def record(
+    log: Logger,
+    event: str,
+    level: LogLevel = LogLevel.info,
+    **fields: object,
+) -> None:
+    """Write one journal event; `fields` become its `key=value` pairs, in order."""
+    log.emit(level, "{spy_event}", spy_event=event, spy_fields=fields)
+
+
+def record_failure(log: Logger, event: str, **fields: object) -> None:
+    """Write an error event with the traceback of the exception being handled."""
+    log.failure("{spy_event}", spy_event=event, spy_fields=fields)
