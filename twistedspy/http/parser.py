@@ -1,0 +1,489 @@
+# -*- test-case-name: tests.test_parser -*-
+"""
+A sans-IO HTTP/1.x request parser: lines and body bytes in, `Request`s or `HTTPError`s out.
+
+It knows nothing of sockets or Twisted; the protocol splits the byte stream into lines
+and bodies and hands them over, so the same code runs under trial, hypothesis and a
+fuzzer. Where it is stricter than RFC 9112 / RFC 9110 the reason is written beside the
+check: mostly, every lenient reading here is one a front-end proxy might read
+differently, which is how request smuggling happens.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import ClassVar
+from urllib.parse import unquote_to_bytes
+
+from twistedspy.http import grammar
+
+MAX_LINE = 8192
+"""Longest request line and header line, in bytes, without the line end."""
+MAX_FIELDS = 100
+"""Most header fields in one request."""
+MAX_BODY = 65536
+"""Largest Content-Length accepted."""
+MAX_HEADER_BYTES = 65536
+"""Most bytes in all header lines of one request together (each line plus its CRLF)."""
+MAX_EMPTY_LINES = 8
+"""Empty lines tolerated before a request line (RFC 9112 §2.2 says to ignore "at least one")."""
+
+
+class HTTPError(Exception):
+    """A request that cannot be served; carries the status to answer with."""
+
+    status: ClassVar[int] = 400
+    reason: ClassVar[str] = "Bad Request"
+    default_message: ClassVar[str] = "The request could not be understood."
+    #: Every parser error leaves the byte stream at an unknown place: close after answering.
+    close: ClassVar[bool] = True
+
+    def __init__(self, message: str | None = None) -> None:
+        self.message = message if message is not None else self.default_message
+        super().__init__(self.message)
+
+
+class BadRequest(HTTPError):
+    status = 400
+    reason = "Bad Request"
+    default_message = "The request could not be understood."
+
+
+class RequestTimeout(HTTPError):
+    """Raised by the protocol, not the parser: only it knows about time."""
+
+    status = 408
+    reason = "Request Timeout"
+    default_message = "The request was not completed in time."
+
+
+class ContentTooLarge(HTTPError):
+    status = 413
+    reason = "Content Too Large"
+    default_message = "The request body is too large."
+
+
+class URITooLong(HTTPError):
+    status = 414
+    reason = "URI Too Long"
+    default_message = "The request line is too long."
+
+
+class HeaderFieldsTooLarge(HTTPError):
+    status = 431
+    reason = "Request Header Fields Too Large"
+    default_message = "The request header fields are too large."
+
+
+class TransferEncodingNotImplemented(HTTPError):
+    status = 501
+    reason = "Not Implemented"
+    default_message = "Transfer-Encoding is not supported; send a Content-Length instead."
+
+
+class VersionNotSupported(HTTPError):
+    status = 505
+    reason = "HTTP Version Not Supported"
+    default_message = "Only HTTP/1.0 and HTTP/1.1 are supported."
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One complete request, as received."""
+
+    method: str
+    #: the request-target exactly as received
+    target: str
+    #: percent-decoded once; "" for authority-form and asterisk-form
+    path: str
+    #: the raw query after "?", not decoded; "" if none
+    query: str
+    #: (1, 0) or (1, 1); HTTP/1.2 to 1.9 are answered as 1.1 (RFC 9110 §6.2)
+    version: tuple[int, int]
+    #: names lower-cased, values without surrounding blanks, in the order received
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+    #: the absolute-form authority if the target had one (RFC 9112 §3.2.2), else Host, else ""
+    host: str
+    keep_alive: bool
+
+    def header(self, name: str) -> str | None:
+        """The last value of a field, or None."""
+        values = self.header_values(name)
+        return values[-1] if values else None
+
+    def header_values(self, name: str) -> list[str]:
+        """Every value of a field, in order."""
+        name = name.lower()
+        return [value for field, value in self.headers if field == name]
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    path: str
+    query: str
+    #: the authority of an absolute-form target, which overrides Host
+    authority: str | None
+
+
+class _State(enum.Enum):
+    REQUEST_LINE = enum.auto()
+    HEADERS = enum.auto()
+    BODY = enum.auto()
+    FAILED = enum.auto()
+
+
+@dataclass(frozen=True, slots=True)
+class _RequestHead:
+    method: str
+    target: str
+    version: tuple[int, int]
+
+
+class RequestParser:
+    """One per connection; parses requests one after another."""
+
+    def __init__(
+        self,
+        *,
+        max_line: int = MAX_LINE,
+        max_fields: int = MAX_FIELDS,
+        max_body: int = MAX_BODY,
+        max_header_bytes: int = MAX_HEADER_BYTES,
+    ) -> None:
+        self._max_line = max_line
+        self._max_fields = max_fields
+        self._max_body = max_body
+        self._max_header_bytes = max_header_bytes
+        self._state = _State.REQUEST_LINE
+        self._empty_lines = 0
+        self._head: _RequestHead | None = None
+        self._fields: list[tuple[str, str]] = []
+        self._header_bytes = 0
+        self._pending: Request | None = None
+        self._body_length = 0
+        self._error: HTTPError | None = None
+        # feed(): bytes not yet handed to line_received/body_received
+        self._buffer = bytearray()
+
+    @property
+    def in_progress(self) -> bool:
+        """Whether a request has begun (its request line arrived) and is not finished."""
+        return self._state is not _State.REQUEST_LINE
+
+    def line_too_long(self) -> HTTPError:
+        """The error for a line over the limit, by what that line would have been."""
+        if self._state is _State.REQUEST_LINE:
+            return URITooLong(f"The request line is longer than {self._max_line} bytes.")
+        return HeaderFieldsTooLarge(f"A header line is longer than {self._max_line} bytes.")
+
+    def line_received(self, line: bytes) -> Request | int | None:
+        """
+        Take one line, without its line end. None: more lines needed; a Request: complete
+        without a body; n > 0: exactly n body bytes must go to `body_received` next.
+        """
+        if self._state is _State.FAILED:
+            assert self._error is not None
+            raise self._error
+        if self._state is _State.BODY:
+            raise RuntimeError("a body is expected, not a line")
+        try:
+            if self._state is _State.REQUEST_LINE:
+                self._request_line(line)
+                return None
+            return self._header_line(line)
+        except HTTPError as error:
+            self._fail(error)
+            raise
+
+    def body_received(self, body: bytes) -> Request:
+        """Take exactly the body bytes announced by `line_received`."""
+        if self._state is not _State.BODY or self._pending is None:
+            raise RuntimeError("no body is expected")
+        if len(body) != self._body_length:
+            raise ValueError(f"expected {self._body_length} body bytes, got {len(body)}")
+        request = _with_body(self._pending, bytes(body))
+        self._reset()
+        return request
+
+    def feed(self, data: bytes) -> list[Request]:
+        """
+        Take any piece of the byte stream; return the requests it completed.
+
+        A driver over `line_received`/`body_received` for tests and fuzzers; it splits
+        lines as the protocol does (on LF, then one trailing CR is dropped: RFC 9112 §2.2
+        lets a recipient accept a bare LF as a line terminator).
+        """
+        if self._state is _State.FAILED:
+            assert self._error is not None
+            raise self._error
+        self._buffer += data
+        done: list[Request] = []
+        while True:
+            if self._state is _State.BODY:
+                if len(self._buffer) < self._body_length:
+                    break
+                body = bytes(self._buffer[: self._body_length])
+                del self._buffer[: self._body_length]
+                done.append(self.body_received(body))
+                continue
+            end = self._buffer.find(b"\n")
+            if end < 0:
+                # +1: the CR of a CRLF may already be here while its LF is not.
+                if len(self._buffer) > self._max_line + 1:
+                    error = self.line_too_long()
+                    self._fail(error)
+                    raise error
+                break
+            line = bytes(self._buffer[:end])
+            del self._buffer[: end + 1]
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            result = self.line_received(line)
+            if isinstance(result, Request):
+                done.append(result)
+        return done
+
+    # -- the states -------------------------------------------------------------------
+
+    def _fail(self, error: HTTPError) -> None:
+        self._state = _State.FAILED
+        self._error = error
+
+    def _reset(self) -> None:
+        self._state = _State.REQUEST_LINE
+        self._empty_lines = 0
+        self._head = None
+        self._fields = []
+        self._header_bytes = 0
+        self._pending = None
+        self._body_length = 0
+
+    def _request_line(self, line: bytes) -> None:
+        if not line:
+            # RFC 9112 §2.2: ignore at least one empty line before the request line. A
+            # bound, so that a stream of CRLFs cannot hold a connection forever.
+            self._empty_lines += 1
+            if self._empty_lines > MAX_EMPTY_LINES:
+                raise BadRequest("Too many empty lines before the request line.")
+            return
+        if len(line) > self._max_line:
+            raise self.line_too_long()
+        _refuse_bare_cr(line)
+        match = grammar.request_line_re.fullmatch(line)
+        if match is None:
+            if grammar.simple_request_line_re.fullmatch(line):
+                raise VersionNotSupported(
+                    "A request line without an HTTP version is HTTP/0.9, which is not supported."
+                )
+            raise BadRequest(
+                "The request line is malformed: it must be METHOD, one space, the target, "
+                "one space, and HTTP/1.1 (the target percent-encoded, without spaces)."
+            )
+        major, minor = int(match["major"]), int(match["minor"])
+        if major != 1:
+            raise VersionNotSupported(f"HTTP/{major}.{minor} is not supported.")
+        # RFC 9110 §6.2: a recipient of a higher minor version answers with the highest
+        # minor version it supports, and may treat the message as that version.
+        version = (1, min(minor, 1))
+        self._head = _RequestHead(
+            method=match["method"].decode("ascii"),
+            target=match["target"].decode("ascii"),
+            version=version,
+        )
+        self._state = _State.HEADERS
+
+    def _header_line(self, line: bytes) -> Request | int | None:
+        if line:
+            self._add_field(line)
+            return None
+        assert self._head is not None
+        request = self._finish_head(self._head, tuple(self._fields))
+        length = self._content_length(request)
+        if length == 0:
+            self._reset()
+            return request
+        self._pending = request
+        self._body_length = length
+        self._state = _State.BODY
+        return length
+
+    def _add_field(self, line: bytes) -> None:
+        if len(line) > self._max_line:
+            raise self.line_too_long()
+        self._header_bytes += len(line) + 2
+        if self._header_bytes > self._max_header_bytes:
+            raise HeaderFieldsTooLarge(
+                f"The header fields together are larger than {self._max_header_bytes} bytes."
+            )
+        if len(self._fields) >= self._max_fields:
+            raise HeaderFieldsTooLarge(f"More than {self._max_fields} header fields were sent.")
+        _refuse_bare_cr(line)
+        if line[:1] in (b" ", b"\t"):
+            # RFC 9112 §5.2: a server may reject obs-fold with 400; unfolding it would read
+            # differently from any front end that does not.
+            raise BadRequest("A header line begins with whitespace (obsolete line folding).")
+        match = grammar.field_line_re.fullmatch(line)
+        if match is None:
+            if grammar.space_before_colon_re.fullmatch(line):
+                # RFC 9112 §5.1: a server MUST reject whitespace between name and colon.
+                raise BadRequest("A header field has whitespace between its name and the colon.")
+            if line.startswith(b":"):
+                raise BadRequest("A header field has an empty name.")
+            raise BadRequest(
+                "A header field is malformed (it needs a name, a colon and a value without "
+                "control characters)."
+            )
+        name = match["name"].decode("ascii").lower()
+        # obs-text (RFC 9110 §5.5) is kept as the Latin-1 characters it stands for.
+        value = match["value"].decode("latin-1")
+        self._fields.append((name, value))
+
+    def _finish_head(self, head: _RequestHead, fields: tuple[tuple[str, str], ...]) -> Request:
+        target = _parse_target(head.method, head.target)
+        hosts = [value for name, value in fields if name == "host"]
+        # RFC 9112 §3.2: 400 for an HTTP/1.1 request without Host, and for any request with
+        # more than one Host line or an invalid Host value.
+        if len(hosts) > 1:
+            raise BadRequest("The request has more than one Host header field.")
+        if head.version >= (1, 1) and not hosts:
+            raise BadRequest("An HTTP/1.1 request must have a Host header field.")
+        host = hosts[0] if hosts else ""
+        if hosts:
+            # Departure: RFC 9110 §7.2 lets Host be empty when the target URI has no
+            # authority. Every URI served here is http(s), which must have a non-empty host
+            # (RFC 9110 §4.2.1), so an empty Host can only be a mistake: refused in any version.
+            if not host:
+                raise BadRequest("The Host header field is empty.")
+            if not grammar.host_re.fullmatch(host):
+                raise BadRequest("The Host header field is not a valid host name and port.")
+        if target.authority is not None:
+            # RFC 9112 §3.2.2: the absolute-form authority wins over Host.
+            host = target.authority
+        return Request(
+            method=head.method,
+            target=head.target,
+            path=target.path,
+            query=target.query,
+            version=head.version,
+            headers=fields,
+            body=b"",
+            host=host,
+            keep_alive=_keep_alive(head.version, fields),
+        )
+
+    def _content_length(self, request: Request) -> int:
+        lengths = request.header_values("content-length")
+        if request.header_values("transfer-encoding"):
+            if lengths:
+                # RFC 9112 §6.1: both together "ought to be handled as an error"; they are
+                # the classic request-smuggling vector, so never pick one of the two.
+                raise BadRequest("The request has both Transfer-Encoding and Content-Length.")
+            # RFC 9112 §6.1: a transfer coding the server does not understand gets 501.
+            # Chunked is not implemented; no module takes a body of unknown length.
+            raise TransferEncodingNotImplemented()
+        if not lengths:
+            # RFC 9112 §6.3 rule 7: a request with neither has no body.
+            return 0
+        if len(lengths) > 1:
+            # Departure: RFC 9110 §8.6 lets a recipient accept repeated identical values.
+            # A front end that picks a different one of two lines is a smuggling vector, and
+            # no honest client repeats it; refuse it outright.
+            raise BadRequest("The request has more than one Content-Length header field.")
+        value = lengths[0]
+        if not grammar.content_length_re.fullmatch(value):
+            # Departure: RFC 9110 §8.6 also allows a list of identical values ("5, 5") to be
+            # read as one. Refused for the same reason as a repeated field.
+            raise BadRequest("The Content-Length header field is not a plain number.")
+        # Compare digits before converting: int() of thousands of digits is slow, and
+        # refused outright past sys.get_int_max_str_digits().
+        significant = value.lstrip("0")
+        if len(significant) > len(str(self._max_body)) or int(value) > self._max_body:
+            raise ContentTooLarge(f"The request body is larger than {self._max_body} bytes.")
+        return int(value)
+
+
+def _with_body(request: Request, body: bytes) -> Request:
+    return Request(
+        method=request.method,
+        target=request.target,
+        path=request.path,
+        query=request.query,
+        version=request.version,
+        headers=request.headers,
+        body=body,
+        host=request.host,
+        keep_alive=request.keep_alive,
+    )
+
+
+def _refuse_bare_cr(line: bytes) -> None:
+    # RFC 9112 §2.2: a bare CR must be refused or replaced by SP before processing;
+    # replacing would make this server read a line some other one splits in two.
+    if b"\r" in line:
+        raise BadRequest("The request contains a carriage return that does not end a line.")
+
+
+def _parse_target(method: str, target: str) -> _Target:
+    """Split a request-target by its form (RFC 9112 §3.2), the form chosen by the method."""
+    if "#" in target:
+        # RFC 9112 §3.2: no request-target form has a fragment.
+        raise BadRequest("The request target contains a fragment (#).")
+    if method == "CONNECT":
+        # RFC 9112 §3.2.3: CONNECT takes authority-form, and nothing else does.
+        if not grammar.authority_form_re.fullmatch(target):
+            raise BadRequest("CONNECT needs a target of the form host:port.")
+        return _Target(path="", query="", authority=None)
+    if target == "*":
+        # RFC 9112 §3.2.4: asterisk-form is only for a server-wide OPTIONS.
+        if method != "OPTIONS":
+            raise BadRequest("The target * is only allowed with OPTIONS.")
+        return _Target(path="", query="", authority=None)
+    if target.startswith("/"):
+        origin = grammar.origin_form_re.fullmatch(target)
+        if origin is None:
+            raise BadRequest("The request target is not a valid path and query.")
+        return _Target(_decode_path(origin["path"]), origin["query"] or "", authority=None)
+    absolute = grammar.absolute_form_re.fullmatch(target)
+    if absolute is None:
+        raise BadRequest("The request target is neither a path nor an absolute http URL.")
+    if absolute["scheme"].lower() not in ("http", "https"):
+        raise BadRequest("Only http and https URLs can be requested.")
+    authority = absolute["authority"]
+    if "@" in authority:
+        # RFC 9110 §4.2.4: a recipient should treat userinfo in an http(s) URI as an error.
+        raise BadRequest("The request URL contains a user name or password.")
+    if not authority or not grammar.authority_re.fullmatch(authority):
+        # RFC 9110 §4.2.1: an http URI with an empty host must be rejected as invalid.
+        raise BadRequest("The request URL has no valid host.")
+    # RFC 9110 §4.2.3: an empty path is equivalent to "/".
+    path = _decode_path(absolute["path"] or "/")
+    return _Target(path, absolute["query"] or "", authority=authority)
+
+
+def _decode_path(raw: str) -> str:
+    """Percent-decode a path exactly once (RFC 3986 §2.1), as strict UTF-8."""
+    # The grammar has already checked that every "%" is followed by two hex digits.
+    try:
+        path = unquote_to_bytes(raw).decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequest("The request path is not valid UTF-8 once percent-decoded.") from None
+    if grammar.decoded_control_re.search(path):
+        raise BadRequest("The request path contains a control character once percent-decoded.")
+    return path
+
+
+def _keep_alive(version: tuple[int, int], fields: tuple[tuple[str, str], ...]) -> bool:
+    """RFC 9112 §9.3: persistence by version and the Connection options (RFC 9110 §7.6.1)."""
+    options = {
+        option.strip(" \t").lower()
+        for name, value in fields
+        if name == "connection"
+        for option in value.split(",")
+    }
+    if "close" in options:
+        return False
+    if version >= (1, 1):
+        return True
+    return "keep-alive" in options
