@@ -1,0 +1,547 @@
+"""
+Table-driven tests of the request parser, after h11's: every case is fed whole, one
+byte at a time, and with a second request appended, so framing bugs cannot hide.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from twistedspy.http import (
+    BadRequest,
+    ContentTooLarge,
+    HeaderFieldsTooLarge,
+    HTTPError,
+    Request,
+    RequestParser,
+    RequestTimeout,
+    TransferEncodingNotImplemented,
+    URITooLong,
+    VersionNotSupported,
+)
+
+NEXT = b"GET /second?n=2 HTTP/1.1\r\nHost: next.example\r\n\r\n"
+
+
+def feed_whole(data: bytes) -> list[Request]:
+    return RequestParser().feed(data)
+
+
+def feed_bytewise(data: bytes) -> list[Request]:
+    parser = RequestParser()
+    done: list[Request] = []
+    for i in range(len(data)):
+        done += parser.feed(data[i : i + 1])
+    return done
+
+
+@dataclass(frozen=True)
+class Valid:
+    name: str
+    data: bytes
+    #: attributes of the one Request expected
+    expect: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Invalid:
+    name: str
+    data: bytes
+    error: type[HTTPError]
+
+
+def get(target: bytes = b"/", *headers: bytes, version: bytes = b"HTTP/1.1") -> bytes:
+    """A request with a Host header first, unless the headers bring their own."""
+    lines = [b"GET " + target + b" " + version]
+    if not any(h.lower().startswith(b"host:") for h in headers):
+        lines.append(b"Host: example.com")
+    lines += headers
+    return b"\r\n".join(lines) + b"\r\n\r\n"
+
+
+VALID = [
+    Valid(
+        "simple_get",
+        b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n",
+        {
+            "method": "GET",
+            "target": "/",
+            "path": "/",
+            "query": "",
+            "version": (1, 1),
+            "headers": (("host", "example.com"),),
+            "body": b"",
+            "host": "example.com",
+            "keep_alive": True,
+        },
+    ),
+    Valid(
+        "origin_form_with_query",
+        get(b"/processes?sort=rss&order=desc"),
+        {
+            "path": "/processes",
+            "query": "sort=rss&order=desc",
+            "target": "/processes?sort=rss&order=desc",
+        },
+    ),
+    Valid("query_kept_raw", get(b"/p?name=a%20b+c"), {"query": "name=a%20b+c"}),
+    Valid("empty_query", get(b"/p?"), {"path": "/p", "query": ""}),
+    Valid("percent_decoded_once", get(b"/a%2541"), {"path": "/a%41"}),
+    Valid("percent_utf8", get(b"/caf%C3%A9"), {"path": "/café"}),
+    Valid("percent_slash", get(b"/a%2Fb"), {"path": "/a/b"}),
+    Valid("head", b"HEAD /meminfo HTTP/1.1\r\nHost: h\r\n\r\n", {"method": "HEAD"}),
+    Valid(
+        "unusual_method_token", b"M-SEARCH / HTTP/1.1\r\nHost: h\r\n\r\n", {"method": "M-SEARCH"}
+    ),
+    Valid(
+        "post_with_body",
+        b"POST /message HTTP/1.1\r\nHost: h\r\nContent-Type: text/plain\r\n"
+        b"Content-Length: 12\r\n\r\nhello\r\nworld",
+        {"method": "POST", "body": b"hello\r\nworld", "keep_alive": True},
+    ),
+    Valid(
+        "body_with_crlf_inside",
+        b"POST /m HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\n\r\n\r\n\r\n",
+        {"body": b"\r\n\r\n"},
+    ),
+    Valid("content_length_zero", get(b"/", b"Content-Length: 0"), {"body": b""}),
+    Valid(
+        "content_length_leading_zeros",
+        get(b"/", b"Content-Length: 0003") + b"abc",
+        {"body": b"abc"},
+    ),
+    Valid(
+        "content_length_at_limit",
+        get(b"/", b"Content-Length: 65536") + b"x" * 65536,
+        {"body": b"x" * 65536},
+    ),
+    Valid("http10_closes", get(version=b"HTTP/1.0"), {"version": (1, 0), "keep_alive": False}),
+    Valid(
+        "http10_without_host",
+        b"GET / HTTP/1.0\r\n\r\n",
+        {"version": (1, 0), "host": "", "headers": ()},
+    ),
+    Valid(
+        "http10_keep_alive",
+        get(b"/", b"Connection: Keep-Alive", version=b"HTTP/1.0"),
+        {"keep_alive": True},
+    ),
+    Valid(
+        "http10_keep_alive_in_list",
+        get(b"/", b"Connection: foo, keep-alive", version=b"HTTP/1.0"),
+        {"keep_alive": True},
+    ),
+    Valid("http11_close", get(b"/", b"Connection: close"), {"keep_alive": False}),
+    Valid("http11_close_in_list", get(b"/", b"Connection: te ,CLOSE"), {"keep_alive": False}),
+    Valid(
+        "http11_close_in_second_field",
+        get(b"/", b"Connection: te", b"Connection: close"),
+        {"keep_alive": False},
+    ),
+    Valid("http11_other_connection", get(b"/", b"Connection: upgrade"), {"keep_alive": True}),
+    Valid("http12_is_11", get(version=b"HTTP/1.2"), {"version": (1, 1), "keep_alive": True}),
+    Valid("http19_is_11", get(version=b"HTTP/1.9"), {"version": (1, 1)}),
+    Valid(
+        "absolute_form_overrides_host",
+        b"GET http://target.example:8080/cpu?x=1 HTTP/1.1\r\nHost: other\r\n\r\n",
+        {"host": "target.example:8080", "path": "/cpu", "query": "x=1"},
+    ),
+    Valid(
+        "absolute_form_empty_path",
+        b"GET HTTPS://Example.com HTTP/1.1\r\nHost: h\r\n\r\n",
+        {"host": "Example.com", "path": "/", "query": ""},
+    ),
+    Valid(
+        "absolute_form_query_without_path",
+        b"GET http://e.com?a=b HTTP/1.1\r\nHost: h\r\n\r\n",
+        {"path": "/", "query": "a=b"},
+    ),
+    Valid(
+        "absolute_form_ipv6",
+        b"GET http://[::1]:8080/ HTTP/1.1\r\nHost: h\r\n\r\n",
+        {"host": "[::1]:8080"},
+    ),
+    Valid(
+        "absolute_form_http10_without_host",
+        b"GET http://e.com/x HTTP/1.0\r\n\r\n",
+        {"host": "e.com", "path": "/x"},
+    ),
+    Valid(
+        "connect_authority_form",
+        b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
+        {"method": "CONNECT", "target": "example.com:443", "path": "", "host": "example.com:443"},
+    ),
+    Valid(
+        "options_asterisk",
+        b"OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n",
+        {"method": "OPTIONS", "target": "*", "path": ""},
+    ),
+    Valid("host_with_port", get(b"/", b"Host: 127.0.0.1:8080"), {"host": "127.0.0.1:8080"}),
+    Valid("host_ipv6", get(b"/", b"Host: [2001:db8::7]:80"), {"host": "[2001:db8::7]:80"}),
+    Valid("host_ipv4_mapped", get(b"/", b"Host: [::ffff:1.2.3.4]"), {"host": "[::ffff:1.2.3.4]"}),
+    Valid(
+        "headers_lowercased_ows_stripped",
+        get(b"/", b"X-Thing:   a  b \t", b"Accept:text/html"),
+        {"headers": (("host", "example.com"), ("x-thing", "a  b"), ("accept", "text/html"))},
+    ),
+    Valid(
+        "empty_field_value",
+        get(b"/", b"X-Empty:"),
+        {"headers": (("host", "example.com"), ("x-empty", ""))},
+    ),
+    Valid(
+        "obs_text_value",
+        get(b"/", b"X-Name: caf\xe9"),
+        {"headers": (("host", "example.com"), ("x-name", "caf\xe9"))},
+    ),
+    Valid(
+        "bare_lf_line_ends",
+        b"GET /lf HTTP/1.1\nHost: h\n\n",
+        {"path": "/lf", "host": "h"},
+    ),
+    Valid("leading_empty_lines", b"\r\n\r\n" + get(b"/after"), {"path": "/after"}),
+    Valid("eight_leading_empty_lines", b"\r\n" * 8 + get(b"/eight"), {"path": "/eight"}),
+    Valid("hundred_fields", get(b"/", *(b"X-F%d: v" % i for i in range(99))), {}),
+]
+
+INVALID = [
+    # -- request line: 400
+    Invalid("two_spaces_after_method", b"GET  / HTTP/1.1\r\nHost: h\r\n\r\n", BadRequest),
+    Invalid("two_spaces_before_version", b"GET /  HTTP/1.1\r\nHost: h\r\n\r\n", BadRequest),
+    Invalid("tab_separator", b"GET\t/ HTTP/1.1\r\nHost: h\r\n\r\n", BadRequest),
+    Invalid("leading_space", b" GET / HTTP/1.1\r\nHost: h\r\n\r\n", BadRequest),
+    Invalid("trailing_space", b"GET / HTTP/1.1 \r\nHost: h\r\n\r\n", BadRequest),
+    Invalid("method_not_token", b"GE(T / HTTP/1.1\r\nHost: h\r\n\r\n", BadRequest),
+    Invalid("method_only", b"GET\r\nHost: h\r\n\r\n", BadRequest),
+    Invalid("version_lowercase", b"GET / http/1.1\r\nHost: h\r\n\r\n", BadRequest),
+    Invalid("version_two_digit_minor", b"GET / HTTP/1.10\r\nHost: h\r\n\r\n", BadRequest),
+    Invalid("version_no_minor", b"GET / HTTP/1\r\nHost: h\r\n\r\n", BadRequest),
+    Invalid("version_garbage", b"GET / HTTP/x.y\r\nHost: h\r\n\r\n", BadRequest),
+    Invalid("four_parts", b"GET / HTTP/1.1 extra\r\nHost: h\r\n\r\n", BadRequest),
+    Invalid("nul_in_request_line", b"GET /\x00 HTTP/1.1\r\nHost: h\r\n\r\n", BadRequest),
+    Invalid("bare_cr_in_request_line", b"GET /a\rb HTTP/1.1\r\nHost: h\r\n\r\n", BadRequest),
+    Invalid("non_ascii_target", b"GET /caf\xc3\xa9 HTTP/1.1\r\nHost: h\r\n\r\n", BadRequest),
+    Invalid("too_many_empty_lines", b"\r\n" * 9 + get(), BadRequest),
+    # -- request line: 505
+    Invalid("http09_simple_request", b"GET /\r\n\r\n", VersionNotSupported),
+    Invalid("http09_version", b"GET / HTTP/0.9\r\nHost: h\r\n\r\n", VersionNotSupported),
+    Invalid("http20", b"GET / HTTP/2.0\r\nHost: h\r\n\r\n", VersionNotSupported),
+    Invalid("http30", b"GET / HTTP/3.0\r\nHost: h\r\n\r\n", VersionNotSupported),
+    # -- request line: 414
+    Invalid("request_line_too_long", get(b"/" + b"a" * 8192), URITooLong),
+    # -- targets: 400
+    Invalid("fragment", get(b"/a#frag"), BadRequest),
+    Invalid("relative_target", get(b"a/b"), BadRequest),
+    Invalid("bad_percent_escape", get(b"/a%zz"), BadRequest),
+    Invalid("truncated_percent_escape", get(b"/a%4"), BadRequest),
+    Invalid("percent_invalid_utf8", get(b"/a%C3%28"), BadRequest),
+    Invalid("percent_nul", get(b"/a%00b"), BadRequest),
+    Invalid("percent_control", get(b"/a%0Ab"), BadRequest),
+    Invalid("percent_del", get(b"/a%7F"), BadRequest),
+    Invalid("disallowed_char_in_path", get(b"/a<b>"), BadRequest),
+    Invalid("ftp_scheme", get(b"ftp://e.com/x"), BadRequest),
+    Invalid("absolute_form_userinfo", get(b"http://user:pw@e.com/x"), BadRequest),
+    Invalid("absolute_form_empty_host", get(b"http:///x"), BadRequest),
+    Invalid("absolute_form_bad_host", get(b"http://e_[x]/x"), BadRequest),
+    Invalid("absolute_without_slashes", get(b"http:e.com/x"), BadRequest),
+    Invalid("authority_form_with_get", get(b"example.com:443"), BadRequest),
+    Invalid(
+        "connect_with_origin_form",
+        b"CONNECT / HTTP/1.1\r\nHost: h\r\n\r\n",
+        BadRequest,
+    ),
+    Invalid("asterisk_with_get", get(b"*"), BadRequest),
+    # -- header fields: 400
+    Invalid("space_before_colon", get(b"/", b"X-A : b"), BadRequest),
+    Invalid("tab_before_colon", get(b"/", b"X-A\t: b"), BadRequest),
+    Invalid("obs_fold_space", get(b"/", b"X-A: b", b" c"), BadRequest),
+    Invalid("obs_fold_tab", get(b"/", b"X-A: b", b"\tc"), BadRequest),
+    Invalid("no_colon", get(b"/", b"X-A b"), BadRequest),
+    Invalid("empty_name", get(b"/", b": b"), BadRequest),
+    Invalid("name_not_token", get(b"/", b"X(A): b"), BadRequest),
+    Invalid("nul_in_value", get(b"/", b"X-A: a\x00b"), BadRequest),
+    Invalid("ctl_in_value", get(b"/", b"X-A: a\x01b"), BadRequest),
+    Invalid("del_in_value", get(b"/", b"X-A: a\x7fb"), BadRequest),
+    Invalid("bare_cr_in_value", get(b"/", b"X-A: a\rb"), BadRequest),
+    Invalid("bare_cr_at_end_of_value", get(b"/", b"X-A: a\r\r"), BadRequest),
+    # -- Host: 400
+    Invalid("http11_without_host", b"GET / HTTP/1.1\r\n\r\n", BadRequest),
+    Invalid(
+        "absolute_form_without_host_field",
+        b"GET http://e.com/ HTTP/1.1\r\n\r\n",
+        BadRequest,
+    ),
+    Invalid("two_hosts", get(b"/", b"Host: a", b"Host: a"), BadRequest),
+    Invalid(
+        "two_hosts_http10", get(b"/", b"Host: a", b"Host: b", version=b"HTTP/1.0"), BadRequest
+    ),
+    Invalid("empty_host", get(b"/", b"Host:"), BadRequest),
+    Invalid("host_with_path", get(b"/", b"Host: a/b"), BadRequest),
+    Invalid("host_with_userinfo", get(b"/", b"Host: u@a"), BadRequest),
+    Invalid("host_with_space", get(b"/", b"Host: a b"), BadRequest),
+    Invalid("host_bad_port", get(b"/", b"Host: a:8x"), BadRequest),
+    Invalid("host_bad_ipv6", get(b"/", b"Host: [::g]"), BadRequest),
+    # -- Content-Length: 400 / 413
+    Invalid("content_length_negative", get(b"/", b"Content-Length: -1"), BadRequest),
+    Invalid("content_length_plus", get(b"/", b"Content-Length: +1") + b"x", BadRequest),
+    Invalid(
+        "content_length_space_inside", get(b"/", b"Content-Length: 1 0") + b"x" * 10, BadRequest
+    ),
+    Invalid("content_length_list", get(b"/", b"Content-Length: 5, 5") + b"hello", BadRequest),
+    Invalid("content_length_hex", get(b"/", b"Content-Length: 0x5") + b"hello", BadRequest),
+    Invalid("content_length_empty", get(b"/", b"Content-Length:"), BadRequest),
+    Invalid(
+        "content_length_twice",
+        get(b"/", b"Content-Length: 5", b"Content-Length: 5") + b"hello",
+        BadRequest,
+    ),
+    Invalid("content_length_too_large", get(b"/", b"Content-Length: 65537"), ContentTooLarge),
+    Invalid("content_length_huge", get(b"/", b"Content-Length: " + b"9" * 5000), ContentTooLarge),
+    # -- Transfer-Encoding: 400 / 501
+    Invalid(
+        "te_and_content_length",
+        get(b"/", b"Transfer-Encoding: chunked", b"Content-Length: 5") + b"0\r\n\r\n",
+        BadRequest,
+    ),
+    Invalid(
+        "te_chunked",
+        get(b"/", b"Transfer-Encoding: chunked") + b"0\r\n\r\n",
+        TransferEncodingNotImplemented,
+    ),
+    Invalid(
+        "te_http10",
+        get(b"/", b"Transfer-Encoding: identity", version=b"HTTP/1.0"),
+        TransferEncodingNotImplemented,
+    ),
+    # -- header size: 431
+    Invalid("header_line_too_long", get(b"/", b"X-A: " + b"a" * 8188), HeaderFieldsTooLarge),
+    Invalid(
+        "too_many_fields", get(b"/", *(b"X-F%d: v" % i for i in range(100))), HeaderFieldsTooLarge
+    ),
+    Invalid(
+        "header_bytes_too_large",
+        get(b"/", *(b"X-F%d: " % i + b"v" * 8000 for i in range(9))),
+        HeaderFieldsTooLarge,
+    ),
+]
+
+# What the error page says for rows whose status alone could hide the wrong reason.
+REASONS = {
+    "bare_cr_in_request_line": "carriage return",
+    "bare_cr_in_value": "carriage return",
+    "too_many_empty_lines": "empty lines",
+    "fragment": "fragment",
+    "bad_percent_escape": "not a valid path",
+    "percent_invalid_utf8": "UTF-8",
+    "percent_nul": "control character",
+    "absolute_form_userinfo": "user name",
+    "absolute_form_empty_host": "no valid host",
+    "space_before_colon": "between its name and the colon",
+    "obs_fold_space": "folding",
+    "obs_fold_tab": "folding",
+    "empty_name": "empty name",
+    "http11_without_host": "must have a Host",
+    "two_hosts_http10": "more than one Host",
+    "empty_host": "Host header field is empty",
+    "content_length_list": "plain number",
+    "content_length_twice": "more than one Content-Length",
+    "te_and_content_length": "both Transfer-Encoding and Content-Length",
+    "too_many_fields": "More than 100",
+    "header_bytes_too_large": "together",
+}
+
+
+def _valid_tests(case: Valid) -> dict[str, Callable[[SynchronousTestCase], None]]:
+    def check(test: SynchronousTestCase, request: Request) -> None:
+        for attribute, expected in case.expect.items():
+            test.assertEqual(getattr(request, attribute), expected, attribute)
+
+    def whole(test: SynchronousTestCase) -> None:
+        [request] = feed_whole(case.data)
+        check(test, request)
+
+    def bytewise(test: SynchronousTestCase) -> None:
+        requests = feed_bytewise(case.data)
+        test.assertEqual(requests, feed_whole(case.data))
+        check(test, requests[0])
+
+    def appended(test: SynchronousTestCase) -> None:
+        first, second = feed_whole(case.data + NEXT)
+        check(test, first)
+        test.assertEqual(second, feed_whole(NEXT)[0])
+        test.assertEqual(
+            (second.path, second.query, second.host), ("/second", "n=2", "next.example")
+        )
+
+    return {"whole": whole, "bytewise": bytewise, "appended": appended}
+
+
+def _invalid_tests(case: Invalid) -> dict[str, Callable[[SynchronousTestCase], None]]:
+    def whole(test: SynchronousTestCase) -> None:
+        error = test.assertRaises(HTTPError, feed_whole, case.data)
+        test.assertIs(type(error), case.error, error.message)
+        test.assertIn(REASONS.get(case.name, ""), error.message)
+        test.assertTrue(error.close)
+
+    def bytewise(test: SynchronousTestCase) -> None:
+        error = test.assertRaises(HTTPError, feed_bytewise, case.data)
+        test.assertIs(type(error), case.error, error.message)
+
+    def appended(test: SynchronousTestCase) -> None:
+        error = test.assertRaises(HTTPError, feed_whole, case.data + NEXT)
+        test.assertIs(type(error), case.error, error.message)
+
+    return {"whole": whole, "bytewise": bytewise, "appended": appended}
+
+
+def _table(cls: type[SynchronousTestCase]) -> type[SynchronousTestCase]:
+    """Give the class one test method per case and feeding mode."""
+    for valid in VALID:
+        for mode, method in _valid_tests(valid).items():
+            setattr(cls, f"test_valid_{valid.name}_{mode}", method)
+    for invalid in INVALID:
+        for mode, method in _invalid_tests(invalid).items():
+            setattr(cls, f"test_invalid_{invalid.name}_{mode}", method)
+    return cls
+
+
+@_table
+class RequestTableTests(SynchronousTestCase):
+    """Each row of VALID and INVALID, fed whole, byte by byte, and with a request after it."""
+
+    def test_names_unique(self) -> None:
+        names = [case.name for case in VALID] + [case.name for case in INVALID]
+        self.assertEqual(len(names), len(set(names)))
+        self.assertLessEqual(set(REASONS), {case.name for case in INVALID})
+
+
+class StatusTests(SynchronousTestCase):
+    """The error hierarchy carries what the response needs."""
+
+    def test_statuses(self) -> None:
+        expected = {
+            BadRequest: (400, "Bad Request"),
+            RequestTimeout: (408, "Request Timeout"),
+            ContentTooLarge: (413, "Content Too Large"),
+            URITooLong: (414, "URI Too Long"),
+            HeaderFieldsTooLarge: (431, "Request Header Fields Too Large"),
+            TransferEncodingNotImplemented: (501, "Not Implemented"),
+            VersionNotSupported: (505, "HTTP Version Not Supported"),
+        }
+        for cls, (status, reason) in expected.items():
+            error = cls()
+            self.assertIsInstance(error, HTTPError)
+            self.assertEqual((error.status, error.reason), (status, reason))
+            self.assertTrue(error.close)
+            self.assertTrue(error.message)
+            self.assertEqual(str(error), error.message)
+
+    def test_message(self) -> None:
+        self.assertEqual(BadRequest("plain words").message, "plain words")
+
+
+class LineInterfaceTests(SynchronousTestCase):
+    """`line_received` / `body_received` as the protocol drives them."""
+
+    def test_request_without_body(self) -> None:
+        parser = RequestParser()
+        self.assertFalse(parser.in_progress)
+        self.assertIsNone(parser.line_received(b"GET /cpu HTTP/1.1"))
+        self.assertTrue(parser.in_progress)
+        self.assertIsNone(parser.line_received(b"Host: h"))
+        request = parser.line_received(b"")
+        assert isinstance(request, Request)
+        self.assertEqual((request.path, request.host, request.body), ("/cpu", "h", b""))
+        self.assertFalse(parser.in_progress)
+
+    def test_request_with_body(self) -> None:
+        parser = RequestParser()
+        parser.line_received(b"POST /message HTTP/1.1")
+        parser.line_received(b"Host: h")
+        self.assertIsNone(parser.line_received(b"Content-Length: 5"))
+        self.assertEqual(parser.line_received(b""), 5)
+        self.assertTrue(parser.in_progress)
+        request = parser.body_received(b"hello")
+        self.assertEqual(request.body, b"hello")
+        self.assertFalse(parser.in_progress)
+        # The parser is ready for the next request on the connection.
+        parser.line_received(b"GET / HTTP/1.0")
+        self.assertIsInstance(parser.line_received(b""), Request)
+
+    def test_body_of_wrong_length(self) -> None:
+        parser = RequestParser()
+        for line in (b"POST / HTTP/1.1", b"Host: h", b"Content-Length: 5", b""):
+            parser.line_received(line)
+        self.assertRaises(ValueError, parser.body_received, b"hell")
+
+    def test_content_too_large_before_body(self) -> None:
+        """413 comes as soon as the header is complete, before any body byte."""
+        parser = RequestParser(max_body=10)
+        for line in (b"POST / HTTP/1.1", b"Host: h", b"Content-Length: 11"):
+            parser.line_received(line)
+        self.assertRaises(ContentTooLarge, parser.line_received, b"")
+
+    def test_empty_lines_are_not_in_progress(self) -> None:
+        parser = RequestParser()
+        self.assertIsNone(parser.line_received(b""))
+        self.assertFalse(parser.in_progress)
+
+    def test_line_too_long(self) -> None:
+        """414 while the request line is awaited, 431 for a header line."""
+        parser = RequestParser(max_line=20)
+        self.assertIsInstance(parser.line_too_long(), URITooLong)
+        self.assertRaises(URITooLong, parser.line_received, b"GET /" + b"a" * 12 + b" HTTP/1.1")
+        parser = RequestParser(max_line=20)
+        parser.line_received(b"GET / HTTP/1.1")
+        self.assertIsInstance(parser.line_too_long(), HeaderFieldsTooLarge)
+        self.assertRaises(HeaderFieldsTooLarge, parser.line_received, b"X: " + b"a" * 18)
+
+    def test_limits_configurable(self) -> None:
+        parser = RequestParser(max_fields=2)
+        for line in (b"GET / HTTP/1.1", b"Host: h", b"A: b"):
+            parser.line_received(line)
+        self.assertRaises(HeaderFieldsTooLarge, parser.line_received, b"C: d")
+
+    def test_error_is_sticky(self) -> None:
+        """After an error the stream position is unknown: nothing more is parsed."""
+        parser = RequestParser()
+        self.assertRaises(BadRequest, parser.line_received, b"GET  / HTTP/1.1")
+        self.assertRaises(BadRequest, parser.line_received, b"GET / HTTP/1.1")
+        self.assertRaises(BadRequest, parser.feed, b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+
+
+class HeaderAccessTests(SynchronousTestCase):
+    def test_header_last_value(self) -> None:
+        [request] = feed_whole(get(b"/", b"Accept: a", b"X: 1", b"accept: b"))
+        self.assertEqual(request.header("Accept"), "b")
+        self.assertEqual(request.header_values("ACCEPT"), ["a", "b"])
+        self.assertIsNone(request.header("missing"))
+        self.assertEqual(request.header_values("missing"), [])
+
+
+class PipelineTests(SynchronousTestCase):
+    def test_pipelined_in_order(self) -> None:
+        data = (
+            get(b"/one")
+            + b"POST /two HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc"
+            + b"HEAD /three HTTP/1.0\r\n\r\n"
+        )
+        requests = feed_whole(data)
+        self.assertEqual([r.path for r in requests], ["/one", "/two", "/three"])
+        self.assertEqual(requests[1].body, b"abc")
+        self.assertEqual(feed_bytewise(data), requests)
+
+    def test_partial_request_waits(self) -> None:
+        parser = RequestParser()
+        self.assertEqual(parser.feed(b"GET / HTTP/1.1\r\nHost: h\r\n"), [])
+        self.assertTrue(parser.in_progress)
+        [request] = parser.feed(b"\r\n")
+        self.assertEqual(request.host, "h")
+
+    def test_unterminated_long_line(self) -> None:
+        """feed() notices an over-long line before its end arrives."""
+        parser = RequestParser()
+        self.assertRaises(URITooLong, parser.feed, b"GET /" + b"a" * 9000)
