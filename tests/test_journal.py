@@ -1,0 +1,191 @@
+"""Tests for twistedspy.journal: file names, midnight, modes, escaping, tracebacks, errors."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+
+from twisted.logger import Logger, LogLevel
+from twisted.trial.unittest import TestCase
+
+from twistedspy.events import VERBOSE_ONLY, record, record_failure
+from twistedspy.journal import (
+    JournalError,
+    JournalObserver,
+    format_value,
+    journal_file_name,
+    open_journal,
+)
+from twistedspy.settings import LogMode
+
+#: 9 March 2024, 23:59:59 local time, whatever the machine's zone
+BEFORE_MIDNIGHT = time.mktime((2024, 3, 9, 23, 59, 59, 0, 0, -1))
+
+LINE = re.compile(
+    r"(?P<stamp>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d) (?P<level>\w+) "
+    r"(?P<event>\S+)(?: (?P<fields>.*))?"
+)
+
+
+class FakeClock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class JournalTests(TestCase):
+    def setUp(self) -> None:
+        self.log_dir = Path(self.mktemp()) / "logs"
+        self.clock = FakeClock(BEFORE_MIDNIGHT)
+
+    def journal(self, mode: LogMode = "short") -> tuple[JournalObserver, Logger]:
+        journal = open_journal(self.log_dir, mode, now=self.clock)
+        self.addCleanup(journal.close)
+        return journal, Logger(namespace="tests.journal", observer=journal)
+
+    def lines(self, name: str = "09-03-2024.log") -> list[str]:
+        return (self.log_dir / name).read_text(encoding="utf-8").splitlines()
+
+    def test_file_name_is_local_date(self) -> None:
+        self.assertEqual(journal_file_name(BEFORE_MIDNIGHT), "09-03-2024.log")
+        self.assertEqual(journal_file_name(BEFORE_MIDNIGHT + 2), "10-03-2024.log")
+
+    def test_open_creates_folder_and_todays_file(self) -> None:
+        journal, _ = self.journal()
+        self.assertEqual(journal.path, self.log_dir / "09-03-2024.log")
+        assert journal.path is not None
+        self.assertTrue(journal.path.is_file())
+
+    def test_line_format(self) -> None:
+        _, log = self.journal()
+        record(log, "request", client="127.0.0.1", status=200, user=None)
+        [line] = self.lines()
+        match = LINE.fullmatch(line)
+        assert match is not None, line
+        self.assertEqual(match["level"], "info")
+        self.assertEqual(match["event"], "request")
+        self.assertEqual(match["fields"], "client=127.0.0.1 status=200 user=-")
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(BEFORE_MIDNIGHT))
+        self.assertTrue(match["stamp"].startswith(stamp + ".000"), match["stamp"])
+        offset = time.localtime(BEFORE_MIDNIGHT).tm_gmtoff
+        sign = "-" if offset < 0 else "+"
+        hours, minutes = divmod(abs(offset) // 60, 60)
+        self.assertTrue(match["stamp"].endswith(f"{sign}{hours:02}:{minutes:02}"))
+
+    def test_rollover_at_local_midnight(self) -> None:
+        _, log = self.journal()
+        record(log, "start", port=1)
+        self.clock.now += 0.5
+        record(log, "late", n=1)
+        self.clock.now += 1  # 00:00:00.5 the next day
+        record(log, "early", n=2)
+        before = [LINE.fullmatch(line)["event"] for line in self.lines()]  # type: ignore[index]
+        after = [
+            LINE.fullmatch(line)["event"]  # type: ignore[index]
+            for line in self.lines("10-03-2024.log")
+        ]
+        self.assertEqual((before, after), (["start", "late"], ["early"]))
+        self.assertIn("T00:00:00.500", self.lines("10-03-2024.log")[0])
+
+    def test_short_mode_leaves_out_verbose_events(self) -> None:
+        _, log = self.journal("short")
+        for name in sorted(VERBOSE_ONLY):
+            record(log, name, client="::1")
+        record(log, "request", status=200)
+        self.assertEqual([line.split()[2] for line in self.lines()], ["request"])
+
+    def test_verbose_mode_keeps_them(self) -> None:
+        _, log = self.journal("verbose")
+        for name in sorted(VERBOSE_ONLY):
+            record(log, name, client="::1")
+        record(log, "request", status=200)
+        self.assertEqual(
+            [line.split()[2] for line in self.lines()], [*sorted(VERBOSE_ONLY), "request"]
+        )
+
+    def test_hostile_values_stay_on_one_line(self) -> None:
+        _, log = self.journal()
+        hostile = 'a b\nFAKE 2024 info start x=1\r"q"=\\ \u2028\x00'
+        record(log, "request", path=hostile, user="bob")
+        [line] = self.lines()
+        self.assertEqual(
+            line.split(" ", 3)[3],
+            r'path="a b\nFAKE 2024 info start x=1\r\"q\"=\\ \u2028\x00" user=bob',
+        )
+
+    def test_format_value(self) -> None:
+        self.assertEqual(format_value(""), '""')
+        self.assertEqual(format_value("a=b"), '"a=b"')
+        self.assertEqual(format_value(3.5), "3.5")
+        self.assertEqual(format_value("caf\u00e9"), "caf\u00e9")
+        self.assertEqual(format_value("\U0001f600"), "\U0001f600")
+        self.assertEqual(format_value("\t"), r'"\t"')
+
+    def test_failure_has_its_traceback(self) -> None:
+        _, log = self.journal()
+        try:
+            raise ValueError("broken\nmodule")
+        except ValueError:
+            record_failure(log, "module-error", module="disks")
+        record(log, "after")
+        lines = self.lines()
+        self.assertRegex(lines[0], r" critical module-error module=disks$")
+        body = lines[1:-1]
+        self.assertTrue(body, lines)
+        self.assertTrue(all(line.startswith("  ") for line in body), body)
+        self.assertIn("  Traceback (most recent call last):", body)
+        self.assertTrue(any("ValueError: broken" in line for line in body), body)
+        self.assertIn("raise ValueError", "\n".join(body))
+        self.assertEqual(lines[-1].split()[2], "after")
+
+    def test_twisted_warnings_but_not_chatter(self) -> None:
+        _, log = self.journal()
+        log.info("Starting factory {f}", f="x")
+        log.warn("Couldn't listen on {port}", port=80)
+        [line] = self.lines()
+        self.assertRegex(
+            line,
+            r" warn twisted namespace=tests.journal message=\"Couldn't listen on 80\"$",
+        )
+
+    def test_close_flushes_and_stops(self) -> None:
+        journal, log = self.journal()
+        record(log, "stop")
+        self.assertEqual(len(self.lines()), 1)  # already on disk before close
+        journal.close()
+        record(log, "after-close")
+        self.assertEqual(len(self.lines()), 1)
+
+    def test_levels(self) -> None:
+        _, log = self.journal()
+        record(log, "auth", level=LogLevel.warn, user="x", outcome="denied")
+        self.assertEqual(self.lines()[0].split()[1], "warn")
+
+
+class UnwritableJournalTests(TestCase):
+    def test_folder_under_a_file(self) -> None:
+        # Works as root too: nobody can make a folder inside a regular file.
+        blocker = Path(self.mktemp())
+        blocker.write_text("not a folder")
+        log_dir = blocker / "logs"
+        error = self.assertRaises(JournalError, open_journal, log_dir, "short")
+        self.assertEqual(str(error), f"cannot write the journal in {log_dir}: Not a directory")
+
+    def test_log_dir_is_a_file(self) -> None:
+        log_dir = Path(self.mktemp())
+        log_dir.write_text("")
+        error = self.assertRaises(JournalError, open_journal, log_dir, "short")
+        self.assertIn(f"cannot write the journal in {log_dir}", str(error))
+
+    def test_read_only_folder(self) -> None:
+        if os.geteuid() == 0:
+            self.skipTest("root may write into a read-only folder")
+        log_dir = Path(self.mktemp())
+        log_dir.mkdir(mode=0o500)
+        self.addCleanup(log_dir.chmod, 0o700)
+        error = self.assertRaises(JournalError, open_journal, log_dir, "short")
+        self.assertEqual(str(error), f"cannot write the journal in {log_dir}: Permission denied")

@@ -1,0 +1,211 @@
+# -*- test-case-name: tests.test_journal -*-
+"""The daily journal (SPEC §5): a `twisted.logger` observer writing `dd-mm-yyyy.log` files.
+
+It writes the events that `twistedspy.events.record` marks with `spy_event`, and Twisted's
+own events at warn level or above as the event `twisted` (a port that cannot be bound, an
+unhandled error in a Deferred). Everything else Twisted logs stays out.
+
+One event is one line:
+
+    2024-03-09T23:59:59.250+01:00 info request client=127.0.0.1 method=GET path=/ status=200
+
+the local time with its UTC offset, the level, the event name, then the fields in the
+order they were given. A value holding spaces, quotes, `=`, a backslash or anything not
+printable is written in double quotes with backslash escapes, so no value can break a line
+or forge a field. The one exception to one line an event: a failure's traceback follows
+its event, each line indented by two spaces.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+
+from twisted.logger import ILogObserver, LogLevel, formatEvent
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from twistedspy.events import VERBOSE_ONLY
+from twistedspy.settings import LogMode
+
+#: the event name under which Twisted's own warnings and errors are journalled
+TWISTED_EVENT = "twisted"
+
+_LEVELS = frozenset(LogLevel.iterconstants())
+
+#: a single character escaped in a quoted value; any other non-printable one becomes \\xNN,
+#: \\uNNNN or \\UNNNNNNNN
+_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+class JournalError(Exception):
+    """The journal cannot be written; its str is the one message to show the user."""
+
+
+def journal_file_name(when: float) -> str:
+    """The journal file for the local date at `when` (seconds since the epoch)."""
+    return time.strftime("%d-%m-%Y.log", time.localtime(when))
+
+
+def local_timestamp(when: float) -> str:
+    """ISO 8601 local time with milliseconds and the UTC offset in force at `when`."""
+    return datetime.fromtimestamp(when).astimezone().isoformat(timespec="milliseconds")
+
+
+def _escape_char(char: str) -> str:
+    if char in _ESCAPES:
+        return _ESCAPES[char]
+    if char.isprintable():
+        return char
+    code = ord(char)
+    if code <= 0xFF:
+        return f"\\x{code:02x}"
+    if code <= 0xFFFF:
+        return f"\\u{code:04x}"
+    return f"\\U{code:08x}"
+
+
+def format_value(value: object) -> str:
+    """One field value as the journal writes it: bare when safe, else quoted and escaped."""
+    text = "-" if value is None else str(value)
+    if text and all(c.isprintable() and not c.isspace() and c not in '"=\\' for c in text):
+        return text
+    return '"' + "".join(_escape_char(c) for c in text) + '"'
+
+
+def format_fields(fields: Iterable[tuple[str, object]]) -> str:
+    """`key=value` pairs, space-separated, in the order given."""
+    return " ".join(f"{format_value(key)}={format_value(value)}" for key, value in fields)
+
+
+def format_event(event: Mapping[str, Any], when: float) -> str | None:
+    """
+    The journal text for one log event (with a trailing newline), or None if the journal
+    does not keep it. A failure's traceback follows on indented lines.
+    """
+    level = event.get("log_level", LogLevel.info)
+    name = event.get("spy_event")
+    if name is not None:
+        fields: Mapping[str, object] = event.get("spy_fields") or {}
+        pairs: list[tuple[str, object]] = list(fields.items())
+    elif level in _LEVELS and level >= LogLevel.warn:
+        name = TWISTED_EVENT
+        pairs = [
+            ("namespace", event.get("log_namespace", "-")),
+            ("message", formatEvent(dict(event))),
+        ]
+    else:
+        return None
+    level_name = level.name if level in _LEVELS else str(level)
+    head = f"{local_timestamp(when)} {level_name} {format_value(name)}"
+    line = f"{head} {format_fields(pairs)}" if pairs else head
+    lines = [line]
+    failure = event.get("log_failure")
+    if isinstance(failure, Failure):
+        lines.extend("  " + row for row in failure.getTraceback().splitlines())
+    return "\n".join(lines) + "\n"
+
+
+@implementer(ILogObserver)
+class JournalObserver:
+    """
+    Writes the journal into `log_dir`, one file a local day.
+
+    The event is stamped with `now()` when the observer receives it (observers are called
+    while the event is emitted), and that instant also picks the day's file: a test moves
+    `now` across midnight instead of waiting for it.
+    """
+
+    def __init__(
+        self,
+        log_dir: Path,
+        mode: LogMode,
+        *,
+        now: Callable[[], float] = time.time,
+    ) -> None:
+        self.log_dir = log_dir
+        self.mode = mode
+        self._now = now
+        # Twisted may deliver events from other threads (a Logger used in a worker thread).
+        self._lock = threading.Lock()
+        self._file: IO[str] | None = None
+        self._file_name: str | None = None
+        self._closed = False
+
+    @property
+    def path(self) -> Path | None:
+        """The file being written, if one is open."""
+        return None if self._file_name is None else self.log_dir / self._file_name
+
+    def open_today(self) -> None:
+        """Open (or create) the current day's file; raises JournalError if it cannot."""
+        with self._lock:
+            self._switch_to(journal_file_name(self._now()))
+
+    def _switch_to(self, name: str) -> None:
+        if name == self._file_name and self._file is not None:
+            return
+        path = self.log_dir / name
+        try:
+            # Line buffered is not enough for the traceback's extra lines; flush() after each
+            # event hands everything to the OS, so nothing written is lost at a clean stop.
+            new = open(path, "a", encoding="utf-8", errors="backslashreplace")  # noqa: SIM115
+        except OSError as e:
+            raise JournalError(
+                f"cannot write the journal in {self.log_dir}: {e.strerror or e}"
+            ) from None
+        if self._file is not None:
+            self._file.close()
+        self._file, self._file_name = new, name
+
+    def __call__(self, event: Mapping[str, Any]) -> None:
+        if self.mode == "short" and event.get("spy_event") in VERBOSE_ONLY:
+            return
+        when = self._now()
+        text = format_event(event, when)
+        if text is None:
+            return
+        with self._lock:
+            if self._closed:
+                return
+            self._switch_to(journal_file_name(when))
+            assert self._file is not None
+            self._file.write(text)
+            self._file.flush()
+
+    def close(self) -> None:
+        """Close the file; events after this are dropped."""
+        with self._lock:
+            self._closed = True
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+
+
+def open_journal(
+    log_dir: Path,
+    mode: LogMode,
+    *,
+    now: Callable[[], float] = time.time,
+) -> JournalObserver:
+    """
+    A journal writing into `log_dir`, created if missing, with today's file already open.
+
+    Raises JournalError (e.g. `cannot write the journal in /x/logs: Permission denied`) when
+    the folder cannot be made or written, so that start-up stops before anything listens.
+    """
+    try:
+        log_dir.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise JournalError(
+            f"cannot write the journal in {log_dir}: it exists and is not a folder"
+        ) from None
+    except OSError as e:
+        raise JournalError(f"cannot write the journal in {log_dir}: {e.strerror or e}") from None
+    journal = JournalObserver(log_dir, mode, now=now)
+    journal.open_today()
+    return journal
