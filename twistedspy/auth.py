@@ -1,0 +1,432 @@
+# -*- test-case-name: tests.test_auth -*-
+"""Who is asking: credentials from a request, checked through a `twisted.cred` Portal.
+
+The HTTP side turns a request into credentials (`credentials_from`) and hands them with
+the client address to the `Gatekeeper`, the one door every request passes. Behind it a
+plain `Portal` asks a checker: `AllowAnonymousAccess` while Security is off, the bcrypt
+`AccountsChecker` while it is on; the `ViewerRealm` hands out the `Viewer` avatar that
+the dispatcher serves pages to.
+"""
+
+from __future__ import annotations
+
+import binascii
+import hashlib
+import hmac
+import ipaddress
+import math
+import secrets
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import bcrypt
+from twisted.cred.checkers import ANONYMOUS, AllowAnonymousAccess, ICredentialsChecker
+from twisted.cred.credentials import (
+    Anonymous,
+    IAnonymous,
+    ICredentials,
+    IUsernamePassword,
+    UsernamePassword,
+)
+from twisted.cred.error import UnauthorizedLogin, UnhandledCredentials
+from twisted.cred.portal import IRealm, Portal
+from twisted.internet.defer import Deferred, DeferredSemaphore, fail, succeed
+from twisted.logger import Logger, LogLevel
+from twisted.python.failure import Failure
+from zope.interface import Attribute, Interface, implementer
+
+from twistedspy.accounts import BCRYPT_MAX_PASSWORD, AccountsFile
+from twistedspy.events import record
+
+if TYPE_CHECKING:
+    from twisted.internet.interfaces import IReactorTime
+
+    from twistedspy.context import BlockingRunner
+    from twistedspy.settings import Settings
+
+#: the realm browsers show in their login prompt (RFC 7617 §2)
+REALM = "twistedspy"
+WWW_AUTHENTICATE = f'Basic realm="{REALM}", charset="UTF-8"'
+
+
+class IViewer(Interface):
+    """Whoever a page is served to."""
+
+    user = Attribute("user name, or None when Security is off")
+
+
+@implementer(IViewer)
+@dataclass(frozen=True, slots=True)
+class Viewer:
+    user: str | None
+
+
+def _nothing_to_release() -> None:
+    """A Viewer holds no resources, so logging out has nothing to do."""
+
+
+@implementer(IRealm)
+class ViewerRealm:
+    """Hands out a `Viewer` for the avatar ID a checker accepted."""
+
+    def requestAvatar(
+        self,
+        avatarId: bytes | tuple[()],  # noqa: N803 (IRealm's own name)
+        mind: object,
+        *interfaces: type[Interface],
+    ) -> tuple[type[Interface], object, Callable[[], None]]:
+        if IViewer not in interfaces:
+            raise NotImplementedError("ViewerRealm only hands out IViewer avatars")
+        if avatarId == ANONYMOUS or not isinstance(avatarId, bytes):
+            return (IViewer, Viewer(None), _nothing_to_release)
+        return (IViewer, Viewer(avatarId.decode("utf-8")), _nothing_to_release)
+
+
+def _password_matches(password: bytes, hashed: bytes) -> bool:
+    """
+    bcrypt's verdict; runs in a worker thread (about 300 ms at cost 12).
+
+    Passwords are cut to 72 bytes, as `htpasswd -B` (and every bcrypt before pyca/bcrypt
+    5, which raises ValueError instead) did when the hash was made: the same password
+    that was typed to htpasswd logs in here. `twistedspy-passwd` refuses longer ones, so
+    nobody sets a password whose tail is silently ignored.
+    """
+    try:
+        return bcrypt.checkpw(password[:BCRYPT_MAX_PASSWORD], hashed)
+    except ValueError:
+        # "Invalid salt" for a malformed hash: a failed login, never an escaping error
+        # (twisted.cred's FilePasswordDB lets it escape).
+        return False
+
+
+_BCRYPT_BASE64 = "./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+
+def _dummy_hash(cost: int) -> bytes:
+    """
+    A well-formed bcrypt hash that no password matches, made without hashing anything.
+
+    Random salt and a random 31-character digest: `checkpw` spends the full cost on it
+    and fails (a match would need a 2**-184 coincidence), so an unknown user takes as long
+    as a wrong password for a real one.
+    """
+    digest = "".join(secrets.choice(_BCRYPT_BASE64) for _ in range(31))
+    return bcrypt.gensalt(cost, prefix=b"2b") + digest.encode("ascii")
+
+
+#: a verified login: (user, hash it matched, keyed digest of the password)
+_CacheKey = tuple[str, bytes, bytes]
+
+
+@implementer(ICredentialsChecker)
+class AccountsChecker:
+    """
+    Checks user names and passwords against the accounts file with bcrypt.
+
+    bcrypt is slow on purpose, so it runs in the service's threads (never on the reactor,
+    where five cost-12 logins froze every client for 1.6 s), at most `max_concurrent` at
+    a time so that a burst of logins cannot take every thread. Successful logins are
+    remembered (LRU, `cache_size` entries) so a browser's every request does not pay
+    300 ms again; the entry is keyed by the hash too, so a changed password misses it.
+    """
+
+    credentialInterfaces = (IUsernamePassword,)  # noqa: N815 (ICredentialsChecker's name)
+
+    def __init__(
+        self,
+        accounts: AccountsFile,
+        run_blocking: BlockingRunner,
+        *,
+        max_concurrent: int = 4,
+        cache_size: int = 256,
+    ) -> None:
+        self._accounts = accounts
+        self._run_blocking = run_blocking
+        self._checks = DeferredSemaphore(max_concurrent)
+        self._cache_size = cache_size
+        self._verified: OrderedDict[_CacheKey, None] = OrderedDict()
+        # The cache never holds a password, nor a plain hash of one: an HMAC under a key
+        # that lives only in this process cannot be brute-forced from a memory dump.
+        self._cache_secret = secrets.token_bytes(32)
+        self._dummies: dict[int, bytes] = {}
+
+    def requestAvatarId(self, credentials: IUsernamePassword) -> Deferred[bytes | tuple[()]]:
+        username: bytes = credentials.username
+        password: bytes = credentials.password
+        if not password:
+            # Refused for every user alike, so it says nothing about who exists.
+            return fail(UnauthorizedLogin("empty password"))
+        try:
+            user = username.decode("utf-8")
+        except UnicodeDecodeError:
+            user = ""
+        account = self._accounts.lookup(user) if user else None
+        # An unknown user costs a bcrypt check all the same (SPEC §3: no enumeration by
+        # timing), against a dummy hash of the cost the real accounts use.
+        hashed = self._dummy(self._accounts.usual_cost()) if account is None else account.hash
+        key = (user, hashed, hmac.digest(self._cache_secret, password, hashlib.sha256))
+        if account is not None and key in self._verified:
+            self._verified.move_to_end(key)
+            return succeed(username)
+
+        def decide(matched: bool) -> bytes | tuple[()]:
+            if not matched or account is None:
+                raise UnauthorizedLogin("wrong user name or password")
+            self._remember(key)
+            return username
+
+        checked: Deferred[bool] = self._checks.run(
+            self._run_blocking, _password_matches, password, hashed
+        )
+        return checked.addCallback(decide)
+
+    def _dummy(self, cost: int) -> bytes:
+        if cost not in self._dummies:
+            self._dummies[cost] = _dummy_hash(cost)
+        return self._dummies[cost]
+
+    def _remember(self, key: _CacheKey) -> None:
+        self._verified[key] = None
+        self._verified.move_to_end(key)
+        while len(self._verified) > self._cache_size:
+            self._verified.popitem(last=False)
+
+
+class LoginFailed(Exception):
+    """Missing, malformed or wrong credentials: answered 401 with `WWW_AUTHENTICATE`."""
+
+
+class LoginThrottled(Exception):
+    """Too many failed logins from this address: answered 429 with `Retry-After`."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"too many failed logins; retry after {retry_after} s")
+        self.retry_after = retry_after
+
+
+def credentials_from(
+    login: str | None, password: str | None, authorization: str | None
+) -> ICredentials:
+    """
+    The credentials a request carries: `?login=&password=` or `Authorization: Basic`.
+
+    The query wins when it has a login, as the explicit choice of this one request (a
+    browser keeps sending the Basic credentials it prompted for). No credentials at all
+    are `Anonymous()`; anything malformed raises `LoginFailed`, never a silent fallback
+    to anonymous.
+    """
+    if login or password:
+        if not login:
+            raise LoginFailed("a password was given without a login")
+        return UsernamePassword(_utf8(login), _utf8(password or ""))
+    if authorization is None:
+        return Anonymous()
+    return _basic_credentials(authorization)
+
+
+def _utf8(text: str) -> bytes:
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise LoginFailed("credentials are not valid UTF-8") from None
+
+
+def _basic_credentials(authorization: str) -> UsernamePassword:
+    # credentials = auth-scheme [ 1*SP token68 ]; the scheme is case-insensitive
+    # (RFC 9110 §11.4, §11.1).
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "basic":
+        raise LoginFailed("only the Basic authentication scheme is supported")
+    try:
+        decoded = binascii.a2b_base64(token.strip().encode("ascii"), strict_mode=True)
+    except (UnicodeEncodeError, binascii.Error):
+        raise LoginFailed("malformed Basic credentials") from None
+    # RFC 7617 §2: user-id ":" password, the user-id holds no colon, so split at the
+    # first; §2.1: with charset="UTF-8" announced, both are UTF-8.
+    user_id, colon, password = decoded.partition(b":")
+    if not colon:
+        raise LoginFailed("malformed Basic credentials")
+    try:
+        user_id.decode("utf-8")
+        password.decode("utf-8")
+    except UnicodeDecodeError:
+        raise LoginFailed("Basic credentials are not valid UTF-8") from None
+    return UsernamePassword(user_id, password)
+
+
+def _client_key(client: str) -> str:
+    """
+    The address failures are counted against.
+
+    An IPv6 client usually holds a whole /64, so counting single addresses would give it
+    2**64 fresh budgets.
+    """
+    try:
+        address = ipaddress.ip_address(client)
+    except ValueError:
+        return client
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is None:
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(address)
+
+
+class LoginThrottle:
+    """
+    Refuses logins from an address after `max_failures` failures within `window` seconds.
+
+    A sliding window per address: each failure counts for `window` seconds. Attempts
+    still being checked count as failures until they end, or a client could fire a
+    hundred guesses at once before the first one fails. A success does not wipe the
+    address's failures (one known account must not buy unlimited guesses at others).
+    Memory stays bounded: addresses with no failure in the window are dropped, and at
+    most `max_clients` addresses are tracked (the stalest dropped first).
+    """
+
+    def __init__(
+        self,
+        clock: IReactorTime,
+        *,
+        max_failures: int = 10,
+        window: float = 300.0,
+        max_clients: int = 10_000,
+    ) -> None:
+        self._clock = clock
+        self._max_failures = max_failures
+        self._window = window
+        self._max_clients = max_clients
+        # address -> times of its failures, the address failing most recently last
+        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+        self._pending: dict[str, int] = {}
+
+    def begin(self, client: str) -> None:
+        """Start an attempt from `client`, or raise `LoginThrottled`; then `end` it."""
+        key = _client_key(client)
+        now = self._clock.seconds()
+        self._forget_before(now - self._window)
+        failures = self._failures.get(key, deque())
+        while failures and failures[0] <= now - self._window:
+            failures.popleft()
+        pending = self._pending.get(key, 0)
+        excess = len(failures) + pending - self._max_failures + 1
+        if excess > 0:
+            # Free again once `excess` of its failures have left the window; when attempts
+            # in flight fill the budget, they end within a few seconds.
+            wait = failures[excess - 1] + self._window - now if excess <= len(failures) else 1.0
+            raise LoginThrottled(max(1, math.ceil(wait)))
+        self._pending[key] = pending + 1
+
+    def end(self, client: str, *, failed: bool) -> None:
+        """End an attempt `begin` let through, counting it if it failed."""
+        key = _client_key(client)
+        pending = self._pending.get(key, 0) - 1
+        if pending > 0:
+            self._pending[key] = pending
+        else:
+            self._pending.pop(key, None)
+        if not failed:
+            return
+        failures = self._failures.pop(key, None)
+        if failures is None:
+            failures = deque(maxlen=self._max_failures)
+        failures.append(self._clock.seconds())
+        self._failures[key] = failures
+        while len(self._failures) > self._max_clients:
+            self._failures.popitem(last=False)
+
+    def _forget_before(self, cutoff: float) -> None:
+        # Ordered by latest failure: stop at the first address still inside the window.
+        while self._failures:
+            key, failures = next(iter(self._failures.items()))
+            if failures and failures[-1] > cutoff:
+                return
+            del self._failures[key]
+
+
+def _user_of(credentials: ICredentials) -> str | None:
+    if IUsernamePassword.providedBy(credentials):
+        username: bytes = credentials.username
+        return username.decode("utf-8", "replace")
+    return None
+
+
+class Gatekeeper:
+    """The one door every request passes: Portal + throttle + journal."""
+
+    def __init__(
+        self,
+        portal: Portal,
+        throttle: LoginThrottle,
+        log: Logger,
+        *,
+        ignore_credentials: bool = False,
+    ) -> None:
+        self._portal = portal
+        self._throttle = throttle
+        self._log = log
+        #: Security off: whatever a request carries, it is let in as anonymous
+        self._ignore_credentials = ignore_credentials
+
+    def login(self, credentials: ICredentials, client: str) -> Deferred[Viewer]:
+        """The Viewer for these credentials; fails with LoginThrottled or LoginFailed."""
+        if self._ignore_credentials:
+            credentials = Anonymous()
+        user = _user_of(credentials)
+        # Asking without credentials is how a browser learns it must prompt (RFC 9110
+        # §11.6.1): answered 401, but not a failed guess to throttle.
+        guessing = not IAnonymous.providedBy(credentials)
+        if guessing:
+            try:
+                self._throttle.begin(client)
+            except LoginThrottled as error:
+                self._journal(user, client, "throttled", LogLevel.warn)
+                return fail(error)
+
+        def admitted(result: tuple[type[Interface], object, Callable[[], None]]) -> Viewer:
+            _, avatar, _ = result
+            assert isinstance(avatar, Viewer)
+            if guessing:
+                self._throttle.end(client, failed=False)
+            # Security off lets every request in anonymously: not worth a journal line
+            # in short mode.
+            level = LogLevel.info if guessing else LogLevel.debug
+            self._journal(user, client, "ok", level)
+            return avatar
+
+        def refused(failure: Failure) -> Failure:
+            unauthorized = isinstance(failure.value, UnauthorizedLogin | UnhandledCredentials)
+            if guessing:
+                self._throttle.end(client, failed=unauthorized)
+            if not unauthorized:
+                # the checker broke (a thread time-out, say): not the client's fault
+                self._journal(user, client, "error", LogLevel.error)
+                return failure
+            outcome = "failed" if guessing else "missing"
+            self._journal(user, client, outcome, LogLevel.warn if guessing else LogLevel.info)
+            raise LoginFailed(
+                "wrong user name or password" if guessing else "credentials required"
+            )
+
+        attempt = self._portal.login(credentials, None, IViewer)
+        return attempt.addCallbacks(admitted, refused)
+
+    def _journal(self, user: str | None, client: str, outcome: str, level: LogLevel) -> None:
+        record(self._log, "authorization", level, user=user, client=client, outcome=outcome)
+
+
+def make_gatekeeper(
+    settings: Settings, clock: IReactorTime, run_blocking: BlockingRunner, log: Logger
+) -> Gatekeeper:
+    """
+    The Gatekeeper for these settings; `AccountsError` (stop start-up) if the accounts
+    file cannot be used while Security is on.
+    """
+    throttle = LoginThrottle(clock)
+    if not settings.security:
+        portal = Portal(ViewerRealm(), [AllowAnonymousAccess()])
+        return Gatekeeper(portal, throttle, log, ignore_credentials=True)
+    checker = AccountsChecker(AccountsFile(settings.account_file, log=log), run_blocking)
+    return Gatekeeper(Portal(ViewerRealm(), [checker]), throttle, log)
