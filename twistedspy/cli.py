@@ -59,11 +59,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     config = twistd.ServerOptions()  # type: ignore[attr-defined,no-untyped-call]
     try:
-        config.parseOptions(options.twistd_arguments())  # type: ignore[no-untyped-call]
+        config.parseOptions(options.twistd_arguments())
     except usage.UsageError as e:
         print(f"twistedspy: {e}", file=sys.stderr)
         return 2
-    twistd.runApp(config)  # type: ignore[no-untyped-call]
+    twistd.runApp(config)
     return 0
 
 

@@ -15,8 +15,22 @@ Unit: TypeAlias = Literal["text", "int", "float", "bytes", "percent", "seconds",
 Scalar: TypeAlias = str | int | float | bool | None
 
 
-class InvalidQuery(ValueError):
+class PageError(Exception):
+    """A module's refusal with the status to answer and a message in plain words."""
+
+    status = 500
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if status is not None:
+            self.status = status
+
+
+class InvalidQuery(PageError):
     """A query parameter the module does not accept; the message says what is allowed."""
+
+    status = 400
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,7 @@
 
 from twisted.application.service import ServiceMaker
 
-twistedspy = ServiceMaker(  # type: ignore[no-untyped-call]
+twistedspy = ServiceMaker(
     "twistedspy",
     "twistedspy.tap",
     "Serve Linux system information to browsers, scripts and Prometheus.",

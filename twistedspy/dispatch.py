@@ -1,0 +1,288 @@
+# -*- test-case-name: tests.test_dispatch -*-
+"""From a parsed request to a response: host check, login, module, format, render.
+
+The order is the contract (SPEC §2, §3): the Host allow-list first (DNS rebinding),
+then credentials (before the path is looked up, so an unknown path gets 401 and module
+names do not leak), then the module, the method, and the module's own answer within
+ModuleTimeout.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from importlib.resources import files
+from ipaddress import ip_address
+from typing import TYPE_CHECKING
+
+from twisted.internet.defer import Deferred, TimeoutError, maybeDeferred
+from twisted.logger import Logger
+
+from twistedspy.auth import Gatekeeper, LoginFailed, LoginThrottled, credentials_from
+from twistedspy.events import record_failure
+from twistedspy.http.parser import HTTPError, Request
+from twistedspy.http.response import Outcome, Response, text_response
+from twistedspy.interfaces import IFormModule, IInfoModule
+from twistedspy.query import Query, Submission
+from twistedspy.render import SECRET_KEYS, NavItem, PageContext, Renderer
+from twistedspy.report import PageError, RawBody, Report
+
+if TYPE_CHECKING:
+    from twisted.internet.interfaces import IReactorTime
+
+    from twistedspy.settings import Settings
+
+WWW_AUTHENTICATE = ("WWW-Authenticate", 'Basic realm="twistedspy", charset="UTF-8"')
+INDEX = "index"
+LOOPBACK_NAMES = frozenset({"localhost", "localhost.", "127.0.0.1", "::1"})
+_MEDIA_RANGE = re.compile(r"\s*([^\s;,]+)\s*(?:;\s*q\s*=\s*([0-9.]+))?.*")
+
+STATIC: Mapping[str, tuple[str, str]] = {
+    "/-/static/spy.css": ("spy.css", "text/css; charset=utf-8"),
+    "/-/static/spy.js": ("spy.js", "text/javascript; charset=utf-8"),
+}
+
+
+def host_name(host: str) -> str:
+    """The name part of a `Host` value: `[::1]:8080` -> `::1`, `a.b:80` -> `a.b`."""
+    if host.startswith("["):
+        return host[1 : host.find("]")].lower()
+    return host.rsplit(":", 1)[0].lower() if ":" in host else host.lower()
+
+
+def is_loopback_name(name: str) -> bool:
+    if name in LOOPBACK_NAMES:
+        return True
+    try:
+        return ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+class HostPolicy:
+    """SPEC §3's allow-list for the `Host` header: the defence against DNS rebinding."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._any = False
+        self._names: frozenset[str] | None = None
+        if settings.allowed_hosts is not None:
+            names = {h.strip().lower() for h in settings.allowed_hosts if h.strip()}
+            self._any = "*" in names
+            self._names = frozenset(host_name(n) if n.startswith("[") else n for n in names)
+        elif settings.security:
+            self._any = True
+        else:
+            self._names = frozenset({settings.address.lower()})
+
+    def allows(self, host: str) -> bool:
+        if self._any or not host:
+            # No Host at all (HTTP/1.0): not a browser, so not a rebinding attack.
+            return True
+        name = host_name(host)
+        if self._names is not None and name in self._names:
+            return True
+        return self._names is not None and is_loopback_name(name)
+
+
+def wants_json(request: Request, query: Query) -> bool:
+    """`format=json`, or an `Accept` that prefers JSON to HTML (RFC 9110 §12.5.1)."""
+    chosen = query.get("format")
+    if chosen is not None:
+        if chosen not in ("json", "html"):
+            raise PageError("format must be html or json", 400)
+        return chosen == "json"
+    accept = request.header("accept")
+    if not accept:
+        return False
+    json_q = html_q = 0.0
+    for item in accept.split(","):
+        match = _MEDIA_RANGE.fullmatch(item)
+        if match is None:
+            continue
+        try:
+            q = float(match.group(2)) if match.group(2) else 1.0
+        except ValueError:
+            continue
+        media = match.group(1).lower()
+        if media == "application/json":
+            json_q = max(json_q, q)
+        elif media in ("text/html", "application/xhtml+xml"):
+            html_q = max(html_q, q)
+    return json_q > html_q
+
+
+def is_cross_site(request: Request) -> bool:
+    """
+    Whether a POST comes from another site's page (CSRF, SPEC §2's 403 row).
+
+    Browsers send `Sec-Fetch-Site`: trust it where present. Otherwise an `Origin` other
+    than this server is cross-site; `null` (which Chromium sends for some same-origin
+    form posts) and no Origin at all (curl, scripts) are not.
+    """
+    site = request.header("sec-fetch-site")
+    if site is not None:
+        return site.lower() not in ("same-origin", "none")
+    origin = request.header("origin")
+    if origin is None or origin == "null":
+        return False
+    host = request.host.lower()
+    return origin.lower() not in (f"http://{host}", f"https://{host}")
+
+
+class Dispatcher:
+    """The site the connections talk to (see `twistedspy.http.protocol.Site`)."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        modules: Callable[[], Mapping[str, IInfoModule]],
+        gatekeeper: Gatekeeper,
+        renderer: Renderer,
+        clock: IReactorTime,
+        log: Logger,
+    ) -> None:
+        self.settings = settings
+        self._modules = modules
+        self.gatekeeper = gatekeeper
+        self.renderer = renderer
+        self.clock = clock
+        self.log = log
+        self.hosts = HostPolicy(settings)
+        package = files("twistedspy") / "static"
+        self._static = {
+            path: Response(200, (package / name).read_bytes(), content_type)
+            for path, (name, content_type) in STATIC.items()
+        }
+
+    # -- Site
+
+    def respond(self, request: Request, client: str) -> Deferred[Outcome]:
+        return Deferred.fromCoroutine(self._respond(request, client))
+
+    def error_response(self, error: HTTPError) -> Response:
+        return self.renderer.error(error.status, error.message, as_json=False, close=True)
+
+    def journal_path(self, request: Request) -> str:
+        """The path and query as the journal keeps them: never with a password."""
+        query = Query.parse(request.query)
+        kept = "&".join(f"{k}={'***' if k == 'password' else v}" for k, v in query.pairs())
+        return request.path + ("?" + kept if kept else "")
+
+    # -- the way through
+
+    def _context(self, modules: Mapping[str, IInfoModule]) -> PageContext:
+        nav = [NavItem(m.name, m.title) for m in modules.values()]
+        return PageContext(self.renderer.host, nav, self.clock.seconds())
+
+    async def _respond(self, request: Request, client: str) -> Outcome:
+        if request.path.startswith("/-/"):
+            return Outcome(self._public(request))
+        query = Query.parse(request.query)
+        modules = self._modules()
+        context = self._context(modules)
+        try:
+            as_json = wants_json(request, query)
+        except PageError as error:
+            return Outcome(
+                self.renderer.error(error.status, error.message, as_json=False, context=context)
+            )
+
+        def fail(status: int, message: str, *headers: tuple[str, str]) -> Outcome:
+            response = self.renderer.error(
+                status, message, as_json=as_json, context=context, headers=headers
+            )
+            return Outcome(response)
+
+        if not self.hosts.allows(request.host):
+            return fail(421, f"This server does not answer for the host {request.host!r}.")
+        try:
+            credentials = credentials_from(
+                query.get("login"), query.get("password"), request.header("authorization")
+            )
+            viewer = await self.gatekeeper.login(credentials, client)
+        except LoginThrottled as throttled:
+            return fail(
+                429,
+                "Too many failed logins from your address; try again later.",
+                ("Retry-After", str(throttled.retry_after)),
+            )
+        except LoginFailed:
+            return fail(401, "This page needs a valid user name and password.", WWW_AUTHENTICATE)
+        user = viewer.user
+
+        name = request.path.strip("/") or INDEX
+        module = modules.get(name)
+        if module is None:
+            return Outcome(fail(404, f"There is no module {name!r} here.").response, user)
+        allowed = ("GET", "HEAD", "POST") if IFormModule.providedBy(module) else ("GET", "HEAD")
+        if request.method not in allowed:
+            outcome = fail(
+                405,
+                f"{request.method} is not allowed here; use {', '.join(allowed)}.",
+                ("Allow", ", ".join(allowed)),
+            )
+            return Outcome(outcome.response, user)
+
+        if request.method == "POST" and is_cross_site(request):
+            message = "A form on another site cannot post here."
+            return Outcome(fail(403, message).response, user)
+        visible = Query(tuple((k, v) for k, v in query.pairs() if k not in SECRET_KEYS))
+        try:
+            page = await self._collect(module, request, visible, client, user)
+        except PageError as error:
+            return Outcome(fail(error.status, error.message).response, user)
+        except TimeoutError:
+            message = f"The module {name!r} did not answer within the time allowed."
+            return Outcome(fail(504, message).response, user)
+        except Exception:
+            record_failure(self.log, "module-error", module=name, client=client)
+            message = f"The module {name!r} failed; the journal has the details."
+            return Outcome(fail(500, message).response, user)
+        if isinstance(page, RawBody):
+            return Outcome(Response(200, page.content, page.content_type), user)
+        if as_json:
+            return Outcome(self.renderer.json(name, page, context), user)
+        return Outcome(self.renderer.html(name, page, visible, context), user)
+
+    async def _collect(
+        self,
+        module: IInfoModule,
+        request: Request,
+        query: Query,
+        client: str,
+        user: str | None,
+    ) -> Report | RawBody:
+        if request.method == "POST":
+            assert IFormModule.providedBy(module)
+            submission = Submission(
+                body=request.body,
+                content_type=request.header("content-type") or "",
+                client=client,
+                user=user,
+                query=query,
+            )
+            pending = maybeDeferred(module.submit, submission)
+        else:
+            pending = maybeDeferred(module.collect, query)
+        pending.addTimeout(self.settings.module_timeout, self.clock)
+        page = await pending
+        if not isinstance(page, Report | RawBody):
+            raise TypeError(f"module {module.name!r} returned {type(page).__name__}")
+        return page
+
+    def _public(self, request: Request) -> Response:
+        """`/-/` paths reveal nothing of the machine and need no credentials."""
+        if request.method not in ("GET", "HEAD"):
+            return self.renderer.error(
+                405,
+                "Only GET and HEAD are allowed here.",
+                as_json=False,
+                headers=(("Allow", "GET, HEAD"),),
+            )
+        if request.path == "/-/healthy":
+            return text_response(200, "twistedspy is healthy.\n")
+        static = self._static.get(request.path)
+        if static is None:
+            return self.renderer.error(404, "There is no such file.", as_json=False)
+        return static

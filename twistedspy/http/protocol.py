@@ -1,0 +1,377 @@
+# -*- test-case-name: tests.test_protocol -*-
+"""The connection: a thin `LineReceiver` that drives the sans-IO request parser.
+
+It owns only what belongs to a connection: framing (lines, then a raw body), time-outs,
+persistence, answering pipelined requests in order, and the limit on connections served
+at once. What a request means is the dispatcher's business; what it looks like on the
+wire is the parser's and the response writer's.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol, cast
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IProtocolNegotiationFactory
+from twisted.internet.protocol import ServerFactory
+from twisted.logger import Logger
+from twisted.protocols.basic import LineReceiver
+from twisted.protocols.policies import TimeoutMixin
+from twisted.python.failure import Failure
+from typing_extensions import override
+from zope.interface import implementer
+
+from twistedspy.events import record
+from twistedspy.http.parser import MAX_LINE, HTTPError, Request, RequestParser, RequestTimeout
+from twistedspy.http.response import DateCache, Outcome, Response, serialize
+
+if TYPE_CHECKING:
+    from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime, ITCPTransport
+
+
+class Site(Protocol):
+    """The dispatcher, as the connection sees it."""
+
+    def respond(self, request: Request, client: str) -> Deferred[Outcome]: ...
+    def error_response(self, error: HTTPError) -> Response: ...
+    def journal_path(self, request: Request) -> str: ...
+
+
+class HTTPChannel(LineReceiver, TimeoutMixin):
+    """One client connection, serving its requests one at a time, in order."""
+
+    # RFC 9112 §2.2: a recipient MAY accept a bare LF as a line terminator; one trailing
+    # CR is stripped in lineReceived and the parser rejects any other CR.
+    delimiter = b"\n"
+    # The longest line the parser allows, plus its CR; LineReceiver then hands longer ones
+    # to lineLengthExceeded, which answers 414 or 431 instead of dropping the connection.
+    MAX_LENGTH = MAX_LINE + 1
+
+    factory: HTTPFactory
+
+    def __init__(self, client: str) -> None:
+        self.client = client
+        self._parser = RequestParser()
+        self._body_needed = 0
+        self._body_parts: list[bytes] = []
+        self._body_received = 0
+        self._pending: Deferred[Outcome] | None = None
+        self._closing = False
+        self._close_when_idle = False
+        self.lost = False
+
+    @property
+    def link(self) -> ITCPTransport:
+        """The transport, typed: every stream transport Twisted gives us is a TCP one."""
+        assert self.transport is not None
+        return cast("ITCPTransport", self.transport)
+
+    # -- connection life
+
+    @override
+    def connectionMade(self) -> None:
+        self.setTimeout(self.factory.keepalive_timeout)
+        self.factory.connection_opened(self)
+
+    @override
+    def connectionLost(self, reason: Failure | None = None) -> None:
+        self.lost = True
+        self.setTimeout(None)
+        self.factory.connection_closed(self)
+
+    def close_when_idle(self) -> None:
+        """Close now if no response is being prepared, else right after it is written."""
+        self._close_when_idle = True
+        if self._pending is None and not self._closing:
+            self._closing = True
+            self.link.loseConnection()
+
+    # -- time-outs (TimeoutMixin)
+
+    @override
+    def callLater(self, period: float, func: Callable[[], object]) -> IDelayedCall:
+        # The factory's clock, not the global reactor: tests drive time with a Clock.
+        return self.factory.clock.callLater(period, func)
+
+    @override
+    def timeoutConnection(self) -> None:
+        if self._closing:
+            self.link.abortConnection()
+        elif self._parser.in_progress or not self.line_mode:
+            self._fail(RequestTimeout())
+        else:
+            # An idle keep-alive connection ends silently (RFC 9112 §9.8).
+            self._closing = True
+            self.link.loseConnection()
+
+    # -- receiving
+
+    @override
+    def dataReceived(self, data: bytes) -> None:
+        if data and self._pending is None and not self._parser.in_progress and self.line_mode:
+            # The first bytes of a request: from now it has RequestTimeout to arrive whole,
+            # however slowly it trickles in (a byte at a time does not reset the clock).
+            self.setTimeout(self.factory.request_timeout)
+        super().dataReceived(data)
+
+    @override
+    def lineReceived(self, line: bytes) -> None:
+        if self._closing:
+            return
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        try:
+            result = self._parser.line_received(line)
+        except HTTPError as error:
+            self._fail(error)
+            return
+        if isinstance(result, Request):
+            self._dispatch(result)
+        elif result is not None:
+            self._body_needed = result
+            self._body_parts = []
+            self._body_received = 0
+            self.setRawMode()
+
+    @override
+    def rawDataReceived(self, data: bytes) -> None:
+        if self._closing:
+            return
+        missing = self._body_needed - self._body_received
+        part, rest = data[:missing], data[missing:]
+        self._body_parts.append(part)
+        self._body_received += len(part)
+        if self._body_received < self._body_needed:
+            return
+        body = b"".join(self._body_parts)
+        self._body_parts = []
+        try:
+            request = self._parser.body_received(body)
+        except HTTPError as error:
+            self._fail(error)
+            return
+        self._dispatch(request)
+        # Only the rest of one read goes back through line mode: never a large buffer,
+        # whose line splitting would cost the square of its size.
+        self.setLineMode(rest)
+
+    @override
+    def lineLengthExceeded(self, line: bytes) -> None:
+        self._fail(self._parser.line_too_long())
+
+    # -- answering
+
+    def _dispatch(self, request: Request) -> None:
+        self.setTimeout(None)
+        # Stop reading until this one is answered: pipelined requests wait in the buffer
+        # (and then in the kernel), and are answered in order (RFC 9112 §9.3.2).
+        self.pauseProducing()
+        started = time.monotonic()
+        pending = self.factory.site.respond(request, self.client)
+        self._pending = pending
+        pending.addCallback(self._write, request, started)
+        pending.addErrback(self._internal_error, request, started)
+
+    def _internal_error(self, failure: Failure, request: Request, started: float) -> None:
+        self.factory.log.failure("response failed", failure)
+        error = HTTPError()
+        outcome = Outcome(self.factory.site.error_response(error))
+        self._write(outcome, request, started)
+
+    def _write(self, outcome: Outcome, request: Request, started: float) -> None:
+        self._pending = None
+        if self.lost:
+            return
+        response = outcome.response
+        keep_alive = request.keep_alive and not response.close and not self._close_when_idle
+        data = serialize(
+            response,
+            now=self.factory.clock.seconds(),
+            date=self.factory.date,
+            head=request.method == "HEAD",
+            keep_alive=keep_alive,
+            announce_keep_alive=keep_alive and request.version == (1, 0),
+            accept_encoding=request.header("accept-encoding"),
+        )
+        self.link.write(data)
+        record(
+            self.factory.log,
+            "request",
+            client=self.client,
+            user=outcome.user or "-",
+            method=request.method,
+            path=self.factory.site.journal_path(request),
+            status=response.status,
+            bytes=len(data),
+            ms=round((time.monotonic() - started) * 1000, 1),
+        )
+        if not keep_alive:
+            self._closing = True
+            self.link.loseConnection()
+            return
+        self.resumeProducing()
+        if self._pending is None and not self._closing:
+            self.setTimeout(
+                self.factory.request_timeout
+                if self._parser.in_progress or self._buffer
+                else self.factory.keepalive_timeout
+            )
+
+    def _fail(self, error: HTTPError) -> None:
+        """Answer a request that cannot be parsed, then close (SPEC §2)."""
+        if self._closing:
+            return
+        self._closing = True
+        self.setTimeout(None)
+        self.pauseProducing()
+        response = self.factory.site.error_response(error)
+        data = serialize(
+            response, now=self.factory.clock.seconds(), date=self.factory.date, keep_alive=False
+        )
+        self.link.write(data)
+        record(
+            self.factory.log,
+            "request",
+            client=self.client,
+            user="-",
+            method="-",
+            path="-",
+            status=response.status,
+            bytes=len(data),
+            ms=0.0,
+        )
+        self.link.loseConnection()
+        # A client that never reads its answer must not hold the connection for ever.
+        self.setTimeout(self.factory.keepalive_timeout)
+
+
+@implementer(IProtocolNegotiationFactory)
+class HTTPFactory(ServerFactory):
+    """
+    Makes connections and keeps count of them, for MaxClients and for a clean shutdown.
+
+    MaxClients queues instead of refusing (SPEC §1): at the limit the listening port stops
+    reading, so further connections wait in the kernel's listen backlog and are accepted
+    in turn as slots free up. Pausing the port is not enough on its own: one accept
+    wake-up takes up to `numberAccepts` sockets in a loop (100 and growing), so that number
+    is clamped to the free slots before every accept.
+    """
+
+    protocol = HTTPChannel  # type: ignore[assignment]
+
+    def __init__(
+        self,
+        site: Site,
+        clock: IReactorTime,
+        *,
+        max_clients: int,
+        request_timeout: float,
+        keepalive_timeout: float,
+        log: Logger,
+        on_connection: Callable[[str], None] | None = None,
+    ) -> None:
+        self.site = site
+        self.clock = clock
+        self.max_clients = max_clients
+        self.request_timeout = request_timeout
+        self.keepalive_timeout = keepalive_timeout
+        self.log = log
+        self.date = DateCache()
+        self.connections: set[HTTPChannel] = set()
+        self.ports: list[object] = []
+        self._all_closed: list[Deferred[None]] = []
+        self._clamp_scheduled = False
+        self._accepting = True
+
+    # IProtocolNegotiationFactory: Twisted 26.4 to 26.10's TLS endpoints fail the handshake
+    # with clients that offer ALPN unless the factory names a protocol (TWISTED-NOTES).
+    def acceptableProtocols(self) -> list[bytes]:
+        return [b"http/1.1"]
+
+    @override
+    def buildProtocol(self, addr: IAddress | None) -> HTTPChannel:  # type: ignore[override]
+        channel = HTTPChannel(getattr(addr, "host", str(addr)))
+        channel.factory = self
+        return channel
+
+    def connection_opened(self, channel: HTTPChannel) -> None:
+        self.connections.add(channel)
+        record(self.log, "connection", client=channel.client)
+        self._limit_accepts()
+
+    def connection_closed(self, channel: HTTPChannel) -> None:
+        self.connections.discard(channel)
+        self._limit_accepts()
+        if not self.connections:
+            waiting, self._all_closed = self._all_closed, []
+            for d in waiting:
+                d.callback(None)
+
+    @property
+    def free_slots(self) -> int:
+        return max(0, self.max_clients - len(self.connections))
+
+    def _limit_accepts(self) -> None:
+        if self.free_slots == 0:
+            for port in self.ports:
+                _stop_reading(port)
+        # The port's accept loop resets numberAccepts after each wake-up, after the
+        # connections it accepted were made: clamp again once it has returned.
+        if not self._clamp_scheduled:
+            self._clamp_scheduled = True
+            self.clock.callLater(0, self._clamp_accepts)
+
+    def _clamp_accepts(self) -> None:
+        self._clamp_scheduled = False
+        free = self.free_slots
+        for port in self.ports:
+            if hasattr(port, "numberAccepts"):
+                port.numberAccepts = max(1, free)
+            if free == 0:
+                _stop_reading(port)
+            elif self._accepting:
+                _start_reading(port)
+
+    def stop_accepting(self) -> None:
+        """Accept nothing more; the ports themselves are closed by their owner."""
+        self._accepting = False
+
+    def close_all(self, grace: float) -> Deferred[None]:
+        """
+        Close every connection once its response is written; after `grace` seconds, drop
+        the ones still open. Fires when all are gone (buffered bytes flushed first).
+        """
+        if not self.connections:
+            return succeed(None)
+        done: Deferred[None] = Deferred()
+        self._all_closed.append(done)
+        for channel in list(self.connections):
+            channel.close_when_idle()
+
+        def force() -> None:
+            for channel in list(self.connections):
+                channel.link.abortConnection()
+
+        deadline = self.clock.callLater(grace, force)
+
+        def cancel_deadline(result: None) -> None:
+            if deadline.active():
+                deadline.cancel()
+
+        done.addCallback(cancel_deadline)
+        return done
+
+
+def _stop_reading(port: object) -> None:
+    stop = getattr(port, "stopReading", None)
+    if stop is not None:
+        stop()
+
+
+def _start_reading(port: object) -> None:
+    if getattr(port, "connected", True) and not getattr(port, "disconnecting", False):
+        start = getattr(port, "startReading", None)
+        if start is not None:
+            start()

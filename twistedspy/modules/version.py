@@ -1,0 +1,165 @@
+# -*- test-case-name: tests.test_version -*-
+"""The `version` module: what this machine runs, as /etc/issue and /etc/os-release say.
+
+/etc/issue is written for getty, whose backslash escapes (agetty(8), "ISSUE ESCAPES")
+would show raw on a web page: they are expanded where the value is known here and
+removed where it is not (a tty name means nothing over HTTP).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import shlex
+import socket
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+from twisted.internet.defer import Deferred
+from twisted.plugin import IPlugin
+from zope.interface import implementer
+
+import twisted
+from twistedspy import __version__
+from twistedspy.context import ModuleContext
+from twistedspy.interfaces import IInfoModule, IModuleFactory
+from twistedspy.query import Query
+from twistedspy.report import Column, Page, Report, Table
+
+_ESCAPE = re.compile(r"\\(\{[^}]*\}|[A-Za-z0-9\\])?")
+
+
+def parse_os_release(text: str) -> dict[str, str]:
+    """`KEY=value` lines, values shell-quoted (os-release(5))."""
+    values: dict[str, str] = {}
+    for raw_line in text.splitlines():
+        line = raw_line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, raw = line.partition("=")
+        try:
+            words = shlex.split(raw)
+        except ValueError:
+            continue
+        values[key.strip()] = words[0] if words else ""
+    return values
+
+
+def expand_issue(text: str, uname: os.uname_result, now: float) -> str:
+    """/etc/issue with agetty's escapes expanded or removed, never shown raw."""
+    local = time.localtime(now)
+    known = {
+        "s": uname.sysname,
+        "n": uname.nodename,
+        "r": uname.release,
+        "v": uname.version,
+        "m": uname.machine,
+        "o": socket.getfqdn().partition(".")[2] or "(none)",
+        "O": socket.getfqdn(),
+        "d": time.strftime("%a %b %d %Y", local),
+        "t": time.strftime("%H:%M:%S", local),
+        "\\": "\\",
+    }
+
+    def replace(match: re.Match[str]) -> str:
+        code = match.group(1)
+        if code is None:
+            return ""
+        return known.get(code, "")
+
+    expanded = _ESCAPE.sub(replace, text)
+    # What is left may carry terminal control sequences: drop every control character
+    # but the newline.
+    return "".join(ch for ch in expanded if ch == "\n" or ch.isprintable()).strip()
+
+
+@dataclass(frozen=True, slots=True)
+class SystemFacts:
+    issue: str
+    os_release: Mapping[str, str]
+    uname: os.uname_result
+    boot_time: float
+    now: float
+
+
+def read_system() -> SystemFacts:
+    def read(path: str) -> str:
+        try:
+            return Path(path).read_text(errors="replace")
+        except OSError:
+            return ""
+
+    uname = os.uname()
+    now = time.time()
+    os_release = read("/etc/os-release") or read("/usr/lib/os-release")
+    return SystemFacts(
+        issue=expand_issue(read("/etc/issue"), uname, now),
+        os_release=parse_os_release(os_release),
+        uname=uname,
+        boot_time=psutil.boot_time(),
+        now=now,
+    )
+
+
+def version_report(facts: SystemFacts) -> Report:
+    release = facts.os_release
+    system = Table(
+        title="System",
+        columns=["field", "value"],
+        rows=[
+            ["operating system", release.get("PRETTY_NAME", release.get("NAME", ""))],
+            ["/etc/issue", facts.issue],
+            ["kernel", f"{facts.uname.sysname} {facts.uname.release}"],
+            ["kernel build", facts.uname.version],
+            ["architecture", facts.uname.machine],
+            ["host name", facts.uname.nodename],
+        ],
+    )
+    uptime = Table(
+        title="Uptime",
+        columns=[Column("booted", "time"), Column("uptime", "seconds")],
+        rows=[[facts.boot_time, round(facts.now - facts.boot_time)]],
+    )
+    software = Table(
+        title="Software",
+        columns=["name", "version"],
+        rows=[
+            ["twistedspy", __version__],
+            ["Twisted", twisted.__version__],
+            ["Python", platform.python_version()],
+            ["Python implementation", f"{platform.python_implementation()} {sys.platform}"],
+        ],
+    )
+    os_release = Table(
+        title="/etc/os-release",
+        columns=["key", "value"],
+        rows=[[key, value] for key, value in release.items()],
+    )
+    return Report(title="Version", tables=[system, uptime, software, os_release])
+
+
+@implementer(IInfoModule)
+class VersionModule:
+    name = "version"
+    title = "Version"
+    description = "The operating system, kernel, host name, uptime and software versions."
+
+    def __init__(self, context: ModuleContext, source: Callable[[], SystemFacts]) -> None:
+        self._context = context
+        self._source = source
+
+    def collect(self, query: Query) -> Deferred[Page]:
+        return self._context.run_blocking(lambda: version_report(self._source()))
+
+
+@implementer(IPlugin, IModuleFactory)
+class VersionFactory:
+    name = "version"
+
+    def build(self, context: ModuleContext) -> IInfoModule:
+        return VersionModule(context, read_system)

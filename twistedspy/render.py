@@ -1,0 +1,274 @@
+# -*- test-case-name: tests.test_render -*-
+"""Turning a module's `Report` into HTML (one layout for every page) or JSON (SPEC §2).
+
+HTML shows human units and marks; JSON keeps raw numbers, so scripts never parse
+"1.5 GiB". Every value a module returns is data: Jinja2's autoescaping and `json.dumps`
+are the only ways it reaches the client.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from http import HTTPStatus
+from urllib.parse import urlencode
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
+
+from twistedspy import __version__
+from twistedspy.http.response import Response
+from twistedspy.query import Query
+from twistedspy.report import Cell, Column, Mark, Report, Series, cell_value
+
+HTML = "text/html; charset=utf-8"
+JSON = "application/json; charset=utf-8"
+#: query keys that never appear in a link the server writes (SPEC §3)
+SECRET_KEYS = frozenset({"login", "password"})
+
+_environment = Environment(
+    loader=PackageLoader("twistedspy", "templates"),
+    autoescape=select_autoescape(default=True, default_for_string=True),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class NavItem:
+    name: str
+    title: str
+
+
+@dataclass(frozen=True, slots=True)
+class PageContext:
+    """What every page shows beside the report itself."""
+
+    host: str
+    nav: Sequence[NavItem]
+    now: float
+
+
+def human_bytes(value: float) -> str:
+    """1536 -> '1.5 KiB': binary units, as free(1) and df(1) -h show them."""
+    size = float(value)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if abs(size) < 1024 or unit == "PiB":
+            return f"{int(size)} B" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def human_seconds(value: float) -> str:
+    """A duration as days and h:mm:ss."""
+    total = int(value)
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    clock = f"{hours:02d}:{minutes:02d}:{seconds:02d}"
+    return f"{days}d {clock}" if days else clock
+
+
+def local_time(value: float) -> str:
+    return datetime.fromtimestamp(value).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def iso_time(value: float) -> str:
+    return datetime.fromtimestamp(value).astimezone().isoformat(timespec="seconds")
+
+
+def format_value(value: object, unit: str) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int | float):
+        if unit == "bytes":
+            return human_bytes(value)
+        if unit == "percent":
+            return f"{value:.1f} %"
+        if unit == "seconds":
+            return human_seconds(value)
+        if unit == "time":
+            return local_time(value)
+        if unit == "float" or isinstance(value, float):
+            return f"{value:,.2f}"
+        return f"{value:,}" if unit == "int" else str(value)
+    return str(value)
+
+
+@dataclass(frozen=True, slots=True)
+class _CellView:
+    text: str
+    css: str
+    sort: object
+    why: str | None
+    meter: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class _ColumnView:
+    name: str
+    unit: str
+    href: str | None
+    arrow: str
+
+
+def _cell_view(cell: Cell, column: Column) -> _CellView:
+    value = cell_value(cell)
+    why = cell.why if isinstance(cell, Mark) else None
+    css = column.unit + (" mark" if why else "")
+    numeric = isinstance(value, int | float) and not isinstance(value, bool)
+    meter = float(value) if column.unit == "percent" and numeric else None  # type: ignore[arg-type]
+    return _CellView(format_value(value, column.unit), css, value if numeric else None, why, meter)
+
+
+def _row_view(row: Sequence[Cell], columns: Sequence[Column]) -> list[_CellView]:
+    return [_cell_view(cell, column) for cell, column in zip(row, columns, strict=True)]
+
+
+def _column_view(column: Column, query: Query) -> _ColumnView:
+    if column.sort_key is None:
+        return _ColumnView(column.name, column.unit, None, "")
+    current = query.get("sort") == column.sort_key
+    ascending = query.get("order", "asc") == "asc"
+    order = "desc" if current and ascending else "asc"
+    kept = [(k, v) for k, v in query.pairs() if k not in SECRET_KEYS | {"sort", "order"}]
+    href = "?" + urlencode([*kept, ("sort", column.sort_key), ("order", order)])
+    arrow = (" ▲" if ascending else " ▼") if current else ""
+    return _ColumnView(column.name, column.unit, href, arrow)
+
+
+def sparkline(series: Series, width: int = 240, height: int = 48) -> Markup:
+    """Inline SVG of recent values: drawn on the server, so no script is needed."""
+    values = [float(v) for v in series.values]
+    if not values:
+        return Markup("")
+    top = max(*values, 1e-9)
+    if series.unit == "percent":
+        top = max(top, 100.0)
+    step = width / max(1, len(values) - 1)
+    points = " ".join(
+        f"{i * step:.1f},{height - 2 - (v / top) * (height - 4):.1f}" for i, v in enumerate(values)
+    )
+    # Every interpolated value is a number formatted here: nothing from a module is raw.
+    return Markup(  # noqa: S704
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img"><polyline fill="none" '
+        f'stroke="#2358a5" stroke-width="1.5" points="{points}"/></svg>'
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _SeriesView:
+    title: str
+    last: str
+    svg: Markup
+
+
+class Renderer:
+    """Renders reports and errors for one running service."""
+
+    def __init__(self, host: str | None = None) -> None:
+        self.host = host or socket.gethostname()
+
+    def _common(self, context: PageContext, title: str, current: str) -> dict[str, object]:
+        return {
+            "title": title,
+            "host": context.host,
+            "nav": context.nav,
+            "current": current,
+            "generated": local_time(context.now),
+            "version": __version__,
+        }
+
+    def html(self, module: str, report: Report, query: Query, context: PageContext) -> Response:
+        tables = [
+            {
+                "title": table.title,
+                "columns": [_column_view(c, query) for c in table.column_list],
+                "rows": [_row_view(row, table.column_list) for row in table.rows],
+            }
+            for table in report.tables
+        ]
+        series = [
+            _SeriesView(
+                s.title, format_value(s.values[-1], s.unit) if s.values else "", sparkline(s)
+            )
+            for s in report.series
+        ]
+        refresh = _refresh_seconds(query)
+        kept = [(k, v) for k, v in query.pairs() if k not in SECRET_KEYS | {"format"}]
+        page = _environment.get_template("report.html").render(
+            **self._common(context, report.title, module),
+            report=report,
+            tables=tables,
+            series=series,
+            refresh=refresh,
+            json_link="?" + urlencode([*kept, ("format", "json")]),
+        )
+        return Response(200, page.encode("utf-8"), HTML)
+
+    def json(self, module: str, report: Report, context: PageContext) -> Response:
+        document = {
+            "module": module,
+            "title": report.title,
+            "host": context.host,
+            "generated": iso_time(context.now),
+            "tables": [
+                {
+                    "title": table.title,
+                    "columns": [c.name for c in table.column_list],
+                    "rows": [[cell_value(cell) for cell in row] for row in table.rows],
+                }
+                for table in report.tables
+            ],
+        }
+        return Response(200, _dump(document), JSON)
+
+    def error(
+        self,
+        status: int,
+        message: str,
+        *,
+        as_json: bool,
+        context: PageContext | None = None,
+        headers: tuple[tuple[str, str], ...] = (),
+        close: bool = False,
+    ) -> Response:
+        """An error in plain words: a page for people, `{"error": ...}` for programs."""
+        reason = HTTPStatus(status).phrase
+        if as_json:
+            body = _dump({"error": {"status": status, "message": message}})
+            return Response(status, body, JSON, headers, close)
+        context = context or PageContext(self.host, (), time.time())
+        page = _environment.get_template("error.html").render(
+            **self._common(context, f"{status} {reason}", ""),
+            status=status,
+            reason=reason,
+            message=message,
+            refresh=None,
+            json_link=None,
+        )
+        return Response(status, page.encode("utf-8"), HTML, headers, close)
+
+
+def _last_value(series: Series) -> str:
+    return format_value(series.values[-1], series.unit) if series.values else ""
+
+
+def _refresh_seconds(query: Query) -> int | None:
+    """`refresh=N` reloads the page every N seconds (5 to 3600), with no script."""
+    raw = query.get("refresh")
+    if raw is None or not raw.isdigit():
+        return None
+    return min(max(int(raw), 5), 3600)
+
+
+def _dump(document: object) -> bytes:
+    # ensure_ascii keeps hostile names from meeting a mis-declared charset anywhere.
+    return json.dumps(document, ensure_ascii=True, separators=(",", ":")).encode("ascii") + b"\n"

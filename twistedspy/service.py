@@ -1,0 +1,198 @@
+# -*- test-case-name: tests.test_service -*-
+"""The one function that builds the running server, for every way of starting it.
+
+`twistd -ny spy.tac`, `twistd spy` and the `twistedspy` script all end here, so they
+cannot drift apart. Everything that can fail at start-up (journal, accounts, modules)
+fails inside `makeService`, before anything listens: nothing starts half-way.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+from typing import TYPE_CHECKING, Any, cast
+
+from twisted.application.service import MultiService
+from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger, LogLevel, globalLogPublisher
+from twisted.python.failure import Failure
+from twisted.python.threadpool import ThreadPool
+from typing_extensions import override
+
+from twistedspy.accounts import AccountsError
+from twistedspy.auth import make_gatekeeper
+from twistedspy.context import ModuleContext
+from twistedspy.dispatch import Dispatcher
+from twistedspy.events import record
+from twistedspy.http.protocol import HTTPFactory
+from twistedspy.interfaces import IInfoModule
+from twistedspy.journal import JournalError, JournalObserver, open_journal
+from twistedspy.registry import build, discover
+from twistedspy.render import Renderer
+from twistedspy.settings import Settings
+
+if TYPE_CHECKING:
+    from twisted.internet.interfaces import IListeningPort, IReactorCore, IReactorTime
+
+#: The waiting room for MaxClients' overflow (SPEC §1: further connections wait, none is
+#: refused). Twisted's default of 50 lets the kernel drop SYNs in a burst, and each drop
+#: costs the client a one-second retransmission; the kernel caps this at somaxconn.
+LISTEN_BACKLOG = 4096
+#: Worker threads for blocking collection; a hung mount holds at most one (see diskfree).
+THREADS = 8
+#: How long a clean stop waits for the responses under way (SPEC §6: "a few seconds").
+SHUTDOWN_GRACE = 5.0
+
+
+class StartupError(Exception):
+    """Why the server cannot start, in one line for the person starting it."""
+
+
+def _with_backlog(endpoint: str) -> str:
+    """Add our listen backlog to `tcp:`/`ssl:` endpoints that do not choose their own."""
+    kind = endpoint.split(":", 1)[0]
+    if kind in ("tcp", "tcp6", "ssl") and "backlog=" not in endpoint:
+        return f"{endpoint}:backlog={LISTEN_BACKLOG}"
+    return endpoint
+
+
+def _daemon_thread(**kwargs: Any) -> threading.Thread:
+    # A worker stuck in a hung mount must not keep the process alive after a clean stop.
+    return threading.Thread(daemon=True, **kwargs)
+
+
+class SpyService(MultiService):
+    """Listens, serves, and on stop closes every connection before saying it stopped."""
+
+    log = Logger(namespace="twistedspy")
+
+    def __init__(self, settings: Settings, reactor: Any, journal: JournalObserver) -> None:
+        super().__init__()
+        self.settings = settings
+        self.reactor = reactor
+        self.journal = journal
+        self.pool = ThreadPool(minthreads=0, maxthreads=THREADS, name="twistedspy")
+        self.pool.threadFactory = _daemon_thread  # type: ignore[assignment]
+        run_blocking = functools.partial(deferToThreadPool, reactor, self.pool)
+        self.modules: dict[str, IInfoModule] = {}
+        context = ModuleContext(
+            settings=settings,
+            reactor=cast("IReactorTime", reactor),
+            run_blocking=run_blocking,
+            served=lambda: list(self.modules.values()),
+            log=self.log,
+        )
+        try:
+            self.gatekeeper = make_gatekeeper(settings, reactor, run_blocking, self.log)
+        except AccountsError as e:
+            raise StartupError(str(e)) from None
+        self.modules.update(build(discover(settings.modules_dir), context, settings.modules))
+        if settings.modules is not None:
+            unknown = sorted(set(settings.modules) - set(self.modules))
+            if unknown:
+                raise StartupError(f"Modules: no such module: {', '.join(unknown)}")
+        self.dispatcher = Dispatcher(
+            settings=settings,
+            modules=lambda: self.modules,
+            gatekeeper=self.gatekeeper,
+            renderer=Renderer(),
+            clock=reactor,
+            log=self.log,
+        )
+        self.factory = HTTPFactory(
+            self.dispatcher,
+            reactor,
+            max_clients=settings.max_clients,
+            request_timeout=settings.request_timeout,
+            keepalive_timeout=settings.keepalive_timeout,
+            log=self.log,
+        )
+        self.port: IListeningPort | None = None
+
+    @override
+    def privilegedStartService(self) -> None:
+        # Bind before twistd drops privileges and before the reactor runs, so that a port
+        # in use stops start-up with the reason instead of a server that serves nothing.
+        globalLogPublisher.addObserver(self.journal)
+        endpoint = serverFromString(self.reactor, _with_backlog(self.settings.endpoint()))
+        outcome: list[object] = []
+        endpoint.listen(self.factory).addBoth(outcome.append)
+        if not outcome:
+            # Endpoints that listen later (none of the stream kinds we document).
+            raise StartupError(f"cannot listen on {self.settings.endpoint()}: no answer")
+        if isinstance(outcome[0], Failure):
+            globalLogPublisher.removeObserver(self.journal)
+            raise StartupError(
+                f"cannot listen on {self.settings.endpoint()}: {outcome[0].getErrorMessage()}"
+            )
+        self.port = cast("IListeningPort", outcome[0])
+        self.factory.ports.append(self.port)
+        super().privilegedStartService()
+
+    @override
+    def startService(self) -> None:
+        if self.port is None:
+            self.privilegedStartService()
+        super().startService()
+        self.pool.start()
+        address = self.port.getHost() if self.port is not None else None
+        record(
+            self.log,
+            "start",
+            address=getattr(address, "host", self.settings.endpoint()),
+            port=getattr(address, "port", "-"),
+            modules=",".join(self.modules),
+            security="on" if self.settings.security else "off",
+        )
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
+            record(
+                self.log,
+                "warning",
+                LogLevel.warn,
+                message="running as root: twistedspy needs no privileges; run it as a plain user",
+            )
+
+    @override
+    def stopService(self) -> Deferred[None]:
+        """SPEC §6: stop accepting, finish what is under way, close, journal, end."""
+        self.factory.stop_accepting()
+        stopping: list[Deferred[Any]] = [maybeDeferred(MultiService.stopService, self)]
+        if self.port is not None:
+            stopping.append(Deferred.fromCoroutine(self._stop_listening()))
+        stopping.append(self.factory.close_all(SHUTDOWN_GRACE))
+        done = DeferredList(stopping, consumeErrors=True)
+
+        def stopped(_: object) -> None:
+            if not self.pool.working:
+                self.pool.stop()
+            record(self.log, "stop", connections=len(self.factory.connections))
+            globalLogPublisher.removeObserver(self.journal)
+            self.journal.close()
+
+        return done.addCallback(stopped)
+
+    async def _stop_listening(self) -> None:
+        assert self.port is not None
+        stopping = self.port.stopListening()
+        if stopping is not None:
+            await stopping
+
+
+def makeService(settings: Settings, reactor: IReactorCore | None = None) -> SpyService:
+    """The twistedspy service for these settings; raises StartupError with the reason."""
+    if reactor is None:
+        from twisted.internet import reactor as global_reactor  # noqa: PLC0415
+
+        reactor = cast("IReactorCore", global_reactor)
+    try:
+        journal = open_journal(settings.log_dir, settings.log_mode)
+    except JournalError as e:
+        raise StartupError(str(e)) from None
+    try:
+        return SpyService(settings, reactor, journal)
+    except BaseException:
+        journal.close()
+        raise
