@@ -1,0 +1,82 @@
+"""Tests for the network module: the /proc/net/dev parser, rates, and the live lo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from twisted.trial.unittest import TestCase
+
+from tests.contexts import collect_report, module_context
+from twistedspy.modules.network import (
+    COLUMNS,
+    InterfaceCounters,
+    NetworkModule,
+    NetworkSample,
+    parse_net_dev,
+)
+from twistedspy.report import Table
+
+FIXTURE = Path(__file__).parent / "fixtures" / "net_dev.txt"
+
+
+class ParseTests(TestCase):
+    def test_fixture(self) -> None:
+        interfaces = parse_net_dev(FIXTURE.read_text())
+        self.assertEqual([i.name for i in interfaces], ["lo", "<b>&x\u00e9.0", "eth0"])
+        self.assertEqual(
+            interfaces[1],
+            InterfaceCounters("<b>&x\u00e9.0", 1234567890123, 10, 1, 2, 500, 5, 3, 4, 7),
+        )
+
+
+class RateTests(TestCase):
+    async def test_exact_report_with_rates(self) -> None:
+        def sample(at: float, rx: int, tx: int) -> NetworkSample:
+            return NetworkSample(at, (InterfaceCounters("eth0", rx, 1, 0, 0, tx, 1, 0, 0, 0),))
+
+        samples = [sample(100.0, 1000, 50), sample(102.0, 5000, 40)]
+        module = NetworkModule(module_context(), lambda: samples.pop(0))
+        await module.primed
+        report = await collect_report(module)
+        self.assertEqual(
+            report.tables,
+            (
+                Table(
+                    "Interfaces",
+                    COLUMNS,
+                    # tx went down: a reset counter has no rate
+                    [("eth0", 5000, 1, 0, 0, 40, 1, 0, 0, 0, 2000.0, None)],
+                ),
+            ),
+        )
+        self.assertEqual(report.notes, ("Counters since boot; rates over the last 2.0 s.",))
+
+
+class LiveTests(TestCase):
+    async def test_lo_counters_only_grow(self) -> None:
+        before = {i.name: i for i in parse_net_dev(Path("/proc/net/dev").read_text())}
+        if "lo" not in before:
+            self.fail("no lo interface in /proc/net/dev")
+        module = NetworkModule(module_context())
+        await module.primed
+        report = await collect_report(module)
+        [row] = [r for r in report.tables[0].rows if r[0] == "lo"]
+        lo = before["lo"]
+        for got, earlier in zip(
+            row[1:10],
+            [
+                lo.rx_bytes,
+                lo.rx_packets,
+                lo.rx_errors,
+                lo.rx_drops,
+                lo.tx_bytes,
+                lo.tx_packets,
+                lo.tx_errors,
+                lo.tx_drops,
+                lo.collisions,
+            ],
+            strict=True,
+        ):
+            assert isinstance(got, int)
+            self.assertGreaterEqual(got, earlier)
+        self.assertIsInstance(row[10], float)

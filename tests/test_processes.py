@@ -1,0 +1,332 @@
+"""Tests for the processes module: /proc parsers, masking, queries, ground truth."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import subprocess
+import time
+
+from twisted.internet.defer import Deferred
+from twisted.trial.unittest import TestCase
+
+from tests.contexts import collect_report, module_context
+from tests.support import require_tool
+from twistedspy.modules.processes import (
+    COLUMNS,
+    ProcessesModule,
+    ProcessSample,
+    ProcessSnapshot,
+    ProcfsProcessSource,
+    mask_secrets,
+    parse_cmdline,
+    parse_stat,
+    parse_status,
+)
+from twistedspy.query import Query
+from twistedspy.report import InvalidQuery, Mark, Report, Table
+
+HOSTILE = "<img src=x onerror=alert(1)>"
+
+
+def sample(pid: int, cpu: float, **fields: object) -> ProcessSample:
+    values: dict[str, object] = {
+        "pid": pid,
+        "name": f"p{pid}",
+        "state": "S",
+        "user": "root",
+        "group": "root",
+        "rss": pid * 4096,
+        "cpu_seconds": cpu,
+        "threads": 1,
+        "start_time": 1000.0 + pid,
+        "cmdline": (f"/bin/p{pid}",),
+    }
+    values.update(fields)
+    return ProcessSample(**values)  # type: ignore[arg-type]
+
+
+class FixedSource:
+    """Hands out prepared snapshots in turn, the last one forever."""
+
+    def __init__(self, *snapshots: ProcessSnapshot) -> None:
+        self.snapshots = list(snapshots)
+
+    def __call__(self) -> ProcessSnapshot:
+        return self.snapshots.pop(0) if len(self.snapshots) > 1 else self.snapshots[0]
+
+
+class ParseTests(TestCase):
+    def test_stat_name_with_spaces_and_parens(self) -> None:
+        line = (
+            b"42 (a) b) (c) S 1 42 42 0 -1 4194560 100 0 0 0 7 3 0 0 20 0 4 0 5000 "
+            b"1000000 25 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n"
+        )
+        stat = parse_stat(line)
+        self.assertEqual(stat.name, "a) b) (c")
+        self.assertEqual(stat.state, "S")
+        self.assertEqual(stat.cpu_ticks, 10)
+        self.assertEqual(stat.threads, 4)
+        self.assertEqual(stat.start_ticks, 5000)
+        self.assertEqual(stat.rss_pages, 25)
+
+    def test_stat_of_this_process(self) -> None:
+        with open(f"/proc/{os.getpid()}/stat", "rb") as f:
+            stat = parse_stat(f.read())
+        self.assertEqual(stat.state, "R")
+        self.assertGreaterEqual(stat.threads, 1)
+
+    def test_status_ids_are_effective(self) -> None:
+        status = b"Name:\tx\nUid:\t1000\t0\t0\t0\nGid:\t100\t5\t5\t5\nVmRSS:\t  1652 kB\n"
+        fields = parse_status(status)
+        self.assertEqual((fields.uid, fields.gid, fields.rss), (0, 5, 1652 * 1024))
+        fields = parse_status(b"Name:\tkthreadd\n")
+        self.assertEqual((fields.uid, fields.gid, fields.rss), (None, None, None))
+
+    def test_cmdline(self) -> None:
+        self.assertEqual(parse_cmdline(b"sleep\x0060\x00"), ("sleep", "60"))
+        self.assertEqual(parse_cmdline(b""), ())
+        self.assertEqual(parse_cmdline(b"a\x00\x00b\x00"), ("a", "", "b"))
+        self.assertEqual(parse_cmdline(b"\xff\x00"), ("\\xff",))
+
+
+MASKING_CASES: list[tuple[tuple[str, ...], tuple[str, ...]]] = [
+    (("app", "--password=hunter2"), ("app", "--password=***")),
+    (("app", "--password", "hunter2", "-v"), ("app", "--password", "***", "-v")),
+    (("app", "--db-password=a b c"), ("app", "--db-password=***")),
+    (("app", "--token", "abc", "--port", "80"), ("app", "--token", "***", "--port", "80")),
+    (("app", "--api-key=k"), ("app", "--api-key=***")),
+    (("app", "--apikey", "k"), ("app", "--apikey", "***")),
+    (("app", "--client_secret=s"), ("app", "--client_secret=***")),
+    (
+        ("env", "PASSWORD=x", "TOKEN=y", "HOME=/root"),
+        ("env", "PASSWORD=***", "TOKEN=***", "HOME=/root"),
+    ),
+    (("env", "AWS_SECRET_ACCESS_KEY=abc"), ("env", "AWS_SECRET_ACCESS_KEY=***")),
+    (("curl", "https://alice:s3cr@t@example.com/x"), ("curl", "https://alice:***@example.com/x")),
+    (("psql", "postgres://bob:pw@db:5432/app"), ("psql", "postgres://bob:***@db:5432/app")),
+    (("curl", "https://h/api?x=1&token=abc&y=2"), ("curl", "https://h/api?x=1&token=***&y=2")),
+    (("sh", "-c", "run --password hunter2 --x 1"), ("sh", "-c", "run --password *** --x 1")),
+    (("sh", "-c", "TOKEN=abc run"), ("sh", "-c", "TOKEN=***")),
+    (("sh", "-c", "cd /x; TOKEN=abc run"), ("sh", "-c", "cd /x; TOKEN=*** run")),
+    # Not secrets: where a secret is kept, ordinary options, short options.
+    (("app", "--password-file", "/run/pw"), ("app", "--password-file", "/run/pw")),
+    (("app", "--keyfile=/k.pem", "-p", "8080"), ("app", "--keyfile=/k.pem", "-p", "8080")),
+    (("ssh", "user@host"), ("ssh", "user@host")),
+    (("app", "https://example.com/"), ("app", "https://example.com/")),
+    (("app", "--passive"), ("app", "--passive")),
+]
+
+
+class MaskingTests(TestCase):
+    def test_cases(self) -> None:
+        for argv, expected in MASKING_CASES:
+            with self.subTest(argv=argv):
+                self.assertEqual(mask_secrets(argv), expected)
+
+
+class FixedDataTests(TestCase):
+    """The exact report for fixed samples, and the query parameters."""
+
+    def module(self) -> ProcessesModule:
+        first = ProcessSnapshot(10.0, (sample(1, 5.0), sample(2, 1.0), sample(3, 0.0)))
+        second = ProcessSnapshot(
+            12.0,
+            (
+                sample(1, 5.5),
+                sample(2, 2.0, user="alice", state="D", cmdline=("db", "--password", "pw")),
+                # pid 3 was replaced by a new process with the same pid
+                sample(3, 0.1, start_time=5000.0, cmdline=()),
+                sample(4, 0.0, name="web<1>", rss=None, user=None),
+            ),
+        )
+        return ProcessesModule(module_context(), FixedSource(first, second))
+
+    async def primed(self) -> ProcessesModule:
+        module = self.module()
+        await module.primed
+        return module
+
+    async def test_exact_report(self) -> None:
+        module = await self.primed()
+        report = await collect_report(module)
+        expected = Report(
+            title="Processes",
+            tables=(
+                Table(
+                    "Processes",
+                    COLUMNS,
+                    [
+                        (1, "p1", "S", "root", "root", 4096, 25.0, 1, 1001.0, "/bin/p1"),
+                        (
+                            2,
+                            "p2",
+                            Mark(
+                                "D",
+                                "uninterruptible sleep: usually waiting on disk or network I/O",
+                            ),
+                            "alice",
+                            "root",
+                            8192,
+                            50.0,
+                            1,
+                            1002.0,
+                            "db --password ***",
+                        ),
+                        (3, "p3", "S", "root", "root", 12288, None, 1, 5000.0, "[p3]"),
+                        (4, "web<1>", "S", None, "root", None, None, 1, 1004.0, "/bin/p4"),
+                    ],
+                ),
+            ),
+            notes=(
+                "4 of 4 processes, sorted by pid (ascending). CPU % is measured since the "
+                "previous sample (100 % = one CPU); secrets in command lines are masked.",
+            ),
+        )
+        self.assertEqual(report, expected)
+
+    async def pids(self, **params: str) -> list[object]:
+        module = await self.primed()
+        report = await collect_report(module, Query(tuple(params.items())))
+        return [row[0] for row in report.tables[0].rows]
+
+    async def test_sort_and_order(self) -> None:
+        self.assertEqual(await self.pids(sort="cpu"), [2, 1, 3, 4])  # desc by default, None last
+        self.assertEqual(await self.pids(sort="cpu", order="asc"), [1, 2, 3, 4])
+        self.assertEqual(await self.pids(sort="rss"), [3, 2, 1, 4])
+        self.assertEqual(await self.pids(sort="name", order="desc"), [4, 3, 2, 1])
+        self.assertEqual(await self.pids(sort="start", order="desc"), [3, 4, 2, 1])
+        self.assertEqual(await self.pids(sort="user"), [2, 1, 3, 4])
+
+    async def test_filters_and_limit(self) -> None:
+        self.assertEqual(await self.pids(user="alice"), [2])
+        self.assertEqual(await self.pids(name="WEB"), [4])
+        self.assertEqual(await self.pids(sort="pid", order="desc", limit="2"), [4, 3])
+        self.assertEqual(await self.pids(user="nobody-at-all"), [])
+
+    def test_bad_queries(self) -> None:
+        module = self.module()
+        for params, allowed in [
+            ({"sort": "colour"}, "pid, name, state, user, group, rss, cpu, threads, start"),
+            ({"order": "up"}, "asc or desc"),
+            ({"limit": "0"}, "positive whole number"),
+            ({"limit": "-3"}, "positive whole number"),
+            ({"limit": "ten"}, "positive whole number"),
+            ({"limit": "\u0663"}, "positive whole number"),  # Arabic-Indic three
+        ]:
+            with self.subTest(params=params):
+                error = self.assertRaises(
+                    InvalidQuery, module.collect, Query(tuple(params.items()))
+                )
+                self.assertIn(allowed, str(error))
+
+    async def test_sort_keys_are_the_columns(self) -> None:
+        report = await collect_report(await self.primed())
+        keys = [c.sort_key for c in report.tables[0].column_list if c.sort_key]
+        self.assertEqual(
+            keys, ["pid", "name", "state", "user", "group", "rss", "cpu", "threads", "start"]
+        )
+
+
+class SharedScanTests(TestCase):
+    async def test_concurrent_requests_share_one_scan(self) -> None:
+        calls = []
+        gate: Deferred[None] = Deferred()
+
+        def run_blocking(f, *args, **kwargs):
+            calls.append(f)
+            return gate.addCallback(lambda _: f(*args, **kwargs))
+
+        context = module_context()
+        from dataclasses import replace
+
+        context = replace(context, run_blocking=run_blocking)  # type: ignore[arg-type]
+        module = ProcessesModule(context, FixedSource(ProcessSnapshot(1.0, (sample(1, 0.0),))))
+        first = module.collect(Query())
+        second = module.collect(Query())
+        first.cancel()  # one caller giving up does not stop the other's answer
+        self.failureResultOf(first)
+        self.assertEqual(len(calls), 1)  # the build's first sample; both requests joined it
+        gate.callback(None)
+        report = self.successResultOf(second)
+        assert isinstance(report, Report)
+        self.assertEqual(report.tables[0].rows[0][0], 1)
+
+
+class LiveTests(TestCase):
+    """Ground truth: processes this test starts, and ps."""
+
+    def start(self, argv: list[str]) -> subprocess.Popen[bytes]:
+        child = subprocess.Popen(argv)
+        self.addCleanup(child.wait)
+        self.addCleanup(child.kill)
+        return child
+
+    async def rows_for(self, pid: int, module: ProcessesModule) -> list[tuple[object, ...]]:
+        report = await collect_report(module)
+        return [tuple(r) for r in report.tables[0].rows if r[0] == pid]
+
+    async def wait_until_sleeping(self, pid: int) -> None:
+        # A just-started child is briefly R (or still the shell before exec); wait for S.
+        for _ in range(200):
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                stat = parse_stat(f.read())
+            if stat.state == "S" and stat.name == "sleep":
+                return
+            time.sleep(0.01)
+
+    async def test_child_appears(self) -> None:
+        child = self.start(["sleep", "60"])
+        await self.wait_until_sleeping(child.pid)
+        module = ProcessesModule(module_context())
+        [row] = await self.rows_for(child.pid, module)
+        pid, name, state, user, _group, rss, _cpu, threads, started, command = row
+        self.assertEqual((pid, name, state), (child.pid, "sleep", "S"))
+        self.assertEqual(user, pwd.getpwuid(os.geteuid()).pw_name)
+        self.assertEqual(threads, 1)
+        self.assertEqual(command, "sleep 60")
+        self.assertIsInstance(rss, int)
+        assert isinstance(started, float)
+        self.assertLess(abs(started - time.time()), 60)
+
+    async def test_hostile_name_is_data(self) -> None:
+        bash = require_tool("bash")
+        child = self.start([bash, "-c", f'exec -a "{HOSTILE}" sleep 30'])
+        await self.wait_until_sleeping(child.pid)
+        module = ProcessesModule(module_context())
+        [row] = await self.rows_for(child.pid, module)
+        self.assertEqual(row[9], f"{HOSTILE} 30")
+
+    async def test_same_as_ps(self) -> None:
+        ps = require_tool("ps")
+        child = self.start(["sleep", "60"])
+        await self.wait_until_sleeping(child.pid)
+        out = subprocess.run(
+            [ps, "-o", "pid=,user=,group=,rss=,nlwp=", "-p", str(os.getpid()), str(child.pid)],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        snapshot = ProcfsProcessSource()()
+        by_pid = {s.pid: s for s in snapshot.processes}
+        for line in out.splitlines():
+            pid, user, group, rss_kib, threads = line.split()
+            s = by_pid[int(pid)]
+            self.assertEqual((s.user, s.group), (user, group))
+            if int(pid) == child.pid:  # our own RSS and threads move between two looks
+                self.assertEqual(s.rss, int(rss_kib) * 1024)
+                self.assertEqual(s.threads, int(threads))
+
+    async def test_busy_child_has_cpu(self) -> None:
+        python = shutil.which("python3") or require_tool("python3")
+        child = self.start([python, "-c", "while True: pass"])
+        module = ProcessesModule(module_context())
+        await module.primed
+        deadline = time.monotonic() + 0.3
+        while time.monotonic() < deadline:
+            pass  # let the child run for a measurable while
+        [row] = await self.rows_for(child.pid, module)
+        cpu = row[6]
+        assert isinstance(cpu, float)
+        self.assertGreater(cpu, 10.0)

@@ -1,0 +1,15 @@
+"""The built-in info modules, as Twisted plugins: one line per module.
+
+Twisted's plugin scan imports this file and collects every module-level object that
+provides the interface asked for (`IModuleFactory` here).
+"""
+
+from twistedspy.modules.diskfree import DiskfreeFactory
+from twistedspy.modules.meminfo import MeminfoFactory
+from twistedspy.modules.network import NetworkFactory
+from twistedspy.modules.processes import ProcessesFactory
+
+processes = ProcessesFactory()
+meminfo = MeminfoFactory()
+diskfree = DiskfreeFactory()
+network = NetworkFactory()

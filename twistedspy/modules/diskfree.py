@@ -1,0 +1,244 @@
+# -*- test-case-name: tests.test_diskfree -*-
+"""The `diskfree` module: mounted file systems, as `df` shows them, hang-proof.
+
+Each mount's statvfs runs in a worker thread with a deadline. A mount that misses it
+(a stale NFS server) is shown as not responding, and is not asked again while that
+thread is still stuck: a worker thread cannot be cancelled, so asking on every request
+would pile up one blocked thread per request. When the stuck call finally returns, the
+mount is asked again on the next request.
+
+Which mounts show (df's rule, gnulib `me_dummy` and df.c): without `all=1`, pseudo file
+systems (the types in PSEUDO_TYPES) and any file system with 0 blocks are hidden, and a
+device mounted at several places (bind mounts) shows once, at its shortest mount point.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from twisted.internet.defer import Deferred, DeferredList
+from twisted.plugin import IPlugin
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from twistedspy.context import ModuleContext
+from twistedspy.interfaces import IInfoModule, IModuleFactory
+from twistedspy.query import Query
+from twistedspy.report import Cell, Column, InvalidQuery, Mark, Page, Report, Table
+
+PSEUDO_TYPES: Final = frozenset(
+    {
+        "autofs", "binfmt_misc", "bpf", "cgroup", "cgroup2", "configfs", "debugfs",
+        "devpts", "efivarfs", "fusectl", "hugetlbfs", "mqueue", "nsfs", "proc", "pstore",
+        "rpc_pipefs", "securityfs", "selinuxfs", "sysfs", "tracefs", "none",
+    }
+)  # fmt: skip
+FULL_PERCENT: Final = 90.0
+
+
+@dataclass(frozen=True, slots=True)
+class Mount:
+    device: str
+    mount_point: str
+    fs_type: str
+
+
+_OCTAL: Final = re.compile(r"\\([0-7]{3})")
+
+
+def _unescape(field: str) -> str:
+    # getmntent(3): space, tab, newline and backslash are written as \040, \011, \012, \134
+    return _OCTAL.sub(lambda m: chr(int(m.group(1), 8)), field)
+
+
+def parse_mounts(text: str) -> list[Mount]:
+    """Parse /proc/self/mounts (fstab(5) fields: device, mount point, type, ...)."""
+    mounts = []
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) >= 3:
+            mounts.append(Mount(*(_unescape(f) for f in fields[:3])))
+    return mounts
+
+
+def read_mounts() -> list[Mount]:
+    return parse_mounts(Path("/proc/self/mounts").read_text(errors="backslashreplace"))
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """One statvfs(3) answer in df's terms."""
+
+    size: int
+    used: int
+    available: int
+    inodes_used: int | None
+    inodes_free: int | None
+
+    @classmethod
+    def from_statvfs(cls, st: os.statvfs_result) -> Usage:
+        # df counts in f_frsize units; "used" is blocks minus free (root's reserve
+        # included), "available" what an ordinary user may still write.
+        frsize = st.f_frsize or st.f_bsize
+        has_inodes = st.f_files > 0  # btrfs and others report 0 inodes
+        return cls(
+            size=st.f_blocks * frsize,
+            used=(st.f_blocks - st.f_bfree) * frsize,
+            available=st.f_bavail * frsize,
+            inodes_used=st.f_files - st.f_ffree if has_inodes else None,
+            inodes_free=st.f_ffree if has_inodes else None,
+        )
+
+    @property
+    def percent(self) -> float | None:
+        # df: used / (used + available), the share ordinary users can fill
+        usable = self.used + self.available
+        return round(self.used * 100 / usable, 1) if usable else None
+
+
+StatVfs = Callable[[str], os.statvfs_result]
+MountSource = Callable[[], list[Mount]]
+
+COLUMNS: Final = (
+    Column("Device"),
+    Column("Mounted on"),
+    Column("Type"),
+    Column("Size", "bytes"),
+    Column("Used", "bytes"),
+    Column("Available", "bytes"),
+    Column("Use", "percent"),
+    Column("Inodes used", "int"),
+    Column("Inodes free", "int"),
+)
+NOT_RESPONDING: Final = "not responding"
+
+
+def visible(mounts: list[Mount], usage: dict[str, Usage | None]) -> list[Mount]:
+    """df's default choice (module docstring); a mount without an answer stays shown."""
+    shown = []
+    for m in mounts:
+        u = usage.get(m.mount_point)
+        if m.fs_type in PSEUDO_TYPES or (u is not None and u.size == 0):
+            continue
+        shown.append(m)
+    by_device: dict[str, Mount] = {}
+    for m in shown:
+        if not m.device.startswith("/"):
+            continue
+        kept = by_device.get(m.device)
+        if kept is None or len(m.mount_point) < len(kept.mount_point):
+            by_device[m.device] = m
+    return [m for m in shown if not m.device.startswith("/") or by_device[m.device] is m]
+
+
+def disk_row(mount: Mount, usage: Usage | None) -> tuple[Cell, ...]:
+    if usage is None:
+        why = "statvfs did not answer in time; not asked again until it does"
+        return (mount.device, mount.mount_point, mount.fs_type,
+                Mark(NOT_RESPONDING, why), None, None, None, None, None)  # fmt: skip
+    percent: Cell = usage.percent
+    if usage.percent is not None and usage.percent >= FULL_PERCENT:
+        percent = Mark(usage.percent, f"at least {FULL_PERCENT:g} % full")
+    return (
+        mount.device, mount.mount_point, mount.fs_type, usage.size, usage.used,
+        usage.available, percent, usage.inodes_used, usage.inodes_free,
+    )  # fmt: skip
+
+
+@implementer(IInfoModule)
+class DiskfreeModule:
+    name = "diskfree"
+    title = "Disk space"
+    description = "Mounted file systems: size, used, available, use %, inodes."
+
+    def __init__(
+        self,
+        context: ModuleContext,
+        mounts: MountSource = read_mounts,
+        statvfs: StatVfs = os.statvfs,
+        deadline: float | None = None,
+    ) -> None:
+        self._context = context
+        self._mounts = mounts
+        self._statvfs = statvfs
+        self._deadline = deadline if deadline is not None else context.settings.module_timeout / 2
+        #: mount points whose statvfs is still running past its deadline
+        self.stuck: set[str] = set()
+
+    def collect(self, query: Query) -> Deferred[Page]:
+        show_all = query.get("all", "0")
+        if show_all not in ("0", "1"):
+            raise InvalidQuery(f"all must be 0 or 1; got {show_all!r}")
+        mounts = self._context.run_blocking(self._mounts)
+        return mounts.addCallback(self._measure, show_all == "1")
+
+    def _stat(self, path: str) -> Deferred[Usage | None]:
+        """statvfs for one mount point: its Usage, or None if it missed the deadline."""
+        if path in self.stuck:
+            answer: Deferred[Usage | None] = Deferred()
+            answer.callback(None)
+            return answer
+        running = self._context.run_blocking(self._statvfs, path)
+        answer = Deferred()
+
+        def late(result: os.statvfs_result | Failure) -> None:
+            self.stuck.discard(path)  # it answered at last: ask again next time
+
+        def arrived(result: os.statvfs_result | Failure) -> None:
+            if answer.called:
+                return late(result)
+            timer.cancel()
+            if isinstance(result, Failure):
+                answer.errback(result)
+            else:
+                answer.callback(Usage.from_statvfs(result))
+            return None
+
+        def too_late() -> None:
+            self.stuck.add(path)
+            answer.callback(None)
+
+        timer = self._context.reactor.callLater(self._deadline, too_late)
+        running.addBoth(arrived)
+        return answer
+
+    def _measure(self, mounts: list[Mount], show_all: bool) -> Deferred[Page]:
+        # Every mount point once, even when mounted over several times.
+        points = list(dict.fromkeys(m.mount_point for m in mounts))
+        asked = DeferredList([self._stat(p) for p in points], consumeErrors=True)
+
+        def report(results: list[tuple[bool, Usage | None]]) -> Page:
+            usage: dict[str, Usage | None] = {}
+            failed: set[str] = set()
+            for point, (ok, value) in zip(points, results, strict=True):
+                if ok:  # otherwise value is the Failure
+                    usage[point] = value
+                else:
+                    failed.add(point)  # unmounted meanwhile, or not ours to read
+            chosen = [m for m in mounts if m.mount_point not in failed]
+            if not show_all:
+                chosen = visible(chosen, usage)
+            rows = [disk_row(m, usage[m.mount_point]) for m in chosen]
+            notes = [
+                "Pseudo file systems and duplicate mounts are hidden; all=1 shows them."
+                if not show_all
+                else "All mounts, pseudo file systems included."
+            ]
+            if self.stuck:
+                notes.append(f"Not responding: {', '.join(sorted(self.stuck))}.")
+            return Report(self.title, (Table("File systems", COLUMNS, rows),), notes)
+
+        return asked.addCallback(report)
+
+
+@implementer(IPlugin, IModuleFactory)
+class DiskfreeFactory:
+    name = "diskfree"
+
+    def build(self, context: ModuleContext) -> IInfoModule:
+        return DiskfreeModule(context)

@@ -1,0 +1,178 @@
+# -*- test-case-name: tests.test_network -*-
+"""The `network` module: each interface's counters from /proc/net/dev, and rates.
+
+/proc/net/dev is read directly because psutil has no collision counter. Rates come
+from the previous sample, kept between requests (the first is taken when the module is
+built), so a request never sleeps to measure.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from twisted.internet.defer import Deferred
+from twisted.plugin import IPlugin
+from zope.interface import implementer
+
+from twistedspy.context import ModuleContext
+from twistedspy.interfaces import IInfoModule, IModuleFactory
+from twistedspy.modules.inflight import SharedCollection
+from twistedspy.query import Query
+from twistedspy.report import Cell, Column, Page, Report, Table
+
+
+@dataclass(frozen=True, slots=True)
+class InterfaceCounters:
+    name: str
+    rx_bytes: int
+    rx_packets: int
+    rx_errors: int
+    rx_drops: int
+    tx_bytes: int
+    tx_packets: int
+    tx_errors: int
+    tx_drops: int
+    collisions: int
+
+
+def parse_net_dev(text: str) -> list[InterfaceCounters]:
+    """
+    Parse /proc/net/dev: two heading lines, then `name: 16 counters`. A name may hold
+    any character but '/', ':' and white space (dev_valid_name in net/core/dev.c), so
+    it ends at the line's last ':'; it is right-aligned with leading blanks.
+    """
+    interfaces = []
+    for line in text.splitlines()[2:]:
+        name, colon, counters = line.rpartition(":")
+        if not colon:
+            continue
+        c = [int(v) for v in counters.split()]
+        # receive: bytes packets errs drop fifo frame compressed multicast
+        # transmit: bytes packets errs drop fifo colls carrier compressed
+        interfaces.append(
+            InterfaceCounters(
+                name=name.strip(),
+                rx_bytes=c[0],
+                rx_packets=c[1],
+                rx_errors=c[2],
+                rx_drops=c[3],
+                tx_bytes=c[8],
+                tx_packets=c[9],
+                tx_errors=c[10],
+                tx_drops=c[11],
+                collisions=c[13],
+            )
+        )
+    return interfaces
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkSample:
+    #: a monotonic clock's seconds
+    taken_at: float
+    interfaces: tuple[InterfaceCounters, ...]
+
+
+NetworkSource = Callable[[], NetworkSample]
+
+
+def read_proc_net_dev() -> NetworkSample:
+    text = Path("/proc/net/dev").read_text(errors="backslashreplace")
+    return NetworkSample(time.monotonic(), tuple(parse_net_dev(text)))
+
+
+COLUMNS = (
+    Column("Interface"),
+    Column("Received", "bytes"),
+    Column("Packets in", "int"),
+    Column("Errors in", "int"),
+    Column("Drops in", "int"),
+    Column("Sent", "bytes"),
+    Column("Packets out", "int"),
+    Column("Errors out", "int"),
+    Column("Drops out", "int"),
+    Column("Collisions", "int"),
+    Column("Receiving (bytes/s)", "float"),
+    Column("Sending (bytes/s)", "float"),
+)
+
+
+def _rate(now: int, before: int | None, seconds: float | None) -> float | None:
+    if before is None or seconds is None or seconds <= 0 or now < before:
+        return None  # no earlier sample, or the counter was reset
+    return round((now - before) / seconds, 1)
+
+
+def network_rows(sample: NetworkSample, previous: NetworkSample | None) -> list[tuple[Cell, ...]]:
+    seconds = None if previous is None else sample.taken_at - previous.taken_at
+    earlier = {} if previous is None else {i.name: i for i in previous.interfaces}
+    rows: list[tuple[Cell, ...]] = []
+    for i in sample.interfaces:
+        e = earlier.get(i.name)
+        rows.append(
+            (
+                i.name,
+                i.rx_bytes,
+                i.rx_packets,
+                i.rx_errors,
+                i.rx_drops,
+                i.tx_bytes,
+                i.tx_packets,
+                i.tx_errors,
+                i.tx_drops,
+                i.collisions,
+                _rate(i.rx_bytes, e.rx_bytes if e else None, seconds),
+                _rate(i.tx_bytes, e.tx_bytes if e else None, seconds),
+            )
+        )
+    return rows
+
+
+@implementer(IInfoModule)
+class NetworkModule:
+    name = "network"
+    title = "Network"
+    description = "Each interface: traffic, errors, drops, collisions and current rates."
+
+    def __init__(self, context: ModuleContext, source: NetworkSource = read_proc_net_dev) -> None:
+        self._previous: NetworkSample | None = None
+        # Each run pairs its sample with the one before, so every request sharing a run
+        # measures over the same interval.
+        self._read: SharedCollection[tuple[NetworkSample | None, NetworkSample]] = (
+            SharedCollection(lambda: context.run_blocking(source).addCallback(self._pair))
+        )
+        #: fires once the first sample, the base of the first request's rates, is in
+        self.primed: Deferred[None] = self._read().addCallbacks(
+            lambda _: None, lambda f: context.log.failure("first network sample failed", f)
+        )
+
+    def _pair(self, sample: NetworkSample) -> tuple[NetworkSample | None, NetworkSample]:
+        previous, self._previous = self._previous, sample
+        return previous, sample
+
+    def collect(self, query: Query) -> Deferred[Page]:
+        return self._read().addCallback(self._report)
+
+    def _report(self, pair: tuple[NetworkSample | None, NetworkSample]) -> Page:
+        previous, sample = pair
+        interval = (
+            ""
+            if previous is None
+            else f" over the last {sample.taken_at - previous.taken_at:.1f} s"
+        )
+        return Report(
+            title=self.title,
+            tables=(Table("Interfaces", COLUMNS, network_rows(sample, previous)),),
+            notes=(f"Counters since boot; rates{interval}.",),
+        )
+
+
+@implementer(IPlugin, IModuleFactory)
+class NetworkFactory:
+    name = "network"
+
+    def build(self, context: ModuleContext) -> IInfoModule:
+        return NetworkModule(context)
