@@ -3,7 +3,6 @@ shutdown.sh."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
 import subprocess
@@ -13,7 +12,7 @@ from pathlib import Path
 from twisted.application.service import IServiceMaker
 from twisted.plugin import getPlugins
 from twisted.python import usage
-from twisted.trial.unittest import SkipTest, TestCase
+from twisted.trial.unittest import TestCase
 
 from twistedspy import cli, tap
 from twistedspy.config import CONFIG_ENV
@@ -30,11 +29,6 @@ def child_environment(**extra: str) -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(":")
     env.update(extra)
     return env
-
-
-def require_service() -> None:
-    if importlib.util.find_spec("twistedspy.service") is None:
-        raise SkipTest("twistedspy.service is not in this tree yet")
 
 
 class OptionsTests(TestCase):
@@ -144,12 +138,13 @@ class OptionsTests(TestCase):
         self.assertIs(maker.options, tap.Options)
 
     def test_make_service(self) -> None:
-        require_service()
         from twisted.application.service import IService
 
         options = tap.Options()
         self.parse("-p", "0", "--log-dir", str(self.folder / "logs"), options=options)
-        self.assertTrue(IService.providedBy(tap.makeService(options)))
+        service = tap.makeService(options)
+        self.addCleanup(service.journal.close)  # type: ignore[attr-defined]
+        self.assertTrue(IService.providedBy(service))
 
 
 class ScriptTests(TestCase):
@@ -266,7 +261,6 @@ class ShutdownScriptTests(TestCase):
         self.assertIn("is stale", done.stderr)
 
     def test_daemon_round_trip(self) -> None:
-        require_service()
         folder = Path(self.mktemp())
         folder.mkdir()
         started = subprocess.run(
