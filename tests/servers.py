@@ -1,0 +1,90 @@
+"""A real twistedspy server on 127.0.0.1:0 for integration tests, and plain clients for it.
+
+Clients run in threads (`deferToThread`) so that the server, on the test's reactor, keeps
+serving while they block: that is how a real client meets it.
+"""
+
+from __future__ import annotations
+
+import http.client
+import socket
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from twisted.internet import reactor
+from twisted.internet.threads import deferToThread
+from twisted.trial.unittest import TestCase
+
+from twistedspy.service import SpyService, makeService
+from twistedspy.settings import Settings
+
+
+@dataclass
+class RunningServer:
+    service: SpyService
+    port: int
+    folder: Path
+
+    @property
+    def log_dir(self) -> Path:
+        return self.service.settings.log_dir
+
+    def journal_text(self) -> str:
+        return "".join(p.read_text() for p in sorted(self.log_dir.glob("*.log")))
+
+    def request(
+        self, method: str, path: str, headers: dict[str, str] | None = None, body: bytes = b""
+    ) -> Any:
+        """A Deferred firing with a `Reply` for one request over a fresh connection."""
+        return deferToThread(fetch, self.port, method, path, headers or {}, body)
+
+    def exchange(self, data: bytes, *, timeout: float = 10.0) -> Any:
+        """A Deferred firing with every byte the server sends until it closes."""
+        return deferToThread(exchange, self.port, data, timeout)
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    headers: http.client.HTTPMessage
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name)
+
+
+def start_server(case: TestCase, **overrides: Any) -> RunningServer:
+    """Start a server with these settings over test defaults; it stops at the test's end."""
+    folder = Path(case.mktemp())
+    folder.mkdir(parents=True)
+    settings = replace(
+        Settings(port=0, log_dir=folder / "logs", message_file=folder / "messages.jsonl"),
+        **overrides,
+    )
+    service = makeService(settings, reactor)
+    service.startService()
+    case.addCleanup(service.stopService)
+    assert service.port is not None
+    return RunningServer(service, service.port.getHost().port, folder)  # type: ignore[attr-defined]
+
+
+def fetch(port: int, method: str, path: str, headers: dict[str, str], body: bytes = b"") -> Reply:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        connection.request(method, path, body=body or None, headers=headers)
+        response = connection.getresponse()
+        return Reply(response.status, response.headers, response.read())
+    finally:
+        connection.close()
+
+
+def exchange(port: int, data: bytes, timeout: float = 10.0) -> bytes:
+    """Send raw bytes, half-close, and read until the server closes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as client:
+        client.sendall(data)
+        client.shutdown(socket.SHUT_WR)
+        chunks = []
+        while chunk := client.recv(65536):
+            chunks.append(chunk)
+        return b"".join(chunks)
