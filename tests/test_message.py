@@ -14,15 +14,18 @@ from urllib.parse import quote, urlencode
 
 import bcrypt
 from twisted.internet import reactor
-from twisted.internet.defer import DeferredList
+from twisted.internet.defer import CancelledError, DeferredList
 from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
+from twisted.logger import Logger
 from twisted.trial.unittest import TestCase
 
 from tests.servers import Reply, RunningServer, start_server
 from tests.support import require_tool
 from twistedspy.modules.message import (
     Message,
+    MessageStore,
+    append_line,
     form_fields,
     media_type_accepted,
     read_tail,
@@ -314,6 +317,40 @@ class TailTests(TestCase):
         self.assertEqual(form_fields(body), [("text", "ü a+b"), ("x", "1 2"), ("flag", "")])
         with self.assertRaises(PageError):
             form_fields(b"text=%C3")
+
+
+class CancelTests(TestCase):
+    async def test_cancelled_append_is_dropped_before_its_turn_and_whole_after(self) -> None:
+        """ModuleTimeout cancels a post: one waiting its turn is not stored; one being
+        written completes whole, and the next waits for it."""
+        path = Path(self.mktemp())
+        gate = threading.Event()
+        self.addCleanup(gate.set)
+
+        def run_blocking(f: Any, /, *args: Any, **kwargs: Any) -> Any:
+            def gated() -> Any:
+                if f is append_line:
+                    gate.wait(30)
+                return f(*args, **kwargs)
+
+            return deferToThread(gated)
+
+        store = MessageStore(path, run_blocking, Logger())
+        started = Message("t", "c", None, "started " + "s" * 100000)
+        waiting = Message("t", "c", None, "waiting")
+        await store.latest()  # loaded: the first append goes straight to its write
+        first = store.append(started)
+        second = store.append(waiting)
+        first.cancel()
+        second.cancel()
+        for cancelled in (first, second):
+            with self.assertRaises(CancelledError):
+                await cancelled
+        third = store.append(Message("t", "c", None, "third"))
+        gate.set()
+        await third
+        self.assertEqual([r["text"] for r in records(path)], [started.text, "third"])
+        self.assertEqual([m.text for m in await store.latest()], ["third", started.text])
 
 
 def post_in_two_parts(port: int, body: bytes, first: int, go: threading.Event) -> bytes:

@@ -185,6 +185,18 @@ def append_line(path: Path, line: bytes) -> bool:
     return torn
 
 
+class _Turn:
+    """One append's place in the queue: given up by its client, or not."""
+
+    __slots__ = ("abandoned",)
+
+    def __init__(self) -> None:
+        self.abandoned = False
+
+    def abandon(self) -> None:
+        self.abandoned = True
+
+
 class MessageStore:
     """MessageFile, appended to one record at a time, with its latest records in memory."""
 
@@ -206,8 +218,23 @@ class MessageStore:
         return self._lock.run(lambda: Deferred.fromCoroutine(self._latest()))
 
     def append(self, message: Message) -> Deferred[None]:
-        """Store one message; fires once it is on disk."""
-        return self._lock.run(lambda: Deferred.fromCoroutine(self._append(message)))
+        """
+        Store one message; fires once it is on disk.
+
+        Cancelling (ModuleTimeout does) gives up the message if its turn has not come
+        yet; a write already begun is never abandoned: it completes whole, and the lock
+        stays held until it has, so the next append cannot start inside it.
+        """
+        turn = _Turn()
+        answer: Deferred[None] = Deferred(lambda _: turn.abandon())
+        work = self._lock.run(lambda: Deferred.fromCoroutine(self._append(message, turn)))
+
+        def settle(result: object) -> None:
+            if not answer.called:
+                answer.callback(result)  # type: ignore[arg-type]  # a Failure errbacks
+
+        work.addBoth(settle)
+        return answer
 
     # Both below run holding the lock.
 
@@ -231,8 +258,10 @@ class MessageStore:
             self._recent = deque(tail.messages, maxlen=self._keep)
         return self._recent
 
-    async def _append(self, message: Message) -> None:
+    async def _append(self, message: Message, turn: _Turn) -> None:
         recent = await self._load()
+        if turn.abandoned:
+            return
         torn = await self._run_blocking(append_line, self.path, message.line())
         if torn and not self._torn_end_reported:
             # A write of ours that failed half-way (a full disk), or another writer.
