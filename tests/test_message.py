@@ -30,7 +30,9 @@ from twistedspy.modules.message import (
     media_type_accepted,
     read_tail,
 )
-from twistedspy.report import PageError
+from twistedspy.query import Query
+from twistedspy.render import PageContext, Renderer
+from twistedspy.report import Form, PageError, Report
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
@@ -237,6 +239,39 @@ class RefusalTests(TestCase):
         reply = await server.request("POST", "/version", FORM, b"text=x")
         self.assertEqual(reply.status, 405)
         self.assertEqual(reply.header("Allow"), "GET, HEAD")
+
+
+class FormRenderingTests(TestCase):
+    """The Form and summary a Report may carry, as the renderer shows them."""
+
+    context = PageContext("host", [], 0.0)
+    report = Report(
+        title="T",
+        form=Form(action="/x", field='f"<', label="<Label>", button="<Go>"),
+        summary={"stored": True, "n": 3},
+    )
+
+    def test_html_shows_the_form_escaped(self) -> None:
+        page = Renderer("host").html("x", self.report, Query(), self.context).body.decode()
+        self.assertIn('<form class="post" method="post" action="/x"', page)
+        self.assertIn('name="f&#34;&lt;"', page)
+        self.assertIn("&lt;Label&gt;", page)
+        self.assertIn("&lt;Go&gt;</button>", page)
+        self.assertNotIn("stored", page)
+
+    def test_json_has_the_summary_and_no_form(self) -> None:
+        document = json.loads(Renderer("host").json("x", self.report, self.context).body)
+        self.assertEqual((document["stored"], document["n"]), (True, 3))
+        self.assertEqual(document["module"], "x")
+        self.assertNotIn("form", document)
+
+    def test_summary_may_not_replace_the_document_keys(self) -> None:
+        with self.assertRaises(ValueError):
+            Report(title="T", summary={"tables": 1})
+
+    def test_no_form_no_form_tag(self) -> None:
+        page = Renderer("host").html("x", Report("T"), Query(), self.context).body
+        self.assertNotIn(b"<form", page)
 
 
 class TornLineTests(TestCase):
