@@ -219,6 +219,7 @@ class Renderer:
             "title": report.title,
             "host": context.host,
             "generated": iso_time(context.now),
+            **report.summary,
             "tables": [
                 {
                     "title": table.title,
