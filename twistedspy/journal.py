@@ -44,6 +44,9 @@ _LEVELS = frozenset(LogLevel.iterconstants())
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
+#: marks an event the journal has written already (see JournalRoute)
+_ALREADY_JOURNALLED = "spy_journalled"
+
 #: what makes a value need quotes, besides a character that is not printable (str.isprintable
 #: is false for every other whitespace character, so the space is the only one to look for)
 _NEEDS_QUOTES = re.compile(r'[ "=\\]')
@@ -209,6 +212,8 @@ class JournalObserver:
         self._file, self._file_name = new, name
 
     def __call__(self, event: Mapping[str, Any]) -> None:
+        if event.get(_ALREADY_JOURNALLED):
+            return
         if self.mode == "short" and event.get("spy_event") in VERBOSE_ONLY:
             return
         when = self._now()
@@ -230,6 +235,37 @@ class JournalObserver:
             if self._file is not None:
                 self._file.close()
                 self._file = None
+
+
+@implementer(ILogObserver)
+class JournalRoute:
+    """
+    The observer for the server's own `Logger`: journal events go straight to the journal.
+
+    Through the global publisher every request line would also reach twistd's log observer,
+    which formats and writes a line saying only "request" (it does not know the fields):
+    as much work again as the journal line, for nothing. Journal events at warn level or
+    above (a module's failure and its traceback) still go on to the global publisher, so
+    that twistd's log shows them too; everything else the server logs goes there unchanged.
+    """
+
+    def __init__(
+        self,
+        journal: Callable[[dict[str, Any]], None],
+        publisher: Callable[[dict[str, Any]], None],
+    ) -> None:
+        self._journal = journal
+        self._publisher = publisher
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        if event.get("spy_event") is None:
+            self._publisher(event)
+            return
+        self._journal(event)
+        level = event.get("log_level", LogLevel.info)
+        if level in _LEVELS and level >= LogLevel.warn:
+            # Marked, so that the journal (also a global observer) does not write it twice.
+            self._publisher({**event, _ALREADY_JOURNALLED: True})
 
 
 def open_journal(
