@@ -38,6 +38,8 @@ from twistedspy.settings import LogMode
 TWISTED_EVENT = "twisted"
 
 _LEVELS = frozenset(LogLevel.iterconstants())
+#: warn and above; a set, because comparing two LogLevels walks all the constants each time
+_WARN_OR_WORSE = frozenset(level for level in _LEVELS if level >= LogLevel.warn)
 
 #: a single character escaped in a quoted value; any other non-printable one becomes \\xNN,
 #: \\uNNNN or \\UNNNNNNNN
@@ -141,7 +143,7 @@ def format_event(event: Mapping[str, Any], when: float) -> str | None:
     if name is not None:
         fields: Mapping[str, object] = event.get("spy_fields") or {}
         pairs: list[tuple[str, object]] = list(fields.items())
-    elif level in _LEVELS and level >= LogLevel.warn:
+    elif level in _WARN_OR_WORSE:
         name = TWISTED_EVENT
         pairs = [
             ("namespace", event.get("log_namespace", "-")),
@@ -262,8 +264,7 @@ class JournalRoute:
             self._publisher(event)
             return
         self._journal(event)
-        level = event.get("log_level", LogLevel.info)
-        if level in _LEVELS and level >= LogLevel.warn:
+        if event.get("log_level", LogLevel.info) in _WARN_OR_WORSE:
             # Marked, so that the journal (also a global observer) does not write it twice.
             self._publisher({**event, _ALREADY_JOURNALLED: True})
 
