@@ -16,7 +16,7 @@ from ipaddress import ip_address
 from typing import TYPE_CHECKING
 
 from twisted.cred.credentials import Anonymous
-from twisted.internet.defer import Deferred, TimeoutError, maybeDeferred
+from twisted.internet.defer import Deferred, TimeoutError, maybeDeferred, succeed
 from twisted.logger import Logger
 
 from twistedspy.auth import Gatekeeper, LoginFailed, LoginThrottled, credentials_from
@@ -151,6 +151,7 @@ class Dispatcher:
         self.log = log
         self.hosts = HostPolicy(settings)
         package = files("twistedspy") / "static"
+        self._healthy = text_response(200, "twistedspy is healthy.\n")
         self._static = {
             path: Response(200, (package / name).read_bytes(), content_type)
             for path, (name, content_type) in STATIC.items()
@@ -159,6 +160,9 @@ class Dispatcher:
     # -- Site
 
     def respond(self, request: Request, client: str) -> Deferred[Outcome]:
+        if request.path.startswith("/-/"):
+            # Health checks and static files: nothing to wait for, so no coroutine.
+            return succeed(Outcome(self._public(request)))
         return Deferred.fromCoroutine(self._respond(request, client))
 
     def error_response(self, error: HTTPError) -> Response:
@@ -166,6 +170,8 @@ class Dispatcher:
 
     def journal_path(self, request: Request) -> str:
         """The path and query as the journal keeps them: never with a password."""
+        if not request.query:
+            return request.path
         query = Query.parse(request.query)
         kept = "&".join(f"{k}={'***' if k == 'password' else v}" for k, v in query.pairs())
         return request.path + ("?" + kept if kept else "")
@@ -177,8 +183,6 @@ class Dispatcher:
         return PageContext(self.renderer.host, nav, self.clock.seconds())
 
     async def _respond(self, request: Request, client: str) -> Outcome:
-        if request.path.startswith("/-/"):
-            return Outcome(self._public(request))
         query = Query.parse(request.query)
         modules = self._modules()
         context = self._context(modules)
@@ -293,7 +297,7 @@ class Dispatcher:
                 headers=(("Allow", "GET, HEAD"),),
             )
         if request.path == "/-/healthy":
-            return text_response(200, "twistedspy is healthy.\n")
+            return self._healthy
         static = self._static.get(request.path)
         if static is None:
             return self.renderer.error(404, "There is no such file.", as_json=False)

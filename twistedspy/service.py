@@ -29,7 +29,7 @@ from twistedspy.dispatch import Dispatcher
 from twistedspy.events import record
 from twistedspy.http.protocol import HTTPFactory
 from twistedspy.interfaces import IInfoModule
-from twistedspy.journal import JournalError, JournalObserver, open_journal
+from twistedspy.journal import JournalError, JournalObserver, JournalRoute, open_journal
 from twistedspy.registry import build, discover
 from twistedspy.render import Renderer
 from twistedspy.settings import Settings
@@ -67,10 +67,13 @@ def _daemon_thread(**kwargs: Any) -> threading.Thread:
 class SpyService(MultiService):
     """Listens, serves, and on stop closes every connection before saying it stopped."""
 
-    log = Logger(namespace="twistedspy")
-
     def __init__(self, settings: Settings, reactor: Any, journal: JournalObserver) -> None:
         super().__init__()
+        self.log = Logger(
+            namespace="twistedspy",
+            source=self,
+            observer=JournalRoute(journal, globalLogPublisher),
+        )
         self.settings = settings
         self.reactor = reactor
         self.journal = journal
