@@ -129,7 +129,7 @@ class SpyService(MultiService):
                 f"cannot listen on {self.settings.endpoint()}: {outcome[0].getErrorMessage()}"
             )
         self.port = cast("IListeningPort", outcome[0])
-        self.factory.ports.append(self.port)
+        self.factory.add_port(self.port)
         super().privilegedStartService()
 
     @override

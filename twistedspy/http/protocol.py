@@ -296,6 +296,18 @@ class HTTPFactory(ServerFactory):
         channel.factory = self
         return channel
 
+    def add_port(self, port: object) -> None:
+        """
+        Serve connections from this listening port, within MaxClients.
+
+        The clamp starts here, before the first accept: the port's accept loop reads
+        `numberAccepts` (100 to begin with) once per wake-up and takes that many sockets
+        whatever the factory does meanwhile, so a burst waiting in the backlog before the
+        first wake-up would all be let in at once.
+        """
+        self.ports.append(port)
+        self._clamp_accepts()
+
     def connection_opened(self, channel: HTTPChannel) -> None:
         self.connections.add(channel)
         record(self.log, "connection", client=channel.client)
