@@ -9,6 +9,7 @@ journal observer can write exactly SPEC §5's lines and ignore the rest.
 from __future__ import annotations
 
 from twisted.logger import Logger, LogLevel
+from twisted.python.failure import Failure
 
 #: events shown only in `verbose` mode (SPEC §5)
 VERBOSE_ONLY = frozenset({"connection", "headers"})
@@ -18,12 +19,18 @@ def record(
     log: Logger,
     event: str,
     level: LogLevel = LogLevel.info,
+    /,
     **fields: object,
 ) -> None:
-    """Write one journal event; `fields` become its `key=value` pairs, in order."""
+    """
+    Write one journal event; `fields` become its `key=value` pairs, in order. The other
+    parameters are positional only, so that any field name (a request header's) is allowed.
+    """
     log.emit(level, "{spy_event}", spy_event=event, spy_fields=fields)
 
 
-def record_failure(log: Logger, event: str, **fields: object) -> None:
-    """Write an error event with the traceback of the exception being handled."""
-    log.failure("{spy_event}", spy_event=event, spy_fields=fields)
+def record_failure(
+    log: Logger, event: str, failure: Failure | None = None, /, **fields: object
+) -> None:
+    """Write an error event with the traceback of `failure`, or of the one being handled."""
+    log.failure("{spy_event}", failure, spy_event=event, spy_fields=fields)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Protocol, cast
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IProtocolNegotiationFactory
 from twisted.internet.protocol import ServerFactory
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.protocols.basic import LineReceiver
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
@@ -29,6 +29,10 @@ from twistedspy.http.response import DateCache, Outcome, Response, serialize
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime, ITCPTransport
+
+
+#: header fields whose values the journal never shows
+SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 
 
 class Site(Protocol):
@@ -169,10 +173,23 @@ class HTTPChannel(LineReceiver, TimeoutMixin):
         # (and then in the kernel), and are answered in order (RFC 9112 §9.3.2).
         self.pauseProducing()
         started = time.monotonic()
+        self._journal_headers(request)
         pending = self.factory.site.respond(request, self.client)
         self._pending = pending
         pending.addCallback(self._write, request, started)
         pending.addErrback(self._internal_error, request, started)
+
+    def _journal_headers(self, request: Request) -> None:
+        """The `headers` event, which the journal keeps in verbose mode only (SPEC §5)."""
+        fields: dict[str, object] = {"client": self.client}
+        fields["path"] = self.factory.site.journal_path(request)
+        for name, _value in request.headers:
+            if name in fields:
+                continue
+            # Credentials never reach the journal (SPEC §3).
+            secret = name in SECRET_HEADERS
+            fields[name] = "***" if secret else ", ".join(request.header_values(name))
+        record(self.factory.log, "headers", LogLevel.info, **fields)
 
     def _internal_error(self, failure: Failure, request: Request, started: float) -> None:
         self.factory.log.failure("response failed", failure)
