@@ -8,6 +8,8 @@ journal observer can write exactly SPEC §5's lines and ignore the rest.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
@@ -19,13 +21,16 @@ def record(
     log: Logger,
     event: str,
     level: LogLevel = LogLevel.info,
-    /,
     **fields: object,
 ) -> None:
-    """
-    Write one journal event; `fields` become its `key=value` pairs, in order. The other
-    parameters are positional only, so that any field name (a request header's) is allowed.
-    """
+    """Write one journal event; `fields` become its `key=value` pairs, in order."""
+    record_fields(log, event, fields, level)
+
+
+def record_fields(
+    log: Logger, event: str, fields: Mapping[str, object], level: LogLevel = LogLevel.info
+) -> None:
+    """`record`, for fields whose names come from outside (a request's header names)."""
     log.emit(level, "{spy_event}", spy_event=event, spy_fields=fields)
 
 

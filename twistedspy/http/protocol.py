@@ -16,14 +16,14 @@ from typing import TYPE_CHECKING, Protocol, cast
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IProtocolNegotiationFactory
 from twisted.internet.protocol import ServerFactory
-from twisted.logger import Logger, LogLevel
+from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 from typing_extensions import override
 from zope.interface import implementer
 
-from twistedspy.events import record
+from twistedspy.events import record, record_fields
 from twistedspy.http.parser import MAX_LINE, HTTPError, Request, RequestParser, RequestTimeout
 from twistedspy.http.response import DateCache, Outcome, Response, serialize
 
@@ -189,7 +189,7 @@ class HTTPChannel(LineReceiver, TimeoutMixin):
             # Credentials never reach the journal (SPEC §3).
             secret = name in SECRET_HEADERS
             fields[name] = "***" if secret else ", ".join(request.header_values(name))
-        record(self.factory.log, "headers", LogLevel.info, **fields)
+        record_fields(self.factory.log, "headers", fields)
 
     def _internal_error(self, failure: Failure, request: Request, started: float) -> None:
         self.factory.log.failure("response failed", failure)
