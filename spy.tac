@@ -20,7 +20,11 @@ except ConfigError as e:
     raise SystemExit(1) from None
 
 # Imported once the settings are good, so a config mistake is reported before anything loads.
-from twistedspy.service import makeService
+from twistedspy.service import StartupError, makeService
 
 application = service.Application("twistedspy")
-makeService(settings).setServiceParent(application)
+try:
+    makeService(settings).setServiceParent(application)
+except StartupError as e:
+    sys.stderr.write(f"twistedspy: {e}\n")
+    raise SystemExit(1) from None

@@ -14,7 +14,7 @@ import threading
 from typing import TYPE_CHECKING, Any, cast
 
 from twisted.application.service import MultiService
-from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
+from twisted.internet.defer import Deferred, DeferredList, maybeDeferred, succeed
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger, LogLevel, globalLogPublisher
@@ -26,11 +26,11 @@ from twistedspy.accounts import AccountsError
 from twistedspy.auth import make_gatekeeper
 from twistedspy.context import ModuleContext
 from twistedspy.dispatch import Dispatcher
-from twistedspy.events import record
+from twistedspy.events import record, record_failure
 from twistedspy.http.protocol import HTTPFactory
 from twistedspy.interfaces import IInfoModule
 from twistedspy.journal import JournalError, JournalObserver, JournalRoute, open_journal
-from twistedspy.registry import build, discover
+from twistedspy.registry import LoadError, build, discover
 from twistedspy.render import Renderer
 from twistedspy.settings import Settings
 
@@ -92,7 +92,10 @@ class SpyService(MultiService):
             self.gatekeeper = make_gatekeeper(settings, reactor, run_blocking, self.log)
         except AccountsError as e:
             raise StartupError(str(e)) from None
-        self.modules.update(build(discover(settings.modules_dir), context, settings.modules))
+        #: ModulesDir files that failed to import, journalled once the journal listens
+        self.load_errors: list[LoadError] = []
+        plugins = discover(settings.modules_dir, on_error=self.load_errors.append)
+        self.modules.update(build(plugins, context, settings.modules))
         if settings.modules is not None:
             unknown = sorted(set(settings.modules) - set(self.modules))
             if unknown:
@@ -132,7 +135,7 @@ class SpyService(MultiService):
                 f"cannot listen on {self.settings.endpoint()}: {outcome[0].getErrorMessage()}"
             )
         self.port = cast("IListeningPort", outcome[0])
-        self.factory.ports.append(self.port)
+        self.factory.add_port(self.port)
         super().privilegedStartService()
 
     @override
@@ -141,6 +144,15 @@ class SpyService(MultiService):
             self.privilegedStartService()
         super().startService()
         self.pool.start()
+        for error in self.load_errors:
+            record_failure(
+                self.log,
+                "module-error",
+                error.failure,
+                file=error.file,
+                error=error.failure.getErrorMessage(),
+                outcome="left out",
+            )
         address = self.port.getHost() if self.port is not None else None
         record(
             self.log,
@@ -161,6 +173,8 @@ class SpyService(MultiService):
     @override
     def stopService(self) -> Deferred[None]:
         """SPEC §6: stop accepting, finish what is under way, close, journal, end."""
+        if not self.running:
+            return succeed(None)
         self.factory.stop_accepting()
         stopping: list[Deferred[Any]] = [maybeDeferred(MultiService.stopService, self)]
         if self.port is not None:

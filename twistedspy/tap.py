@@ -7,6 +7,7 @@ The plugin file `twisted/plugins/spy_twistd.py` names this module; `twistedspy.c
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from twisted.application.service import IService
@@ -182,9 +183,12 @@ class Options(usage.Options):
 def makeService(options: Options) -> IService:
     """The twistedspy service for `twistd spy`."""
     # Imported here so that `twistd --help` does not load the whole server.
-    from twistedspy.service import (  # type: ignore[import-not-found,unused-ignore] # noqa: PLC0415
-        makeService as make_spy_service,
-    )
+    from twistedspy import service as spy_service  # noqa: PLC0415
 
-    service: IService = make_spy_service(options.settings)
+    try:
+        service: IService = spy_service.makeService(options.settings)
+    except spy_service.StartupError as e:
+        # One line for the person starting it, not twistd's traceback (SPEC §1).
+        sys.stderr.write(f"twistedspy: {e}\n")
+        raise SystemExit(1) from None
     return service
