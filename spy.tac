@@ -20,11 +20,7 @@ except ConfigError as e:
     raise SystemExit(1) from None
 
 # Imported once the settings are good, so a config mistake is reported before anything loads.
-from twistedspy.service import StartupError, makeService
+from twistedspy.service import make_command_line_service
 
 application = service.Application("twistedspy")
-try:
-    makeService(settings).setServiceParent(application)
-except StartupError as e:
-    sys.stderr.write(f"twistedspy: {e}\n")
-    raise SystemExit(1) from None
+make_command_line_service(settings).setServiceParent(application)

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 import threading
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred, DeferredList, maybeDeferred, succeed
@@ -213,3 +214,31 @@ def makeService(settings: Settings, reactor: IReactorCore | None = None) -> SpyS
     except BaseException:
         journal.close()
         raise
+
+
+def _exit_with(error: StartupError) -> NoReturn:
+    # One line for the person starting it, not twistd's traceback (SPEC §1).
+    sys.stderr.write(f"twistedspy: {error}\n")
+    raise SystemExit(1) from None
+
+
+class _CommandLineService(MultiService):
+    """The service as twistd runs it: a failure to listen ends the process in one line."""
+
+    @override
+    def privilegedStartService(self) -> None:
+        try:
+            super().privilegedStartService()
+        except StartupError as e:
+            _exit_with(e)
+
+
+def make_command_line_service(settings: Settings) -> MultiService:
+    """`makeService` for `spy.tac` and `twistd spy`, where errors go to a person's terminal."""
+    try:
+        spy = makeService(settings)
+    except StartupError as e:
+        _exit_with(e)
+    wrapper = _CommandLineService()
+    spy.setServiceParent(wrapper)
+    return wrapper

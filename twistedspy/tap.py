@@ -7,7 +7,6 @@ The plugin file `twisted/plugins/spy_twistd.py` names this module; `twistedspy.c
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from twisted.application.service import IService
@@ -183,12 +182,6 @@ class Options(usage.Options):
 def makeService(options: Options) -> IService:
     """The twistedspy service for `twistd spy`."""
     # Imported here so that `twistd --help` does not load the whole server.
-    from twistedspy import service as spy_service  # noqa: PLC0415
+    from twistedspy.service import make_command_line_service  # noqa: PLC0415
 
-    try:
-        service: IService = spy_service.makeService(options.settings)
-    except spy_service.StartupError as e:
-        # One line for the person starting it, not twistd's traceback (SPEC §1).
-        sys.stderr.write(f"twistedspy: {e}\n")
-        raise SystemExit(1) from None
-    return service
+    return make_command_line_service(options.settings)
