@@ -24,6 +24,7 @@ from twistedspy.events import record_failure
 from twistedspy.http.parser import HTTPError, Request
 from twistedspy.http.response import Outcome, Response, text_response
 from twistedspy.interfaces import IFormModule, IInfoModule
+from twistedspy.pagecache import PageCache, max_age_of
 from twistedspy.query import Query, Submission
 from twistedspy.render import SECRET_KEYS, NavItem, PageContext, Renderer
 from twistedspy.report import PageError, RawBody, Report
@@ -150,6 +151,8 @@ class Dispatcher:
         self.clock = clock
         self.log = log
         self.hosts = HostPolicy(settings)
+        #: finished pages of modules that declare `max_age` (see twistedspy.pagecache)
+        self.pages = PageCache(clock)
         package = files("twistedspy") / "static"
         self._healthy = text_response(200, "twistedspy is healthy.\n")
         self._static = {
@@ -244,22 +247,37 @@ class Dispatcher:
             message = "A form on another site cannot post here."
             return Outcome(fail(403, message).response, user)
         visible = Query(tuple((k, v) for k, v in query.pairs() if k not in SECRET_KEYS))
-        try:
-            page = await self._collect(module, request, visible, client, user)
-        except PageError as error:
-            return Outcome(fail(error.status, error.message).response, user)
-        except TimeoutError:
-            message = f"The module {name!r} did not answer within the time allowed."
-            return Outcome(fail(504, message).response, user)
-        except Exception:
-            record_failure(self.log, "module-error", module=name, client=client)
-            message = f"The module {name!r} failed; the journal has the details."
-            return Outcome(fail(500, message).response, user)
-        if isinstance(page, RawBody):
-            return Outcome(Response(200, page.content, page.content_type), user)
-        if as_json:
-            return Outcome(self.renderer.json(name, page, context), user)
-        return Outcome(self.renderer.html(name, page, visible, context), user)
+
+        async def page() -> Response:
+            try:
+                found = await self._collect(module, request, visible, client, user)
+            except PageError as error:
+                return fail(error.status, error.message).response
+            except TimeoutError:
+                message = f"The module {name!r} did not answer within the time allowed."
+                return fail(504, message).response
+            except Exception:
+                record_failure(self.log, "module-error", module=name, client=client)
+                message = f"The module {name!r} failed; the journal has the details."
+                return fail(500, message).response
+            if isinstance(found, RawBody):
+                return Response(200, found.content, found.content_type)
+            if as_json:
+                return self.renderer.json(name, found, context)
+            return self.renderer.html(name, found, visible, context)
+
+        # A POST changes something: never answered from, nor kept in, the page cache.
+        max_age = 0.0 if request.method == "POST" else max_age_of(module)
+        if max_age <= 0:
+            return Outcome(await page(), user)
+        # The user is part of the key: no page crosses from one user to another.
+        key = (name, as_json, visible.pairs(), user)
+        cached = self.pages.get(key, module)
+        if cached is None:
+            cached = await self.pages.fill(
+                key, module, max_age, lambda: Deferred.fromCoroutine(page())
+            )
+        return Outcome(cached, user)
 
     async def _collect(
         self,

@@ -47,6 +47,8 @@ class Response:
     headers: tuple[tuple[str, str], ...] = ()
     #: close the connection after this response, whatever the request asked
     close: bool = False
+    #: the body gzip-compressed already (see `with_gzip`), for a response sent many times
+    gzipped: bytes | None = None
 
     @property
     def is_html(self) -> bool:
@@ -67,6 +69,18 @@ def text_response(status: int, text: str, **kwargs: object) -> Response:
         Response(status, text.encode("utf-8"), "text/plain; charset=utf-8"),
         **kwargs,  # type: ignore[arg-type]
     )
+
+
+def _compress(body: bytes) -> bytes:
+    # mtime=0: the same page compresses to the same bytes (cacheable, testable).
+    return gzip.compress(body, compresslevel=5, mtime=0)
+
+
+def with_gzip(response: Response) -> Response:
+    """The response with its compressed body made once, if it is long enough to need one."""
+    if len(response.body) <= GZIP_THRESHOLD or response.gzipped is not None:
+        return response
+    return replace(response, gzipped=_compress(response.body))
 
 
 def accepts_gzip(accept_encoding: str | None) -> bool:
@@ -125,8 +139,7 @@ def serialize(
     if len(body) > GZIP_THRESHOLD:
         extra.append(("Vary", "Accept, Accept-Encoding"))
         if accepts_gzip(accept_encoding):
-            # mtime=0: the same page compresses to the same bytes (cacheable, testable).
-            body = gzip.compress(body, compresslevel=5, mtime=0)
+            body = response.gzipped if response.gzipped is not None else _compress(body)
             extra.append(("Content-Encoding", "gzip"))
     if response.is_html:
         extra.extend(HTML_HEADERS)
