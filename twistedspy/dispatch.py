@@ -40,6 +40,9 @@ _MEDIA_RANGE = re.compile(r"\s*([^\s;,]+)\s*(?:;\s*q\s*=\s*([0-9.]+))?.*")
 STATIC: Mapping[str, tuple[str, str]] = {
     "/-/static/spy.css": ("spy.css", "text/css; charset=utf-8"),
     "/-/static/spy.js": ("spy.js", "text/javascript; charset=utf-8"),
+    # Browsers ask for an icon on every page; without one, /favicon.ico's 404 is a
+    # console error on each of them.
+    "/-/static/favicon.svg": ("favicon.svg", "image/svg+xml; charset=utf-8"),
 }
 
 

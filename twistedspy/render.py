@@ -89,6 +89,8 @@ def format_value(value: object, unit: str) -> str:
     if isinstance(value, int | float):
         if unit == "bytes":
             return human_bytes(value)
+        if unit == "rate":
+            return human_bytes(value) + "/s"
         if unit == "percent":
             return f"{value:.1f} %"
         if unit == "seconds":

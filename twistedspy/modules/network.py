@@ -95,8 +95,8 @@ COLUMNS = (
     Column("Errors out", "int"),
     Column("Drops out", "int"),
     Column("Collisions", "int"),
-    Column("Receiving (bytes/s)", "float"),
-    Column("Sending (bytes/s)", "float"),
+    Column("Receiving (bytes/s)", "rate"),
+    Column("Sending (bytes/s)", "rate"),
 )
 
 

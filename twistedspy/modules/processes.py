@@ -330,7 +330,7 @@ _DESCENDING_BY_DEFAULT: Final = frozenset({"rss", "cpu", "threads"})
 DEFAULT_SORT: Final = "pid"
 
 COLUMNS: Final = (
-    Column("PID", "int", "pid"),
+    Column("PID", "id", "pid"),
     Column("Name", "text", "name"),
     Column("State", "text", "state"),
     Column("User", "text", "user"),
