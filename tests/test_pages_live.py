@@ -9,13 +9,12 @@ from __future__ import annotations
 import json
 import os
 import pwd
-import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
 from twisted.trial.unittest import TestCase
 
+from tests.children import start_child, wait_until_sleeping
 from tests.servers import Reply, RunningServer, start_server
 from twistedspy.modules.meminfo import parse_meminfo
 from twistedspy.modules.network import parse_net_dev
@@ -27,31 +26,6 @@ def rows_of(reply: Reply, table: int = 0) -> list[list[Any]]:
     document = json.loads(reply.body)
     rows: list[list[Any]] = document["tables"][table]["rows"]
     return rows
-
-
-def start_child(case: TestCase, argv: list[str]) -> subprocess.Popen[bytes]:
-    child = subprocess.Popen(argv)
-
-    def stop() -> None:
-        child.kill()
-        child.wait()
-
-    case.addCleanup(stop)
-    return child
-
-
-def wait_until_sleeping(pid: int, argv0: str) -> None:
-    """Until the child has exec'd into `argv0` and sleeps (at most about 10 s)."""
-    for _ in range(2000):
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-            stat = Path(f"/proc/{pid}/stat").read_bytes()
-        except FileNotFoundError:
-            break
-        if cmdline.split(b"\0")[0] == argv0.encode() and stat.rsplit(b") ", 1)[1][:1] == b"S":
-            return
-        time.sleep(0.005)
-    raise AssertionError(f"process {pid} never slept as {argv0!r}")
 
 
 class ProcessesTests(TestCase):
