@@ -9,6 +9,7 @@ ModuleTimeout.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Mapping
 from importlib.resources import files
@@ -30,6 +31,7 @@ from twistedspy.report import PageError, RawBody, Report
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IReactorTime
 
+    from twistedspy.context import BlockingRunner
     from twistedspy.settings import Settings
 
 WWW_AUTHENTICATE = ("WWW-Authenticate", 'Basic realm="twistedspy", charset="UTF-8"')
@@ -144,6 +146,7 @@ class Dispatcher:
         renderer: Renderer,
         clock: IReactorTime,
         log: Logger,
+        run_blocking: BlockingRunner | None = None,
     ) -> None:
         self.settings = settings
         self._modules = modules
@@ -151,6 +154,7 @@ class Dispatcher:
         self.renderer = renderer
         self.clock = clock
         self.log = log
+        self.run_blocking = run_blocking
         self.hosts = HostPolicy(settings)
         package = files("twistedspy") / "static"
         self._static = {
@@ -245,8 +249,14 @@ class Dispatcher:
         if isinstance(page, RawBody):
             return Outcome(Response(200, page.content, page.content_type), user)
         if as_json:
-            return Outcome(self.renderer.json(name, page, context), user)
-        return Outcome(self.renderer.html(name, page, visible, context), user)
+            render = functools.partial(self.renderer.json, name, page, context)
+        else:
+            render = functools.partial(self.renderer.html, name, page, visible, context)
+        if self.run_blocking is None:
+            return Outcome(render(), user)
+        # A page of a thousand processes takes tens of milliseconds to render: off the
+        # reactor, so that other clients' small pages do not queue behind it.
+        return Outcome(await self.run_blocking(render), user)
 
     async def _collect(
         self,

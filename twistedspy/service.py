@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 import threading
 from typing import TYPE_CHECKING, Any, cast
 
@@ -101,6 +102,7 @@ class SpyService(MultiService):
             renderer=Renderer(),
             clock=reactor,
             log=self.log,
+            run_blocking=run_blocking,
         )
         self.factory = HTTPFactory(
             self.dispatcher,
@@ -137,6 +139,11 @@ class SpyService(MultiService):
         if self.port is None:
             self.privilegedStartService()
         super().startService()
+        # Worker threads run pure-Python collection and rendering; a thread that wants
+        # the GIL waits up to the switch interval for it, and the reactor asks for it
+        # several times a request. 1 ms instead of CPython's 5 ms keeps small pages
+        # quick while a big one is built (bench/processes.py: /version p99 under load).
+        sys.setswitchinterval(0.001)
         self.pool.start()
         address = self.port.getHost() if self.port is not None else None
         record(
