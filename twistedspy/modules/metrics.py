@@ -38,7 +38,14 @@ from zope.interface import implementer
 from twistedspy.context import ModuleContext
 from twistedspy.interfaces import IInfoModule, IModuleFactory
 from twistedspy.modules.cpu import MODES, CpuSample, read_cpu_sample
-from twistedspy.modules.diskfree import PSEUDO_TYPES, DiskfreeModule, Mount, Usage, read_mounts
+from twistedspy.modules.diskfree import (
+    PSEUDO_TYPES,
+    DiskfreeModule,
+    Mount,
+    MountSource,
+    Usage,
+    read_mounts,
+)
 from twistedspy.modules.inflight import SharedCollection
 from twistedspy.modules.meminfo import read_proc_meminfo
 from twistedspy.modules.network import NetworkSample, read_proc_net_dev
@@ -342,8 +349,9 @@ class MetricsModule:
     title = "Metrics"
     description = "Prometheus exposition with node_exporter's names; collect[]= and exclude[]=."
 
-    def __init__(self, context: ModuleContext) -> None:
+    def __init__(self, context: ModuleContext, mounts: MountSource = read_mounts) -> None:
         self._context = context
+        self._mounts = mounts
         self._deadline = context.settings.module_timeout / 2
         self._own_diskfree: DiskfreeModule | None = None
         ticks = os.sysconf("SC_CLK_TCK")
@@ -417,7 +425,7 @@ class MetricsModule:
 
     async def _measure_filesystems(self) -> Families:
         disk = self._diskfree()
-        mounts = exported_mounts(await self._context.run_blocking(read_mounts))
+        mounts = exported_mounts(await self._context.run_blocking(self._mounts))
         answers = await DeferredList(
             [disk.measure(m.mount_point) for m in mounts], consumeErrors=True
         )
