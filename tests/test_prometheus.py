@@ -156,6 +156,27 @@ class PromtoolTests(TestCase):
             self.assertEqual(labels, node_exporter[name], name)
 
 
+class FleetConfigTests(TestCase):
+    def test_contrib_config_is_valid(self) -> None:
+        promtool = require_tool("promtool")
+        folder = Path(self.mktemp())
+        folder.mkdir()
+        (folder / "password").write_text("secret\n")
+        (folder / "ca.pem").write_text("")
+        text = (Path(__file__).parent.parent / "contrib" / "prometheus.yml").read_text()
+        self.assertIn("basic_auth:", text)
+        self.assertIn("ca_file:", text)
+        text = text.replace("/etc/prometheus/twistedspy.password", str(folder / "password"))
+        text = text.replace("/etc/prometheus/twistedspy-ca.pem", str(folder / "ca.pem"))
+        (folder / "prometheus.yml").write_text(text)
+        checked = subprocess.run(
+            [promtool, "check", "config", str(folder / "prometheus.yml")],
+            capture_output=True,
+            check=False,
+        )
+        self.assertEqual(checked.returncode, 0, checked.stdout + checked.stderr)
+
+
 class PrometheusTests(TestCase):
     def start_prometheus(self, targets: list[int]) -> int:
         prometheus = require_tool("prometheus")

@@ -355,7 +355,7 @@ class MetricsModule:
         self._deadline = context.settings.module_timeout / 2
         self._own_diskfree: DiskfreeModule | None = None
         ticks = os.sysconf("SC_CLK_TCK")
-        processes = ProcfsProcessSource()
+        processes = ProcfsProcessSource(cmdline=False)
 
         def blocking(work: Callable[[], Families]) -> Collect:
             # One run in flight per collector: a stuck read holds one thread, not one per scrape.
