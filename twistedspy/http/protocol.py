@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol, cast
 
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.interfaces import IProtocolNegotiationFactory
+from twisted.internet.interfaces import IHalfCloseableProtocol, IProtocolNegotiationFactory
 from twisted.internet.protocol import ServerFactory
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
@@ -40,6 +40,16 @@ class Site(Protocol):
     def journal_path(self, request: Request) -> str: ...
 
 
+class InternalServerError(HTTPError):
+    """The dispatcher itself failed: a bug, answered as 500 and journalled."""
+
+    status = 500
+    reason = "Internal Server Error"
+    default_message = "The server failed to answer this request; the journal has the details."
+    close = False
+
+
+@implementer(IHalfCloseableProtocol)
 class HTTPChannel(LineReceiver, TimeoutMixin):
     """One client connection, serving its requests one at a time, in order."""
 
@@ -61,6 +71,7 @@ class HTTPChannel(LineReceiver, TimeoutMixin):
         self._pending: Deferred[Outcome] | None = None
         self._closing = False
         self._close_when_idle = False
+        self._read_closed = False
         self.lost = False
 
     @property
@@ -82,6 +93,16 @@ class HTTPChannel(LineReceiver, TimeoutMixin):
         self.setTimeout(None)
         self.factory.connection_closed(self)
 
+    # IHalfCloseableProtocol: a client may send its requests and then shut down its side
+    # (`nc -N`, some HTTP/1.0 clients). Without this, Twisted would close the whole
+    # connection at that end of input and drop the answers still to be written.
+    def readConnectionLost(self) -> None:
+        self._read_closed = True
+        self.close_when_idle()
+
+    def writeConnectionLost(self) -> None:
+        self.close_when_idle()
+
     def close_when_idle(self) -> None:
         """Close now if no response is being prepared, else right after it is written."""
         self._close_when_idle = True
@@ -100,7 +121,8 @@ class HTTPChannel(LineReceiver, TimeoutMixin):
     def timeoutConnection(self) -> None:
         if self._closing:
             self.link.abortConnection()
-        elif self._parser.in_progress or not self.line_mode:
+        elif self._parser.in_progress or not self.line_mode or self._buffer:
+            # Part of a request has arrived (perhaps not one whole line yet).
             self._fail(RequestTimeout())
         else:
             # An idle keep-alive connection ends silently (RFC 9112 §9.8).
@@ -177,7 +199,7 @@ class HTTPChannel(LineReceiver, TimeoutMixin):
 
     def _internal_error(self, failure: Failure, request: Request, started: float) -> None:
         self.factory.log.failure("response failed", failure)
-        error = HTTPError()
+        error = InternalServerError()
         outcome = Outcome(self.factory.site.error_response(error))
         self._write(outcome, request, started)
 
@@ -186,7 +208,11 @@ class HTTPChannel(LineReceiver, TimeoutMixin):
         if self.lost:
             return
         response = outcome.response
-        keep_alive = request.keep_alive and not response.close and not self._close_when_idle
+        keep_alive = request.keep_alive and not response.close
+        if self._close_when_idle and not (self._read_closed and self._buffer):
+            # Shutting down, or the client has finished sending: this is the last answer,
+            # unless requests it sent before closing its side are still waiting.
+            keep_alive = False
         data = serialize(
             response,
             now=self.factory.clock.seconds(),
@@ -213,6 +239,14 @@ class HTTPChannel(LineReceiver, TimeoutMixin):
         if not keep_alive:
             self._closing = True
             self.link.loseConnection()
+            return
+        if self._read_closed:
+            # Nothing more can arrive: answer what is buffered, without reading again.
+            self.paused = False
+            self.dataReceived(b"")
+            if self._pending is None and not self._closing:
+                self._closing = True
+                self.link.loseConnection()
             return
         self.resumeProducing()
         if self._pending is None and not self._closing:
