@@ -14,7 +14,7 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Any, NoReturn, cast
 
-from twisted.application.service import MultiService
+from twisted.application.service import IService, MultiService
 from twisted.internet.defer import Deferred, DeferredList, maybeDeferred, succeed
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.threads import deferToThreadPool
@@ -29,6 +29,7 @@ from twistedspy.context import ModuleContext
 from twistedspy.dispatch import Dispatcher
 from twistedspy.events import record, record_failure
 from twistedspy.http.protocol import HTTPFactory
+from twistedspy.http.stats import RequestStats
 from twistedspy.interfaces import IInfoModule
 from twistedspy.journal import JournalError, JournalObserver, JournalRoute, open_journal
 from twistedspy.registry import LoadError, build, discover
@@ -82,12 +83,14 @@ class SpyService(MultiService):
         self.pool.threadFactory = _daemon_thread  # type: ignore[assignment]
         run_blocking = functools.partial(deferToThreadPool, reactor, self.pool)
         self.modules: dict[str, IInfoModule] = {}
+        self.requests = RequestStats(lambda: self.modules)
         context = ModuleContext(
             settings=settings,
             reactor=cast("IReactorTime", reactor),
             run_blocking=run_blocking,
             served=lambda: list(self.modules.values()),
             log=self.log,
+            requests=self.requests,
         )
         try:
             self.gatekeeper = make_gatekeeper(settings, reactor, run_blocking, self.log)
@@ -101,6 +104,10 @@ class SpyService(MultiService):
             unknown = sorted(set(settings.modules) - set(self.modules))
             if unknown:
                 raise StartupError(f"Modules: no such module: {', '.join(unknown)}")
+        # A module that is also a Service (a background sampler) runs while we do.
+        for module in self.modules.values():
+            if IService.providedBy(module):
+                cast("IService", module).setServiceParent(self)
         self.dispatcher = Dispatcher(
             settings=settings,
             modules=lambda: self.modules,
@@ -116,6 +123,7 @@ class SpyService(MultiService):
             request_timeout=settings.request_timeout,
             keepalive_timeout=settings.keepalive_timeout,
             log=self.log,
+            stats=self.requests,
         )
         self.port: IListeningPort | None = None
 
