@@ -64,7 +64,8 @@ def start_server(case: TestCase, **overrides: Any) -> RunningServer:
     )
     service = makeService(settings, reactor)
     service.startService()
-    case.addCleanup(service.stopService)
+    # A test may stop the service itself (shutdown tests): stop it only if still running.
+    case.addCleanup(lambda: service.stopService() if service.running else None)
     assert service.port is not None
     return RunningServer(service, service.port.getHost().port, folder)  # type: ignore[attr-defined]
 
@@ -88,3 +89,21 @@ def exchange(port: int, data: bytes, timeout: float = 10.0) -> bytes:
         while chunk := client.recv(65536):
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+def split_responses(data: bytes, *, head: bool = False) -> list[tuple[int, bytes, bytes]]:
+    """Raw response bytes as (status, head, body) triples, framed by Content-Length."""
+    responses = []
+    while data:
+        head_bytes, separator, rest = data.partition(b"\r\n\r\n")
+        if not separator:
+            raise ValueError(f"incomplete response head: {data[:80]!r}")
+        status = int(head_bytes.split(b" ", 2)[1])
+        length = 0
+        for line in head_bytes.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.lower() == b"content-length":
+                length = 0 if head else int(value)
+        responses.append((status, head_bytes, rest[:length]))
+        data = rest[length:]
+    return responses

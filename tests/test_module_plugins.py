@@ -1,6 +1,14 @@
-"""The built-in module plugins: discoverable, each providing its interfaces."""
+# -*- test-case-name: tests.test_module_plugins -*-
+"""The module plugins: discoverable, each providing its interfaces, as a third party's too."""
 
 from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 from twisted.plugin import getPlugins
 from twisted.trial.unittest import TestCase
@@ -19,7 +27,70 @@ class PluginTests(TestCase):
         self.assertTrue({"processes", "meminfo", "diskfree", "network"} <= set(names))
         for factory in factories:
             verifyObject(IModuleFactory, factory)
-            if factory.name in {"processes", "meminfo", "diskfree", "network"}:
-                module = factory.build(module_context())
-                verifyObject(IInfoModule, module)
-                self.assertEqual(module.name, factory.name)
+            module = factory.build(module_context())
+            verifyObject(IInfoModule, module)
+            self.assertEqual(module.name, factory.name)
+
+
+SPEC = Path(__file__).resolve().parent.parent.parent / "shared" / "SPEC.md"
+REPOSITORY = Path(__file__).resolve().parent.parent
+
+#: SPEC §4's example, verbatim: a third party's module must work exactly as written.
+HELLO = """\
+# hello.py
+from twisted.plugin import IPlugin
+from zope.interface import implementer
+
+from twistedspy.interfaces import IInfoModule
+from twistedspy.report import Report, Table
+
+
+@implementer(IPlugin, IInfoModule)
+class Hello:
+    name = "hello"
+    title = "Hello"
+    description = "Greets whoever asks."
+
+    def collect(self, query):
+        who = query.get("who", "world")
+        return Report(title="Hello", tables=[Table(title="Greeting", columns=["who"], rows=[[who]])])
+
+
+hello = Hello()
+"""
+
+RENDER_HELLO = """
+from twistedspy.registry import discover
+from twistedspy.render import PageContext, Renderer
+from twistedspy.query import Query
+plugin = discover()["hello"]
+report = plugin.collect(Query((("who", "<x>"),)))
+print(Renderer("h").json("hello", report, PageContext("h", [], 0)).body.decode())
+"""
+
+
+class ThirdPartyTests(TestCase):
+    def test_example_matches_the_spec(self) -> None:
+        if SPEC.exists():
+            match = re.search(r"```python\n(# hello.py\n.*?)```", SPEC.read_text(), re.S)
+            assert match is not None
+            self.assertEqual(match.group(1), HELLO)
+
+    def test_hello_in_a_plugin_package(self) -> None:
+        """hello.py dropped into a `twisted/plugins/` folder on sys.path is found and served."""
+        root = Path(self.mktemp()).resolve()
+        (root / "twisted" / "plugins").mkdir(parents=True)
+        (root / "twisted" / "plugins" / "hello.py").write_text(HELLO)
+        environment = {**os.environ, "PYTHONPATH": f"{root}{os.pathsep}{REPOSITORY}"}
+        result = subprocess.run(
+            [sys.executable, "-c", RENDER_HELLO],
+            env=environment,
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        self.assertEqual(result.returncode, 0, result.stderr)
+        document = json.loads(result.stdout)
+        self.assertEqual(document["tables"][0]["rows"], [["<x>"]])

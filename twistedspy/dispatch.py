@@ -16,7 +16,8 @@ from importlib.resources import files
 from ipaddress import ip_address
 from typing import TYPE_CHECKING
 
-from twisted.internet.defer import Deferred, TimeoutError, maybeDeferred
+from twisted.cred.credentials import Anonymous
+from twisted.internet.defer import Deferred, TimeoutError, maybeDeferred, succeed
 from twisted.logger import Logger
 
 from twistedspy.auth import Gatekeeper, LoginFailed, LoginThrottled, credentials_from
@@ -157,6 +158,7 @@ class Dispatcher:
         self.run_blocking = run_blocking
         self.hosts = HostPolicy(settings)
         package = files("twistedspy") / "static"
+        self._healthy = text_response(200, "twistedspy is healthy.\n")
         self._static = {
             path: Response(200, (package / name).read_bytes(), content_type)
             for path, (name, content_type) in STATIC.items()
@@ -165,6 +167,9 @@ class Dispatcher:
     # -- Site
 
     def respond(self, request: Request, client: str) -> Deferred[Outcome]:
+        if request.path.startswith("/-/"):
+            # Health checks and static files: nothing to wait for, so no coroutine.
+            return succeed(Outcome(self._public(request)))
         return Deferred.fromCoroutine(self._respond(request, client))
 
     def error_response(self, error: HTTPError) -> Response:
@@ -172,6 +177,8 @@ class Dispatcher:
 
     def journal_path(self, request: Request) -> str:
         """The path and query as the journal keeps them: never with a password."""
+        if not request.query:
+            return request.path
         query = Query.parse(request.query)
         kept = "&".join(f"{k}={'***' if k == 'password' else v}" for k, v in query.pairs())
         return request.path + ("?" + kept if kept else "")
@@ -183,8 +190,6 @@ class Dispatcher:
         return PageContext(self.renderer.host, nav, self.clock.seconds())
 
     async def _respond(self, request: Request, client: str) -> Outcome:
-        if request.path.startswith("/-/"):
-            return Outcome(self._public(request))
         query = Query.parse(request.query)
         modules = self._modules()
         context = self._context(modules)
@@ -204,8 +209,14 @@ class Dispatcher:
         if not self.hosts.allows(request.host):
             return fail(421, f"This server does not answer for the host {request.host!r}.")
         try:
-            credentials = credentials_from(
-                query.get("login"), query.get("password"), request.header("authorization")
+            # Security off asks for nothing (SPEC §1): whatever a request carries, even an
+            # Authorization meant for something else, is not read, so it cannot fail.
+            credentials = (
+                credentials_from(
+                    query.get("login"), query.get("password"), request.header("authorization")
+                )
+                if self.settings.security
+                else Anonymous()
             )
             viewer = await self.gatekeeper.login(credentials, client)
         except LoginThrottled as throttled:
@@ -216,6 +227,11 @@ class Dispatcher:
             )
         except LoginFailed:
             return fail(401, "This page needs a valid user name and password.", WWW_AUTHENTICATE)
+        except Exception:
+            # The checker itself broke (a worker thread failed, say): nobody is let in, the
+            # client gets a plain error page, and the journal gets the traceback.
+            record_failure(self.log, "login-error", client=client)
+            return fail(500, "The credentials could not be checked; the journal has the details.")
         user = viewer.user
 
         name = request.path.strip("/") or INDEX
@@ -294,7 +310,7 @@ class Dispatcher:
                 headers=(("Allow", "GET, HEAD"),),
             )
         if request.path == "/-/healthy":
-            return text_response(200, "twistedspy is healthy.\n")
+            return self._healthy
         static = self._static.get(request.path)
         if static is None:
             return self.renderer.error(404, "There is no such file.", as_json=False)

@@ -241,6 +241,7 @@ class Renderer:
             "title": report.title,
             "host": context.host,
             "generated": iso_time(context.now),
+            **report.summary,
             "tables": [
                 {
                     "title": table.title,

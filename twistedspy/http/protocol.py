@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol, cast
 
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.interfaces import IProtocolNegotiationFactory
+from twisted.internet.interfaces import IHalfCloseableProtocol, IProtocolNegotiationFactory
 from twisted.internet.protocol import ServerFactory
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
@@ -23,12 +23,17 @@ from twisted.python.failure import Failure
 from typing_extensions import override
 from zope.interface import implementer
 
-from twistedspy.events import record
+from twistedspy.events import record, record_fields
 from twistedspy.http.parser import MAX_LINE, HTTPError, Request, RequestParser, RequestTimeout
 from twistedspy.http.response import DateCache, Outcome, Response, serialize
+from twistedspy.http.stats import RequestStats
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime, ITCPTransport
+
+
+#: header fields whose values the journal never shows
+SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 
 
 class Site(Protocol):
@@ -39,6 +44,16 @@ class Site(Protocol):
     def journal_path(self, request: Request) -> str: ...
 
 
+class InternalServerError(HTTPError):
+    """The dispatcher itself failed: a bug, answered as 500 and journalled."""
+
+    status = 500
+    reason = "Internal Server Error"
+    default_message = "The server failed to answer this request; the journal has the details."
+    close = False
+
+
+@implementer(IHalfCloseableProtocol)
 class HTTPChannel(LineReceiver, TimeoutMixin):
     """One client connection, serving its requests one at a time, in order."""
 
@@ -60,6 +75,7 @@ class HTTPChannel(LineReceiver, TimeoutMixin):
         self._pending: Deferred[Outcome] | None = None
         self._closing = False
         self._close_when_idle = False
+        self._read_closed = False
         self.lost = False
 
     @property
@@ -81,6 +97,16 @@ class HTTPChannel(LineReceiver, TimeoutMixin):
         self.setTimeout(None)
         self.factory.connection_closed(self)
 
+    # IHalfCloseableProtocol: a client may send its requests and then shut down its side
+    # (`nc -N`, some HTTP/1.0 clients). Without this, Twisted would close the whole
+    # connection at that end of input and drop the answers still to be written.
+    def readConnectionLost(self) -> None:
+        self._read_closed = True
+        self.close_when_idle()
+
+    def writeConnectionLost(self) -> None:
+        self.close_when_idle()
+
     def close_when_idle(self) -> None:
         """Close now if no response is being prepared, else right after it is written."""
         self._close_when_idle = True
@@ -99,7 +125,8 @@ class HTTPChannel(LineReceiver, TimeoutMixin):
     def timeoutConnection(self) -> None:
         if self._closing:
             self.link.abortConnection()
-        elif self._parser.in_progress or not self.line_mode:
+        elif self._parser.in_progress or not self.line_mode or self._buffer:
+            # Part of a request has arrived (perhaps not one whole line yet).
             self._fail(RequestTimeout())
         else:
             # An idle keep-alive connection ends silently (RFC 9112 §9.8).
@@ -169,14 +196,27 @@ class HTTPChannel(LineReceiver, TimeoutMixin):
         # (and then in the kernel), and are answered in order (RFC 9112 §9.3.2).
         self.pauseProducing()
         started = time.monotonic()
+        self._journal_headers(request)
         pending = self.factory.site.respond(request, self.client)
         self._pending = pending
         pending.addCallback(self._write, request, started)
         pending.addErrback(self._internal_error, request, started)
 
+    def _journal_headers(self, request: Request) -> None:
+        """The `headers` event, which the journal keeps in verbose mode only (SPEC §5)."""
+        fields: dict[str, object] = {"client": self.client}
+        fields["path"] = self.factory.site.journal_path(request)
+        for name, _value in request.headers:
+            if name in fields:
+                continue
+            # Credentials never reach the journal (SPEC §3).
+            secret = name in SECRET_HEADERS
+            fields[name] = "***" if secret else ", ".join(request.header_values(name))
+        record_fields(self.factory.log, "headers", fields)
+
     def _internal_error(self, failure: Failure, request: Request, started: float) -> None:
         self.factory.log.failure("response failed", failure)
-        error = HTTPError()
+        error = InternalServerError()
         outcome = Outcome(self.factory.site.error_response(error))
         self._write(outcome, request, started)
 
@@ -185,7 +225,11 @@ class HTTPChannel(LineReceiver, TimeoutMixin):
         if self.lost:
             return
         response = outcome.response
-        keep_alive = request.keep_alive and not response.close and not self._close_when_idle
+        keep_alive = request.keep_alive and not response.close
+        if self._close_when_idle and not (self._read_closed and self._buffer):
+            # Shutting down, or the client has finished sending: this is the last answer,
+            # unless requests it sent before closing its side are still waiting.
+            keep_alive = False
         data = serialize(
             response,
             now=self.factory.clock.seconds(),
@@ -196,6 +240,8 @@ class HTTPChannel(LineReceiver, TimeoutMixin):
             accept_encoding=request.header("accept-encoding"),
         )
         self.link.write(data)
+        seconds = time.monotonic() - started
+        self.factory.stats.observe(request.path, response.status, seconds)
         record(
             self.factory.log,
             "request",
@@ -205,11 +251,19 @@ class HTTPChannel(LineReceiver, TimeoutMixin):
             path=self.factory.site.journal_path(request),
             status=response.status,
             bytes=len(data),
-            ms=round((time.monotonic() - started) * 1000, 1),
+            ms=round(seconds * 1000, 1),
         )
         if not keep_alive:
             self._closing = True
             self.link.loseConnection()
+            return
+        if self._read_closed:
+            # Nothing more can arrive: answer what is buffered, without reading again.
+            self.paused = False
+            self.dataReceived(b"")
+            if self._pending is None and not self._closing:
+                self._closing = True
+                self.link.loseConnection()
             return
         self.resumeProducing()
         if self._pending is None and not self._closing:
@@ -231,6 +285,7 @@ class HTTPChannel(LineReceiver, TimeoutMixin):
             response, now=self.factory.clock.seconds(), date=self.factory.date, keep_alive=False
         )
         self.link.write(data)
+        self.factory.stats.observe(None, response.status, 0.0)
         record(
             self.factory.log,
             "request",
@@ -271,8 +326,11 @@ class HTTPFactory(ServerFactory):
         keepalive_timeout: float,
         log: Logger,
         on_connection: Callable[[str], None] | None = None,
+        stats: RequestStats | None = None,
     ) -> None:
         self.site = site
+        #: every response written is counted here, for /metrics
+        self.stats = stats if stats is not None else RequestStats()
         self.clock = clock
         self.max_clients = max_clients
         self.request_timeout = request_timeout
@@ -295,6 +353,18 @@ class HTTPFactory(ServerFactory):
         channel = HTTPChannel(getattr(addr, "host", str(addr)))
         channel.factory = self
         return channel
+
+    def add_port(self, port: object) -> None:
+        """
+        Serve connections from this listening port, within MaxClients.
+
+        The clamp starts here, before the first accept: the port's accept loop reads
+        `numberAccepts` (100 to begin with) once per wake-up and takes that many sockets
+        whatever the factory does meanwhile, so a burst waiting in the backlog before the
+        first wake-up would all be let in at once.
+        """
+        self.ports.append(port)
+        self._clamp_accepts()
 
     def connection_opened(self, channel: HTTPChannel) -> None:
         self.connections.add(channel)

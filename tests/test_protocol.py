@@ -1,0 +1,327 @@
+# -*- test-case-name: tests.test_protocol -*-
+"""The connection on its own: framing, persistence, pipelining and time-outs.
+
+A `StringTransport` stands in for the socket and a `Clock` for time, so time-outs are
+tested by advancing the clock, never by sleeping.
+"""
+
+from __future__ import annotations
+
+import re
+
+from twisted.internet.address import IPv4Address
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.logger import Logger
+from twisted.trial.unittest import TestCase
+
+from twistedspy.http.parser import HTTPError, Request
+from twistedspy.http.protocol import HTTPChannel, HTTPFactory
+from twistedspy.http.response import Outcome, Response
+
+
+class RecordingSite:
+    """Answers each request with its path, now or when the test says."""
+
+    def __init__(self) -> None:
+        self.requests: list[Request] = []
+        self.held: list[Deferred[None]] = []
+        self.hold = False
+
+    def respond(self, request: Request, client: str) -> Deferred[Outcome]:
+        self.requests.append(request)
+        outcome = Outcome(Response(200, request.path.encode() + b"|" + request.body, "text/plain"))
+        if self.hold:
+            gate: Deferred[None] = Deferred()
+            self.held.append(gate)
+            return gate.addCallback(lambda _: outcome)
+        return succeed(outcome)
+
+    def error_response(self, error: HTTPError) -> Response:
+        return Response(error.status, error.message.encode(), "text/plain", close=True)
+
+    def journal_path(self, request: Request) -> str:
+        return request.path
+
+
+class ChannelCase(TestCase):
+    def connect(
+        self, *, max_clients: int = 10, request_timeout: float = 10, keepalive: float = 5
+    ) -> tuple[HTTPChannel, StringTransport]:
+        self.clock = Clock()
+        self.site = RecordingSite()
+        self.factory = HTTPFactory(
+            self.site,
+            self.clock,
+            max_clients=max_clients,
+            request_timeout=request_timeout,
+            keepalive_timeout=keepalive,
+            log=Logger(),
+        )
+        channel = self.factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 5000))
+        transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 5000))
+        channel.makeConnection(transport)
+        return channel, transport
+
+    def statuses(self, transport: StringTransport) -> list[bytes]:
+        # Bodies here never contain a status line, so every match is a response.
+        return re.findall(rb"HTTP/1\.1 (\d{3}) ", transport.value())
+
+
+class ProtocolTests(ChannelCase):
+    def test_keep_alive_http11(self) -> None:
+        channel, transport = self.connect()
+        channel.dataReceived(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.assertEqual(self.statuses(transport), [b"200"])
+        self.assertFalse(transport.disconnecting)
+        self.assertNotIn(b"Connection: close", transport.value())
+
+    def test_http11_connection_close(self) -> None:
+        channel, transport = self.connect()
+        channel.dataReceived(b"GET /a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        self.assertIn(b"Connection: close", transport.value())
+        self.assertTrue(transport.disconnecting)
+
+    def test_http10_closes_by_default(self) -> None:
+        channel, transport = self.connect()
+        channel.dataReceived(b"GET /a HTTP/1.0\r\n\r\n")
+        self.assertTrue(transport.value().startswith(b"HTTP/1.1 200 OK\r\n"))
+        self.assertTrue(transport.disconnecting)
+
+    def test_http10_keep_alive_is_announced(self) -> None:
+        channel, transport = self.connect()
+        channel.dataReceived(b"GET /a HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        self.assertIn(b"Connection: keep-alive\r\n", transport.value())
+        self.assertFalse(transport.disconnecting)
+
+    def test_bare_lf_line_ends(self) -> None:
+        channel, transport = self.connect()
+        channel.dataReceived(b"GET /a HTTP/1.1\nHost: x\n\n")
+        self.assertEqual(self.statuses(transport), [b"200"])
+
+    def test_head_has_length_but_no_body(self) -> None:
+        channel, transport = self.connect()
+        channel.dataReceived(b"HEAD /abc HTTP/1.1\r\nHost: x\r\n\r\n")
+        head, _, body = transport.value().partition(b"\r\n\r\n")
+        self.assertIn(b"Content-Length: 5\r\n", head)
+        self.assertEqual(body, b"")
+
+    def test_body_in_raw_mode_split_anywhere(self) -> None:
+        channel, transport = self.connect()
+        data = (
+            b"POST /m HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\nhello world"
+            b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n"
+        )
+        for i in range(len(data)):
+            channel.dataReceived(data[i : i + 1])
+        self.assertEqual(
+            [(r.path, r.body) for r in self.site.requests],
+            [("/m", b"hello world"), ("/next", b"")],
+        )
+        self.assertEqual(self.statuses(transport), [b"200", b"200"])
+
+    def test_pipelined_answered_in_order_while_pending(self) -> None:
+        channel, transport = self.connect()
+        self.site.hold = True
+        channel.dataReceived(
+            b"".join(b"GET /%d HTTP/1.1\r\nHost: x\r\n\r\n" % i for i in range(3))
+        )
+        # Only the first is being answered; the rest wait, unread.
+        self.assertEqual(len(self.site.requests), 1)
+        self.assertEqual(transport.producerState, "paused")
+        self.site.held[0].callback(None)
+        self.assertEqual(len(self.site.requests), 2)
+        self.site.held[1].callback(None)
+        self.site.held[2].callback(None)
+        bodies = [
+            part.split(b"\r\n\r\n", 1)[1][:2] for part in transport.value().split(b"HTTP/1.1 ")[1:]
+        ]
+        self.assertEqual(bodies, [b"/0", b"/1", b"/2"])
+        self.assertEqual(transport.producerState, "producing")
+
+    def test_request_timeout_gives_408_and_closes(self) -> None:
+        channel, transport = self.connect(request_timeout=10, keepalive=5)
+        channel.dataReceived(b"GET /slow HTTP/1.1\r\n")
+        self.clock.advance(9)
+        channel.dataReceived(b"Host: x\r\n")  # trickling bytes do not reset the clock
+        self.assertEqual(transport.value(), b"")
+        self.clock.advance(1)
+        self.assertEqual(self.statuses(transport), [b"408"])
+        self.assertTrue(transport.disconnecting)
+
+    def test_slow_partial_line_also_times_out(self) -> None:
+        channel, transport = self.connect(request_timeout=10)
+        channel.dataReceived(b"GE")
+        self.clock.advance(10)
+        self.assertEqual(self.statuses(transport), [b"408"])
+
+    def test_idle_keep_alive_closes_silently(self) -> None:
+        channel, transport = self.connect(keepalive=5)
+        channel.dataReceived(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+        answered = transport.value()
+        self.clock.advance(4.9)
+        self.assertFalse(transport.disconnecting)
+        self.clock.advance(0.2)
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(transport.value(), answered)
+
+    def test_fresh_connection_that_sends_nothing_is_closed(self) -> None:
+        _, transport = self.connect(keepalive=5)
+        self.clock.advance(5)
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(transport.value(), b"")
+
+    def test_slow_module_is_not_cut_by_request_timeout(self) -> None:
+        channel, transport = self.connect(request_timeout=2)
+        self.site.hold = True
+        channel.dataReceived(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.clock.advance(30)
+        self.assertFalse(transport.disconnecting)
+        self.site.held[0].callback(None)
+        self.assertEqual(self.statuses(transport), [b"200"])
+
+    def assert_error_and_close(self, data: bytes, status: bytes) -> None:
+        channel, transport = self.connect()
+        channel.dataReceived(data)
+        self.assertEqual(self.statuses(transport), [status])
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(self.site.requests, [])
+
+    def test_request_line_too_long_414(self) -> None:
+        self.assert_error_and_close(b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\n", b"414")
+
+    def test_request_line_too_long_without_line_end_414(self) -> None:
+        self.assert_error_and_close(b"GET /" + b"a" * 9000, b"414")
+
+    def test_header_line_too_long_431(self) -> None:
+        self.assert_error_and_close(
+            b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 9000 + b"\r\n\r\n", b"431"
+        )
+
+    def test_too_many_fields_431(self) -> None:
+        fields = b"".join(b"X-%d: y\r\n" % i for i in range(101))
+        self.assert_error_and_close(b"GET / HTTP/1.1\r\nHost: x\r\n" + fields + b"\r\n", b"431")
+
+    def test_body_too_large_413_before_reading_it(self) -> None:
+        self.assert_error_and_close(
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 65537\r\n\r\n", b"413"
+        )
+
+    def test_transfer_encoding_501(self) -> None:
+        self.assert_error_and_close(
+            b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", b"501"
+        )
+
+    def test_http2_505(self) -> None:
+        self.assert_error_and_close(b"GET / HTTP/2.0\r\nHost: x\r\n\r\n", b"505")
+
+    def test_junk_400_and_nothing_after_it_is_read(self) -> None:
+        channel, transport = self.connect()
+        channel.dataReceived(
+            b"GET / HTTP/1.1\r\nHost : x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n"
+        )
+        self.assertEqual(self.statuses(transport), [b"400"])
+        self.assertEqual(self.site.requests, [])
+
+    def test_error_after_good_request_keeps_order(self) -> None:
+        channel, transport = self.connect()
+        channel.dataReceived(b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\nBAD\r\n\r\n")
+        self.assertEqual(self.statuses(transport), [b"200", b"400"])
+
+    def test_disconnect_while_pending_writes_nothing(self) -> None:
+        channel, transport = self.connect()
+        self.site.hold = True
+        channel.dataReceived(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+        channel.connectionLost(None)
+        self.site.held[0].callback(None)
+        self.assertEqual(transport.value(), b"")
+        self.assertEqual(self.factory.connections, set())
+
+
+class FactoryTests(TestCase):
+    def test_close_all_waits_for_pending_response(self) -> None:
+        clock = Clock()
+        site = RecordingSite()
+        site.hold = True
+        factory = HTTPFactory(
+            site, clock, max_clients=5, request_timeout=10, keepalive_timeout=5, log=Logger()
+        )
+        busy = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 1))
+        busy_transport = StringTransport()
+        busy.makeConnection(busy_transport)
+        idle = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 2))
+        idle_transport = StringTransport()
+        idle.makeConnection(idle_transport)
+        busy.dataReceived(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+
+        closed = factory.close_all(grace=5)
+        self.assertTrue(idle_transport.disconnecting)
+        self.assertFalse(busy_transport.disconnecting)
+        idle.connectionLost(None)
+        site.held[0].callback(None)
+        self.assertIn(b"Connection: close", busy_transport.value())
+        self.assertTrue(busy_transport.disconnecting)
+        self.assertNoResult(closed)
+        busy.connectionLost(None)
+        self.successResultOf(closed)
+
+    def test_max_clients_pauses_and_clamps_the_port(self) -> None:
+        clock = Clock()
+        factory = HTTPFactory(
+            RecordingSite(),
+            clock,
+            max_clients=2,
+            request_timeout=10,
+            keepalive_timeout=5,
+            log=Logger(),
+        )
+
+        class Port:
+            numberAccepts = 100  # noqa: N815 - tcp.Port's attribute
+            reading = True
+            connected = True
+
+            def stopReading(self) -> None:
+                self.reading = False
+
+            def startReading(self) -> None:
+                self.reading = True
+
+        port = Port()
+        factory.ports.append(port)
+        channels = []
+        for n in range(2):
+            channel = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", n))
+            channel.makeConnection(StringTransport())
+            channels.append(channel)
+        self.assertFalse(port.reading)
+        clock.advance(0)
+        self.assertFalse(port.reading)
+        channels[0].connectionLost(None)
+        clock.advance(0)
+        self.assertTrue(port.reading)
+        self.assertEqual(port.numberAccepts, 1)
+
+
+class HalfCloseTests(ChannelCase):
+    def test_answers_survive_the_client_closing_its_side(self) -> None:
+        channel, transport = self.connect()
+        self.site.hold = True
+        channel.dataReceived(
+            b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n"
+        )
+        channel.readConnectionLost()
+        self.assertFalse(transport.disconnecting)
+        self.site.held[0].callback(None)
+        self.assertFalse(transport.disconnecting)
+        self.site.held[1].callback(None)
+        self.assertEqual(self.statuses(transport), [b"200", b"200"])
+        self.assertTrue(transport.disconnecting)
+
+    def test_half_close_when_idle_closes(self) -> None:
+        channel, transport = self.connect()
+        channel.dataReceived(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+        channel.readConnectionLost()
+        self.assertEqual(self.statuses(transport), [b"200"])
+        self.assertTrue(transport.disconnecting)

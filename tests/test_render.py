@@ -1,0 +1,82 @@
+# -*- test-case-name: tests.test_render -*-
+"""Rendering: human units in HTML, raw values in JSON, and every value escaped."""
+
+from __future__ import annotations
+
+import json
+
+from twisted.trial.unittest import TestCase
+
+from twistedspy.query import Query
+from twistedspy.render import NavItem, PageContext, Renderer, human_bytes, human_seconds
+from twistedspy.report import Column, Mark, Report, Table
+
+HOSTILE = '<img src=x onerror=alert(1)>"&'
+CONTEXT = PageContext("host<1>", [NavItem("version", "Version")], 0.0)
+
+
+class UnitTests(TestCase):
+    def test_human_bytes(self) -> None:
+        cases = [
+            (0, "0 B"),
+            (1023, "1023 B"),
+            (1024, "1.0 KiB"),
+            (1536, "1.5 KiB"),
+            (5 * 1024**3, "5.0 GiB"),
+        ]
+        for value, text in cases:
+            self.assertEqual(human_bytes(value), text)
+
+    def test_human_seconds(self) -> None:
+        self.assertEqual(human_seconds(59), "00:00:59")
+        self.assertEqual(human_seconds(90061), "1d 01:01:01")
+
+
+class PageTests(TestCase):
+    report = Report(
+        title="T",
+        notes=[HOSTILE],
+        tables=[
+            Table(
+                title=HOSTILE,
+                columns=[
+                    Column(HOSTILE),
+                    Column("size", "bytes", sort_key="size"),
+                    Column("use", "percent"),
+                ],
+                rows=[[HOSTILE, 2048, Mark(95.0, "over 90 %")]],
+            )
+        ],
+    )
+
+    def test_html_escapes_everything(self) -> None:
+        page = Renderer().html("m", self.report, Query(), CONTEXT).body.decode()
+        self.assertNotIn("<img", page)
+        self.assertIn("&lt;img src=x onerror=alert(1)&gt;&#34;&amp;", page)
+        self.assertIn("host&lt;1&gt;", page)
+
+    def test_html_units_and_marks(self) -> None:
+        page = Renderer().html("m", self.report, Query(), CONTEXT).body.decode()
+        self.assertIn(">2.0 KiB</td>", page)
+        self.assertIn('class="percent mark"', page)
+        self.assertIn('title="over 90 %"', page)
+        self.assertIn('data-sort="2048"', page)
+
+    def test_sort_links_never_carry_the_password(self) -> None:
+        query = Query((("login", "bob"), ("password", "pw"), ("name", "x")))
+        page = Renderer().html("m", self.report, query, CONTEXT).body.decode()
+        self.assertIn('href="?name=x&amp;sort=size&amp;order=asc"', page)
+        self.assertNotIn("password", page)
+        self.assertNotIn("login=", page)
+
+    def test_json_keeps_raw_values(self) -> None:
+        document = json.loads(Renderer().json("m", self.report, CONTEXT).body)
+        self.assertEqual(document["module"], "m")
+        self.assertEqual(document["host"], "host<1>")
+        self.assertEqual(document["tables"][0]["rows"], [[HOSTILE, 2048, 95.0]])
+        self.assertEqual(document["tables"][0]["columns"], [HOSTILE, "size", "use"])
+        self.assertEqual(set(document), {"module", "title", "host", "generated", "tables"})
+
+    def test_json_error_shape(self) -> None:
+        response = Renderer().error(404, "gone", as_json=True)
+        self.assertEqual(json.loads(response.body), {"error": {"status": 404, "message": "gone"}})
