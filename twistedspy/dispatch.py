@@ -9,6 +9,7 @@ ModuleTimeout.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Mapping
 from importlib.resources import files
@@ -32,6 +33,7 @@ from twistedspy.report import PageError, RawBody, Report
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IReactorTime
 
+    from twistedspy.context import BlockingRunner
     from twistedspy.settings import Settings
 
 WWW_AUTHENTICATE = ("WWW-Authenticate", 'Basic realm="twistedspy", charset="UTF-8"')
@@ -42,6 +44,9 @@ _MEDIA_RANGE = re.compile(r"\s*([^\s;,]+)\s*(?:;\s*q\s*=\s*([0-9.]+))?.*")
 STATIC: Mapping[str, tuple[str, str]] = {
     "/-/static/spy.css": ("spy.css", "text/css; charset=utf-8"),
     "/-/static/spy.js": ("spy.js", "text/javascript; charset=utf-8"),
+    # Browsers ask for an icon on every page; without one, /favicon.ico's 404 is a
+    # console error on each of them.
+    "/-/static/favicon.svg": ("favicon.svg", "image/svg+xml; charset=utf-8"),
 }
 
 
@@ -143,6 +148,7 @@ class Dispatcher:
         renderer: Renderer,
         clock: IReactorTime,
         log: Logger,
+        run_blocking: BlockingRunner | None = None,
     ) -> None:
         self.settings = settings
         self._modules = modules
@@ -150,6 +156,7 @@ class Dispatcher:
         self.renderer = renderer
         self.clock = clock
         self.log = log
+        self.run_blocking = run_blocking
         self.hosts = HostPolicy(settings)
         #: finished pages of modules that declare `max_age` (see twistedspy.pagecache)
         self.pages = PageCache(clock)
@@ -263,8 +270,14 @@ class Dispatcher:
             if isinstance(found, RawBody):
                 return Response(200, found.content, found.content_type)
             if as_json:
-                return self.renderer.json(name, found, context)
-            return self.renderer.html(name, found, visible, context)
+                render = functools.partial(self.renderer.json, name, found, context)
+            else:
+                render = functools.partial(self.renderer.html, name, found, visible, context)
+            if self.run_blocking is None:
+                return render()
+            # A page of a thousand processes takes tens of milliseconds to render: off the
+            # reactor, so that other clients' small pages do not queue behind it.
+            return await self.run_blocking(render)
 
         # A POST changes something: never answered from, nor kept in, the page cache.
         max_age = 0.0 if request.method == "POST" else max_age_of(module)

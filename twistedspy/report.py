@@ -12,7 +12,11 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal, TypeAlias
 
-Unit: TypeAlias = Literal["text", "int", "float", "bytes", "percent", "seconds", "time"]
+#: how a value reads: `id` is a number that names something (a PID), shown without digit
+#: grouping; `rate` is bytes per second
+Unit: TypeAlias = Literal[
+    "text", "id", "int", "float", "bytes", "rate", "percent", "seconds", "time"
+]
 Scalar: TypeAlias = str | int | float | bool | None
 
 

@@ -14,7 +14,7 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Any, NoReturn, cast
 
-from twisted.application.service import MultiService
+from twisted.application.service import IService, MultiService
 from twisted.internet.defer import Deferred, DeferredList, maybeDeferred, succeed
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.threads import deferToThreadPool
@@ -29,6 +29,7 @@ from twistedspy.context import ModuleContext
 from twistedspy.dispatch import Dispatcher
 from twistedspy.events import record, record_failure
 from twistedspy.http.protocol import HTTPFactory
+from twistedspy.http.stats import RequestStats
 from twistedspy.interfaces import IInfoModule
 from twistedspy.journal import JournalError, JournalObserver, JournalRoute, open_journal
 from twistedspy.registry import LoadError, build, discover
@@ -82,12 +83,14 @@ class SpyService(MultiService):
         self.pool.threadFactory = _daemon_thread  # type: ignore[assignment]
         run_blocking = functools.partial(deferToThreadPool, reactor, self.pool)
         self.modules: dict[str, IInfoModule] = {}
+        self.requests = RequestStats(lambda: self.modules)
         context = ModuleContext(
             settings=settings,
             reactor=cast("IReactorTime", reactor),
             run_blocking=run_blocking,
             served=lambda: list(self.modules.values()),
             log=self.log,
+            requests=self.requests,
         )
         try:
             self.gatekeeper = make_gatekeeper(settings, reactor, run_blocking, self.log)
@@ -101,6 +104,10 @@ class SpyService(MultiService):
             unknown = sorted(set(settings.modules) - set(self.modules))
             if unknown:
                 raise StartupError(f"Modules: no such module: {', '.join(unknown)}")
+        # A module that is also a Service (a background sampler) runs while we do.
+        for module in self.modules.values():
+            if IService.providedBy(module):
+                cast("IService", module).setServiceParent(self)
         self.dispatcher = Dispatcher(
             settings=settings,
             modules=lambda: self.modules,
@@ -108,6 +115,7 @@ class SpyService(MultiService):
             renderer=Renderer(),
             clock=reactor,
             log=self.log,
+            run_blocking=run_blocking,
         )
         self.factory = HTTPFactory(
             self.dispatcher,
@@ -116,6 +124,7 @@ class SpyService(MultiService):
             request_timeout=settings.request_timeout,
             keepalive_timeout=settings.keepalive_timeout,
             log=self.log,
+            stats=self.requests,
         )
         self.port: IListeningPort | None = None
 
@@ -144,6 +153,11 @@ class SpyService(MultiService):
         if self.port is None:
             self.privilegedStartService()
         super().startService()
+        # Worker threads run pure-Python collection and rendering; a thread that wants
+        # the GIL waits up to the switch interval for it, and the reactor asks for it
+        # several times a request. 1 ms instead of CPython's 5 ms keeps small pages
+        # quick while a big one is built (bench/processes.py: /version p99 under load).
+        sys.setswitchinterval(0.001)
         self.pool.start()
         for error in self.load_errors:
             record_failure(

@@ -26,6 +26,7 @@ from zope.interface import implementer
 from twistedspy.events import record, record_fields
 from twistedspy.http.parser import MAX_LINE, HTTPError, Request, RequestParser, RequestTimeout
 from twistedspy.http.response import DateCache, Outcome, Response, serialize
+from twistedspy.http.stats import RequestStats
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime, ITCPTransport
@@ -239,6 +240,8 @@ class HTTPChannel(LineReceiver, TimeoutMixin):
             accept_encoding=request.header("accept-encoding"),
         )
         self.link.write(data)
+        seconds = time.monotonic() - started
+        self.factory.stats.observe(request.path, response.status, seconds)
         record(
             self.factory.log,
             "request",
@@ -248,7 +251,7 @@ class HTTPChannel(LineReceiver, TimeoutMixin):
             path=self.factory.site.journal_path(request),
             status=response.status,
             bytes=len(data),
-            ms=round((time.monotonic() - started) * 1000, 1),
+            ms=round(seconds * 1000, 1),
         )
         if not keep_alive:
             self._closing = True
@@ -282,6 +285,7 @@ class HTTPChannel(LineReceiver, TimeoutMixin):
             response, now=self.factory.clock.seconds(), date=self.factory.date, keep_alive=False
         )
         self.link.write(data)
+        self.factory.stats.observe(None, response.status, 0.0)
         record(
             self.factory.log,
             "request",
@@ -322,8 +326,11 @@ class HTTPFactory(ServerFactory):
         keepalive_timeout: float,
         log: Logger,
         on_connection: Callable[[str], None] | None = None,
+        stats: RequestStats | None = None,
     ) -> None:
         self.site = site
+        #: every response written is counted here, for /metrics
+        self.stats = stats if stats is not None else RequestStats()
         self.clock = clock
         self.max_clients = max_clients
         self.request_timeout = request_timeout
