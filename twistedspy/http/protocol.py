@@ -23,7 +23,7 @@ from twisted.python.failure import Failure
 from typing_extensions import override
 from zope.interface import implementer
 
-from twistedspy.events import record, record_fields
+from twistedspy.events import keeps, record, record_fields
 from twistedspy.http.parser import MAX_LINE, HTTPError, Request, RequestParser, RequestTimeout
 from twistedspy.http.response import DateCache, Outcome, Response, serialize
 from twistedspy.http.stats import RequestStats
@@ -204,6 +204,8 @@ class HTTPChannel(LineReceiver, TimeoutMixin):
 
     def _journal_headers(self, request: Request) -> None:
         """The `headers` event, which the journal keeps in verbose mode only (SPEC §5)."""
+        if not keeps(self.factory.log, "headers"):
+            return
         fields: dict[str, object] = {"client": self.client}
         fields["path"] = self.factory.site.journal_path(request)
         for name, _value in request.headers:
