@@ -8,9 +8,10 @@ import gzip
 from collections.abc import Mapping
 from typing import Any
 
-from twisted.cred.checkers import InMemoryUsernamePasswordDatabaseDontUse
+from twisted.cred.checkers import ICredentialsChecker, InMemoryUsernamePasswordDatabaseDontUse
+from twisted.cred.credentials import IUsernamePassword
 from twisted.cred.portal import Portal
-from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.internet.task import Clock
 from twisted.logger import Logger
 from twisted.trial.unittest import TestCase
@@ -68,6 +69,30 @@ class CountedForm(Counted):
     def submit(self, submission: Submission) -> Page:
         self.submitted += 1
         return Report(title="stored", tables=[])
+
+
+class CountingChecker(InMemoryUsernamePasswordDatabaseDontUse):
+    asked = 0
+
+    def requestAvatarId(self, credentials: Any) -> Deferred[bytes | tuple[()]]:
+        self.asked += 1
+        answer: Deferred[bytes | tuple[()]] = super().requestAvatarId(credentials)
+        return answer
+
+
+@implementer(ICredentialsChecker)
+class LateChecker:
+    """Lets anyone in as the user it is told, when the test says so."""
+
+    credentialInterfaces = (IUsernamePassword,)  # noqa: N815 (ICredentialsChecker's name)
+
+    def __init__(self) -> None:
+        self.asked = 0
+        self.answer: Deferred[bytes | tuple[()]] = Deferred()
+
+    def requestAvatarId(self, credentials: Any) -> Deferred[bytes | tuple[()]]:
+        self.asked += 1
+        return self.answer
 
 
 def parse(text: str) -> Request:
@@ -245,6 +270,35 @@ class DispatcherCacheTests(TestCase):
         self.assertEqual(refused.response.status, 401)
         self.assertEqual(self.answer(get("/cached")).response.status, 401)
         self.assertEqual(len(self.cached.calls), 2)
+
+    def test_every_cached_answer_logs_in_once_through_the_portal(self) -> None:
+        checker = CountingChecker(alice=b"a-secret")
+        portal = Portal(ViewerRealm(), [checker])
+        self.use(Settings(security=True), Gatekeeper(portal, LoginThrottle(self.clock), Logger()))
+        alice = "Authorization: Basic " + base64.b64encode(b"alice:a-secret").decode()
+        for n in range(1, 4):
+            self.body("/cached", alice)
+            self.assertEqual(checker.asked, n)
+        self.assertEqual(len(self.cached.calls), 1)
+        # Malformed credentials on a cached page: refused, never served from the cache.
+        refused = self.answer(get("/cached?password=x"))
+        self.assertEqual(refused.response.status, 401)
+
+    def test_a_login_that_answers_later_is_not_begun_twice(self) -> None:
+        checker = LateChecker()
+        portal = Portal(ViewerRealm(), [checker])
+        self.use(Settings(security=True), Gatekeeper(portal, LoginThrottle(self.clock), Logger()))
+        alice = "Authorization: Basic " + base64.b64encode(b"alice:a-secret").decode()
+        checker.answer = succeed(b"alice")
+        self.body("/cached", alice)  # now in the cache
+        checker.answer = Deferred()
+        results: list[Outcome] = []
+        self.dispatcher.respond(get("/cached", alice), "127.0.0.1").addCallback(results.append)
+        self.assertEqual((checker.asked, results), (2, []))
+        checker.answer.callback(b"alice")
+        self.assertEqual(checker.asked, 2)
+        self.assertEqual(results[0].response.status, 200)
+        self.assertEqual(len(self.cached.calls), 1)
 
     def test_gzip_body_is_kept_with_the_page(self) -> None:
         self.body("/cached")
