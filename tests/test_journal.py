@@ -269,3 +269,20 @@ class UnwritableJournalTests(TestCase):
         self.addCleanup(log_dir.chmod, 0o700)
         error = self.assertRaises(JournalError, open_journal, log_dir, "short")
         self.assertEqual(str(error), f"cannot write the journal in {log_dir}: Permission denied")
+
+
+class DebugDetailTests(TestCase):
+    def test_short_mode_leaves_out_debug_events(self) -> None:
+        folder = Path(self.mktemp())
+        short = open_journal(folder / "short", "short")
+        verbose = open_journal(folder / "verbose", "verbose")
+        for journal in (short, verbose):
+            self.addCleanup(journal.close)
+            log = Logger(observer=JournalRoute(journal, lambda event: None))
+            record(log, "authorization", LogLevel.debug, user="-", client="c", outcome="ok")
+            record(log, "request", client="c")
+        short_text = "".join(p.read_text() for p in (folder / "short").iterdir())
+        verbose_text = "".join(p.read_text() for p in (folder / "verbose").iterdir())
+        self.assertNotIn("authorization", short_text)
+        self.assertIn("request client=c", short_text)
+        self.assertIn("debug authorization user=- client=c outcome=ok", verbose_text)

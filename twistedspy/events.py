@@ -36,7 +36,8 @@ def record_fields(
     """`record`, for fields whose names come from outside (a request's header names)."""
     if level not in _LEVELS:
         raise ValueError(f"not a log level: {level!r}")
-    if event in VERBOSE_ONLY and level is LogLevel.info and not keeps(log, event):
+    quiet = level is LogLevel.debug or (level is LogLevel.info and event in VERBOSE_ONLY)
+    if quiet and not keeps(log, event, level):
         return
     # The event `log.emit(level, "{spy_event}", ...)` would make, handed to the logger's
     # observer directly: emit checks the level against LogLevel.iterconstants(), which
@@ -55,14 +56,14 @@ def record_fields(
     )
 
 
-def keeps(log: Logger, event: str) -> bool:
+def keeps(log: Logger, event: str, level: LogLevel = LogLevel.info) -> bool:
     """
-    Whether an info event called `event` sent to `log` is written anywhere; False only
-    when the journal behind it surely leaves it out (short mode, SPEC §5), so that the
-    caller need not gather its fields.
+    Whether an event called `event` sent to `log` at `level` (info or debug) is written
+    anywhere; False only when the journal behind it surely leaves it out (short mode,
+    SPEC §5), so that the caller need not gather its fields.
     """
     journal_keeps = getattr(log.observer, "keeps", None)
-    return journal_keeps is None or bool(journal_keeps(event))
+    return journal_keeps is None or bool(journal_keeps(event, level))
 
 
 def record_failure(

@@ -235,14 +235,18 @@ class JournalObserver:
             os.close(self._fd)
         self._fd, self._file_name = fd, name
 
-    def keeps(self, name: str) -> bool:
-        """Whether events called `name` are written (short mode leaves some out)."""
-        return not (self.mode == "short" and name in VERBOSE_ONLY)
+    def keeps(self, name: str, level: LogLevel = LogLevel.info) -> bool:
+        """
+        Whether events called `name` are written: short mode leaves out the verbose-only
+        events and debug detail (such as every anonymous login while Security is off).
+        """
+        return not (self.mode == "short" and (name in VERBOSE_ONLY or level is LogLevel.debug))
 
     def __call__(self, event: Mapping[str, Any]) -> None:
         if event.get(_ALREADY_JOURNALLED):
             return
-        if self.mode == "short" and event.get("spy_event") in VERBOSE_ONLY:
+        name = event.get("spy_event")
+        if name is not None and not self.keeps(name, event.get("log_level", LogLevel.info)):
             return
         when = self._now()
         text = format_event(event, when)
@@ -293,13 +297,13 @@ class JournalRoute:
         self._journal = journal
         self._publisher = publisher
 
-    def keeps(self, name: str) -> bool:
+    def keeps(self, name: str, level: LogLevel = LogLevel.info) -> bool:
         """
-        Whether a journal event called `name` goes anywhere: the verbose-only events at
-        info level go to the journal alone, so if it leaves them out, nobody reads them.
+        Whether a journal event called `name` goes anywhere: events below warn level go to
+        the journal alone, so if it leaves them out, nobody reads them.
         """
-        keeps: Callable[[str], bool] | None = getattr(self._journal, "keeps", None)
-        return keeps is None or keeps(name)
+        keeps: Callable[[str, LogLevel], bool] | None = getattr(self._journal, "keeps", None)
+        return keeps is None or keeps(name, level)
 
     def __call__(self, event: dict[str, Any]) -> None:
         if event.get("spy_event") is None:
