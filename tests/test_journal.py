@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import os
 import re
 import time
@@ -16,6 +17,7 @@ from twistedspy.journal import (
     JournalError,
     JournalObserver,
     JournalRoute,
+    format_fields,
     format_value,
     journal_file_name,
     open_journal,
@@ -148,6 +150,26 @@ class JournalTests(TestCase):
         self.assertEqual(format_value("caf\u00e9"), "caf\u00e9")
         self.assertEqual(format_value("\U0001f600"), "\U0001f600")
         self.assertEqual(format_value("\t"), r'"\t"')
+
+    def test_fields_format_as_their_values_do(self) -> None:
+        # format_fields inlines format_value's common cases: the same text either way.
+        class Level(enum.IntEnum):
+            HIGH = 3
+
+        class Text(str):
+            def __str__(self) -> str:
+                return "shown as"
+
+        values: list[object] = [
+            "GET", "/a b", "", 'q"', "k=v", "back\\slash", "\x00", "caf\u00e9", "x" * 300,
+            0, -3, 2**70, 3.5, 0.1, -0.0, 1e-07, 1e300, float("inf"), float("-inf"),
+            float("nan"), True, None, Level.HIGH, Text("plain"), b"raw", ("a", 1),
+        ]  # fmt: skip
+        for value in values:
+            fields = [("a key", value), ("status", value), ("k", 200)]
+            expected = " ".join(f"{format_value(k)}={format_value(v)}" for k, v in fields)
+            self.assertEqual(format_fields(fields), expected, repr(value))
+        self.assertEqual(format_fields([]), "")
 
     def test_failure_has_its_traceback(self) -> None:
         _, log = self.journal()
