@@ -494,6 +494,46 @@ class GatekeeperTests(TestCase):
             self.assertEqual(await gatekeeper.login(credentials, "192.0.2.1"), Viewer(None))
         self.assertPasswordNowhere("whatever")
 
+    async def test_security_off_asks_the_portal_every_time(self) -> None:
+        gatekeeper = make_gatekeeper(Settings(security=False), self.clock, inline, self.log)
+        asked: list[object] = []
+        portal = gatekeeper._portal
+        real_login = portal.login
+
+        def login(credentials: object, mind: object, *interfaces: Any) -> Deferred[Any]:
+            asked.append(credentials)
+            return real_login(credentials, mind, *interfaces)  # type: ignore[arg-type]
+
+        self.patch(portal, "login", login)
+        for client in ["192.0.2.1", "192.0.2.2"]:
+            self.assertEqual(await gatekeeper.login(Anonymous(), client), Viewer(None))
+        self.assertEqual(len(asked), 2)
+        self.assertTrue(all(IAnonymous.providedBy(c) for c in asked), asked)
+        self.assertEqual(
+            self.outcomes(), [("debug", None, c, "ok") for c in ["192.0.2.1", "192.0.2.2"]]
+        )
+
+    async def test_security_off_portal_that_refuses(self) -> None:
+        @implementer(ICredentialsChecker)
+        class Refusing:
+            credentialInterfaces = (IAnonymous,)  # noqa: N815 (the interface's name)
+
+            def requestAvatarId(self, credentials: object) -> Deferred[bytes | tuple[()]]:
+                return maybeDeferred(self.refuse)
+
+            def refuse(self) -> bytes | tuple[()]:
+                raise UnauthorizedLogin("no")
+
+        gatekeeper = Gatekeeper(
+            Portal(ViewerRealm(), [Refusing()]),
+            LoginThrottle(self.clock),
+            self.log,
+            ignore_credentials=True,
+        )
+        with self.assertRaises(LoginFailed):
+            await gatekeeper.login(UsernamePassword(b"alice", b"x"), "192.0.2.1")
+        self.assertEqual(self.outcomes(), [("info", None, "192.0.2.1", "missing")])
+
     async def test_security_on(self) -> None:
         settings = Settings(security=True, account_file=self.path)
         gatekeeper = make_gatekeeper(settings, self.clock, inline, self.log)

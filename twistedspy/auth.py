@@ -346,6 +346,10 @@ class LoginThrottle:
             del self._failures[key]
 
 
+#: what every request presents while Security is off (Anonymous holds no state)
+_ANONYMOUS = Anonymous()
+
+
 def _user_of(credentials: ICredentials) -> str | None:
     if IUsernamePassword.providedBy(credentials):
         username: bytes = credentials.username
@@ -373,7 +377,16 @@ class Gatekeeper:
     def login(self, credentials: ICredentials, client: str) -> Deferred[Viewer]:
         """The Viewer for these credentials; fails with LoginThrottled or LoginFailed."""
         if self._ignore_credentials:
-            credentials = Anonymous()
+            # Security off: every request through the Portal as anonymous, all the same,
+            # without the throttle's bookkeeping (nothing to guess) and without the
+            # closures of the general case below (this is every request's path).
+            attempt = self._portal.login(_ANONYMOUS, None, IViewer)
+            return attempt.addCallbacks(
+                self._anonymous_admitted,
+                self._anonymous_refused,
+                callbackArgs=(client,),
+                errbackArgs=(client,),
+            )
         user = _user_of(credentials)
         # Asking without credentials is how a browser learns it must prompt (RFC 9110
         # §11.6.1): answered 401, but not a failed guess to throttle.
@@ -412,6 +425,23 @@ class Gatekeeper:
 
         attempt = self._portal.login(credentials, None, IViewer)
         return attempt.addCallbacks(admitted, refused)
+
+    def _anonymous_admitted(
+        self, result: tuple[type[Interface], object, Callable[[], None]], client: str
+    ) -> Viewer:
+        avatar = result[1]
+        assert isinstance(avatar, Viewer)
+        # Every request with Security off: debug detail, kept in verbose mode only.
+        self._journal(None, client, "ok", LogLevel.debug)
+        return avatar
+
+    def _anonymous_refused(self, failure: Failure, client: str) -> Failure:
+        # AllowAnonymousAccess admits anonymous credentials, but the Portal is the judge.
+        if not isinstance(failure.value, UnauthorizedLogin | UnhandledCredentials):
+            self._journal(None, client, "error", LogLevel.error)
+            return failure
+        self._journal(None, client, "missing", LogLevel.info)
+        raise LoginFailed("credentials required")
 
     def _journal(self, user: str | None, client: str, outcome: str, level: LogLevel) -> None:
         record(self._log, "authorization", level, user=user, client=client, outcome=outcome)
