@@ -237,6 +237,28 @@ class RequestStatsTests(TestCase):
         self.assertEqual(stats.module_label("/-/healthy"), "-")
         self.assertEqual(stats.module_label(None), "-")
 
+    def test_each_observation_counts_once_in_its_series(self) -> None:
+        stats = RequestStats(lambda: {"index", "meminfo"})
+        for seconds in (0.0005, 0.003, 20.0):
+            stats.observe("/meminfo", 200, seconds)
+        stats.observe("/meminfo", 404, 0.0005)
+        stats.observe("/nope", 200, 0.0005)
+        found = {
+            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for metric in stats.collect()
+            for sample in metric.samples
+        }
+        requests = "twistedspy_http_requests_total"
+        self.assertEqual(found[requests, (("module", "meminfo"), ("status", "200"))], 3)
+        self.assertEqual(found[requests, (("module", "meminfo"), ("status", "404"))], 1)
+        self.assertEqual(found[requests, (("module", "unknown"), ("status", "200"))], 1)
+        bucket = "twistedspy_http_request_duration_seconds_bucket"
+        expected = {"0.001": 2, "0.005": 3, "10.0": 3, "+Inf": 4}
+        for le, count in expected.items():
+            self.assertEqual(found[bucket, (("le", le), ("module", "meminfo"))], count, le)
+        latency = "twistedspy_http_request_duration_seconds_sum"
+        self.assertAlmostEqual(found[latency, (("module", "meminfo"),)], 20.004)
+
     async def test_the_server_counts_its_requests(self) -> None:
         server = start_server(self)
         for path in ("/meminfo", "/meminfo", "/nope", "/-/healthy"):

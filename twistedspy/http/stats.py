@@ -42,6 +42,8 @@ class RequestStats:
             buckets=LATENCY_BUCKETS,
             registry=self._registry,
         )
+        #: (module label, status) -> the request counter and latency histogram it feeds
+        self._series: dict[tuple[str, int], tuple[Counter, Histogram]] = {}
 
     def module_label(self, path: str | None) -> str:
         if path is None or path.startswith("/-/"):
@@ -51,8 +53,16 @@ class RequestStats:
 
     def observe(self, path: str | None, status: int, seconds: float) -> None:
         module = self.module_label(path)
-        self._requests.labels(module, str(status)).inc()
-        self._latency.labels(module).observe(seconds)
+        key = (module, status)
+        series = self._series.get(key)
+        if series is None:
+            # `labels()` checks and looks up its label values under a lock each call (most
+            # of observe's cost); the child it returns for the same values is always the
+            # same object, so it is looked up once. Few keys: modules times statuses.
+            series = (self._requests.labels(module, str(status)), self._latency.labels(module))
+            self._series[key] = series
+        series[0].inc()
+        series[1].observe(seconds)
 
     def collect(self) -> Iterable[Metric]:
         return self._registry.collect()
