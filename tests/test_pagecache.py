@@ -129,9 +129,13 @@ class DispatcherCacheTests(TestCase):
             log=Logger(),
         )
 
+    def respond(self, request: Request) -> Deferred[Outcome]:
+        answer = self.dispatcher.respond(request, "127.0.0.1")
+        return answer if isinstance(answer, Deferred) else succeed(answer)
+
     def answer(self, request: Request) -> Outcome:
         results: list[Outcome] = []
-        self.dispatcher.respond(request, "127.0.0.1").addCallback(results.append)
+        self.respond(request).addCallback(results.append)
         self.assertEqual(len(results), 1, "the answer should be ready at once")
         return results[0]
 
@@ -234,7 +238,7 @@ class DispatcherCacheTests(TestCase):
         self.cached.pending = Deferred()
         results: list[Outcome] = []
         for _ in range(3):
-            self.dispatcher.respond(get("/cached"), "127.0.0.1").addCallback(results.append)
+            self.respond(get("/cached")).addCallback(results.append)
         self.assertEqual(len(self.cached.calls), 1)
         self.assertEqual(results, [])
         self.cached.pending.callback(Report(title="late", tables=[]))
@@ -293,7 +297,7 @@ class DispatcherCacheTests(TestCase):
         self.body("/cached", alice)  # now in the cache
         checker.answer = Deferred()
         results: list[Outcome] = []
-        self.dispatcher.respond(get("/cached", alice), "127.0.0.1").addCallback(results.append)
+        self.respond(get("/cached", alice)).addCallback(results.append)
         self.assertEqual((checker.asked, results), (2, []))
         checker.answer.callback(b"alice")
         self.assertEqual(checker.asked, 2)

@@ -17,7 +17,7 @@ from ipaddress import ip_address
 from typing import TYPE_CHECKING
 
 from twisted.cred.credentials import Anonymous
-from twisted.internet.defer import Deferred, TimeoutError, maybeDeferred, succeed
+from twisted.internet.defer import Deferred, TimeoutError, maybeDeferred
 from twisted.logger import Logger
 
 from twistedspy.auth import Gatekeeper, LoginFailed, LoginThrottled, Viewer, credentials_from
@@ -185,13 +185,14 @@ class Dispatcher:
 
     # -- Site
 
-    def respond(self, request: Request, client: str) -> Deferred[Outcome]:
+    def respond(self, request: Request, client: str) -> Outcome | Deferred[Outcome]:
+        """The answer; one ready at once (a health check, a cached page) as it is."""
         if request.path.startswith("/-/"):
             # Health checks and static files: nothing to wait for, so no coroutine.
-            return succeed(Outcome(self._public(request)))
+            return Outcome(self._public(request))
         outcome, attempt = self._answer_from_cache(request, client)
         if outcome is not None:
-            return succeed(outcome)
+            return outcome
         return Deferred.fromCoroutine(self._respond(request, client, attempt))
 
     def error_response(self, error: HTTPError) -> Response:

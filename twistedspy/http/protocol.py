@@ -39,7 +39,7 @@ SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 class Site(Protocol):
     """The dispatcher, as the connection sees it."""
 
-    def respond(self, request: Request, client: str) -> Deferred[Outcome]: ...
+    def respond(self, request: Request, client: str) -> Outcome | Deferred[Outcome]: ...
     def error_response(self, error: HTTPError) -> Response: ...
     def journal_path(self, request: Request) -> str: ...
 
@@ -195,6 +195,13 @@ class HTTPChannel(LineReceiver, TimeoutMixin):
         started = time.monotonic()
         self._journal_headers(request)
         pending = self.factory.site.respond(request, self.client)
+        if isinstance(pending, Outcome):
+            # Ready at once: written before the next line is read, without a Deferred.
+            try:
+                self._write(pending, request, started)
+            except Exception:
+                self._internal_error(Failure(), request, started)
+            return
         if not pending.called:
             # Stop reading until this one is answered: pipelined requests wait in the
             # buffer (and then in the kernel), and are answered in order (RFC 9112
