@@ -22,6 +22,7 @@ from twistedspy.http import (
     URITooLong,
     VersionNotSupported,
 )
+from twistedspy.http import parser as parser_module
 
 NEXT = b"GET /second?n=2 HTTP/1.1\r\nHost: next.example\r\n\r\n"
 
@@ -550,3 +551,46 @@ class PipelineTests(SynchronousTestCase):
         """feed() notices an over-long line before its end arrives."""
         parser = RequestParser()
         self.assertRaises(URITooLong, parser.feed, b"GET /" + b"a" * 9000)
+
+
+class RememberedLinesTests(SynchronousTestCase):
+    """Request lines, paths and Host values parsed once are looked up, not parsed again."""
+
+    def test_same_request_same_result(self) -> None:
+        data = get(b"/caf%C3%A9/x", b"Host: [::1]:8080") + get(b"/plain", b"Host: a.example")
+        first, second = feed_whole(data), feed_whole(data)
+        self.assertEqual(first, second)
+        self.assertEqual([r.path for r in second], ["/caf\u00e9/x", "/plain"])
+        self.assertEqual(second[0].host, "[::1]:8080")
+
+    def test_limits_still_apply_to_a_known_line(self) -> None:
+        line = b"GET /" + b"a" * 200 + b" HTTP/1.1"
+        RequestParser().line_received(line)
+        self.assertRaises(URITooLong, RequestParser(max_line=100).line_received, line)
+
+    def test_only_what_parsed_is_remembered(self) -> None:
+        for _ in range(2):
+            self.assertRaises(BadRequest, feed_whole, get(b"/a b"))
+            self.assertRaises(BadRequest, feed_whole, get(b"/x", b"Host: bad host"))
+            self.assertRaises(BadRequest, feed_whole, b"OPTIONS /%00 HTTP/1.1\r\nHost: h\r\n\r\n")
+            self.assertRaises(BadRequest, feed_whole, b"CONNECT /x HTTP/1.1\r\nHost: h\r\n\r\n")
+        # A path that is valid for GET is not thereby valid for CONNECT.
+        feed_whole(get(b"/y"))
+        self.assertRaises(BadRequest, feed_whole, b"CONNECT /y HTTP/1.1\r\nHost: h\r\n\r\n")
+
+    def test_no_query_is_kept(self) -> None:
+        secret = b"/index?login=alice&password=s3cret-passw0rd"
+        [request] = feed_whole(get(secret))
+        self.assertEqual(request.query, "login=alice&password=s3cret-passw0rd")
+        tables = (parser_module._known_heads, parser_module._known_paths)
+        self.assertNotIn("s3cret", repr(tables))
+
+    def test_tables_are_bounded(self) -> None:
+        for n in range(3 * parser_module._KNOWN_MAX):
+            feed_whole(get(b"/p%d" % n, b"Host: h%d" % n))
+        for table in (
+            parser_module._known_heads,
+            parser_module._known_paths,
+            parser_module._known_hosts,
+        ):
+            self.assertLessEqual(len(table), parser_module._KNOWN_MAX)

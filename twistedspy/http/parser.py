@@ -14,7 +14,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 from urllib.parse import unquote_to_bytes
 
 from twistedspy.http import grammar
@@ -32,6 +32,22 @@ MAX_HEADER_BYTES = 65536
 """Most bytes in all header lines of one request together (each line plus its CRLF)."""
 MAX_EMPTY_LINES = 8
 """Empty lines tolerated before a request line (RFC 9112 §2.2 says to ignore "at least one")."""
+
+
+#: Request lines, paths and Host values seen already, with what parsing them gave: the
+#: same few arrive again and again (a client polling /version), and a lookup is several
+#: times cheaper than the regular expressions. Only what parsed without error is kept,
+#: never a query (it may hold a password), and each table is bounded: cleared when full.
+_known_heads: dict[bytes, _RequestHead] = {}
+_known_paths: dict[str, _Target] = {}
+_known_hosts: dict[str, bool] = {}
+_KNOWN_MAX = 1024
+
+
+def _remember(table: dict[Any, Any], key: object, value: object) -> None:
+    if len(table) >= _KNOWN_MAX:
+        table.clear()
+    table[key] = value
 
 
 class HTTPError(Exception):
@@ -277,6 +293,11 @@ class RequestParser:
             return
         if len(line) > self._max_line:
             raise self.line_too_long()
+        head = _known_heads.get(line)
+        if head is not None:
+            self._head = head
+            self._state = _State.HEADERS
+            return
         _refuse_bare_cr(line)
         match = grammar.request_line_re.fullmatch(line)
         if match is None:
@@ -300,6 +321,10 @@ class RequestParser:
             version=version,
         )
         self._state = _State.HEADERS
+        if b"?" not in line:
+            # Not a line with a query, which may carry a password to keep no longer than
+            # its request.
+            _remember(_known_heads, line, self._head)
 
     def _header_line(self, line: bytes) -> Request | int | None:
         if line:
@@ -365,8 +390,10 @@ class RequestParser:
             # (RFC 9110 §4.2.1), so an empty Host can only be a mistake: refused in any version.
             if not host:
                 raise BadRequest("The Host header field is empty.")
-            if not grammar.host_re.fullmatch(host):
-                raise BadRequest("The Host header field is not a valid host name and port.")
+            if host not in _known_hosts:
+                if not grammar.host_re.fullmatch(host):
+                    raise BadRequest("The Host header field is not a valid host name and port.")
+                _remember(_known_hosts, host, True)
         if target.authority is not None:
             # RFC 9112 §3.2.2: the absolute-form authority wins over Host.
             host = target.authority
@@ -450,10 +477,17 @@ def _parse_target(method: str, target: str) -> _Target:
             raise BadRequest("The target * is only allowed with OPTIONS.")
         return _Target("", "", None)
     if target.startswith("/"):
+        known = _known_paths.get(target)
+        if known is not None:
+            return known
         origin = grammar.origin_form_re.fullmatch(target)
         if origin is None:
             raise BadRequest("The request target is not a valid path and query.")
-        return _Target(_decode_path(origin["path"]), origin["query"] or "", authority=None)
+        parsed = _Target(_decode_path(origin["path"]), origin["query"] or "", authority=None)
+        if origin["query"] is None:
+            # Not a target with a query, which may carry a password (see _request_line).
+            _remember(_known_paths, target, parsed)
+        return parsed
     absolute = grammar.absolute_form_re.fullmatch(target)
     if absolute is None:
         raise BadRequest("The request target is neither a path nor an absolute http URL.")
@@ -473,6 +507,9 @@ def _parse_target(method: str, target: str) -> _Target:
 
 def _decode_path(raw: str) -> str:
     """Percent-decode a path exactly once (RFC 3986 §2.1), as strict UTF-8."""
+    if "%" not in raw:
+        # Nothing to decode, and the grammar allows no control character in a path.
+        return raw
     # The grammar has already checked that every "%" is followed by two hex digits.
     try:
         path = unquote_to_bytes(raw).decode("utf-8")
@@ -485,6 +522,8 @@ def _decode_path(raw: str) -> str:
 
 def _keep_alive(version: tuple[int, int], connection: Sequence[str]) -> bool:
     """RFC 9112 §9.3: persistence by version and the Connection options (RFC 9110 §7.6.1)."""
+    if not connection:
+        return version >= (1, 1)
     options = {option.strip(" \t").lower() for value in connection for option in value.split(",")}
     if "close" in options:
         return False
