@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import TypeVar, overload
 from urllib.parse import parse_qsl
+
+_T = TypeVar("_T")
 
 
 class Query(Mapping[str, str]):
@@ -25,6 +28,18 @@ class Query(Mapping[str, str]):
         """Decode a raw query string (`a=1&b=%20`); keys in `hidden` are left out."""
         pairs = parse_qsl(raw, keep_blank_values=True, errors="replace")
         return cls(tuple((k, v) for k, v in pairs if k not in hidden))
+
+    @overload
+    def get(self, key: str, /) -> str | None: ...
+    @overload
+    def get(self, key: str, default: str | _T, /) -> str | _T: ...
+    def get(self, key: str, default: object = None, /) -> object:
+        # Mapping.get would go through __getitem__, and a KeyError for every missing key:
+        # the dispatcher asks for `format` on every request.
+        for k, v in reversed(self._pairs):
+            if k == key:
+                return v
+        return default
 
     def getall(self, key: str) -> list[str]:
         return [v for k, v in self._pairs if k == key]
