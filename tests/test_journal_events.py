@@ -62,6 +62,8 @@ class JournalEventTests(TestCase):
         self.assertGreater(sent, len(reply.body) + len("HTTP/1.1 401 Unauthorized\r\n"))
         self.assertEqual(events(journal, "connection"), [])
         self.assertEqual(events(journal, "headers"), [])
+        # Security off: each anonymous login through the Portal is verbose-only detail.
+        self.assertEqual(events(journal, "authorization"), [])
         for secret in ("hunter2", "YWxpY2U6czNjcmV0LXdvcmQ=", "cookie-secret"):
             self.assertNotIn(secret, journal)
 
@@ -72,6 +74,8 @@ class JournalEventTests(TestCase):
         journal = server.journal_text()
         [connection] = events(journal, "connection")
         self.assertRegex(connection, r" info connection client=127\.0\.0\.1$")
+        [login] = events(journal, "authorization")
+        self.assertRegex(login, r" debug authorization user=- client=127\.0\.0\.1 outcome=ok$")
         [headers] = events(journal, "headers")
         self.assertIn(" client=127.0.0.1 path=/version ", headers)
         self.assertIn(f" host=127.0.0.1:{server.port} ", headers)

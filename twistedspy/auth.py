@@ -38,7 +38,7 @@ from twisted.python.failure import Failure
 from zope.interface import Attribute, Interface, implementer
 
 from twistedspy.accounts import BCRYPT_MAX_PASSWORD, AccountsFile
-from twistedspy.events import record
+from twistedspy.events import keeps, record
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IReactorTime
@@ -373,6 +373,9 @@ class Gatekeeper:
         self._log = log
         #: Security off: whatever a request carries, it is let in as anonymous
         self._ignore_credentials = ignore_credentials
+        #: whether anyone reads the debug event of each anonymous login (the journal in
+        #: verbose mode does; its mode is fixed for its life): asked once, not per request
+        self._journal_anonymous = keeps(log, "authorization", LogLevel.debug)
 
     def login(self, credentials: ICredentials, client: str) -> Deferred[Viewer]:
         """The Viewer for these credentials; fails with LoginThrottled or LoginFailed."""
@@ -432,7 +435,8 @@ class Gatekeeper:
         avatar = result[1]
         assert isinstance(avatar, Viewer)
         # Every request with Security off: debug detail, kept in verbose mode only.
-        self._journal(None, client, "ok", LogLevel.debug)
+        if self._journal_anonymous:
+            self._journal(None, client, "ok", LogLevel.debug)
         return avatar
 
     def _anonymous_refused(self, failure: Failure, client: str) -> Failure:
