@@ -1,0 +1,109 @@
+# -*- test-case-name: tests.test_hostile -*-
+"""A twistedspy server in its own process, as `make proof` measures it: RSS, fds, journal."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class ServerProcess:
+    process: subprocess.Popen[bytes]
+    port: int
+    folder: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def rss_kib(self) -> int:
+        """Resident set size, from /proc/PID/status (VmRSS, in KiB)."""
+        status = Path(f"/proc/{self.pid}/status").read_text()
+        match = re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE)
+        assert match is not None
+        return int(match[1])
+
+    def fds(self) -> int:
+        return sum(1 for _ in Path(f"/proc/{self.pid}/fd").iterdir())
+
+    def journal_text(self) -> str:
+        return "".join(p.read_text() for p in sorted((self.folder / "logs").glob("*.log")))
+
+    def get(self, path: str, headers: dict[str, str] | None = None, timeout: float = 30.0) -> int:
+        """The status of one GET over a fresh connection."""
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            connection.request("GET", path, headers=headers or {})
+            response = connection.getresponse()
+            response.read()
+            return response.status
+        finally:
+            connection.close()
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+        """Signal the server and wait for it to end; its exit status."""
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise
+
+    def stderr_text(self) -> str:
+        assert self.process.stderr is not None
+        return self.process.stderr.read().decode(errors="replace")
+
+
+def start(
+    folder: Path,
+    *options: str,
+    preexec_fn: Callable[[], None] | None = None,
+    env: dict[str, str] | None = None,
+) -> ServerProcess:
+    """Start `twistedspy` on a free loopback port with its files in `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    args = [
+        sys.executable,
+        "-m",
+        "twistedspy.cli",
+        "--pidfile=",
+        "--port=0",
+        f"--log-dir={folder / 'logs'}",
+        f"--message-file={folder / 'messages.jsonl'}",
+        *options,
+    ]
+    environment = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    process = subprocess.Popen(
+        args,
+        cwd=folder,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        preexec_fn=preexec_fn,  # noqa: PLW1509 - only resource limits, set before exec
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server ended at start-up: {process.stderr.read()!r}")  # type: ignore[union-attr]
+        journal = "".join(p.read_text() for p in sorted((folder / "logs").glob("*.log")))
+        match = re.search(r" start .*\bport=(\d+)", journal)
+        if match:
+            server = ServerProcess(process, int(match[1]), folder)
+            if server.get("/-/healthy") == 200:
+                return server
+        time.sleep(0.1)
+    process.kill()
+    raise RuntimeError("the server did not start within 60 s")
