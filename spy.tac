@@ -20,7 +20,7 @@ except ConfigError as e:
     raise SystemExit(1) from None
 
 # Imported once the settings are good, so a config mistake is reported before anything loads.
-from twistedspy.service import makeService
+from twistedspy.service import make_command_line_service
 
 application = service.Application("twistedspy")
-makeService(settings).setServiceParent(application)
+make_command_line_service(settings).setServiceParent(application)

@@ -64,7 +64,8 @@ def start_server(case: TestCase, **overrides: Any) -> RunningServer:
     )
     service = makeService(settings, reactor)
     service.startService()
-    case.addCleanup(service.stopService)
+    # A test may stop the service itself (shutdown tests): stop it only if still running.
+    case.addCleanup(lambda: service.stopService() if service.running else None)
     assert service.port is not None
     return RunningServer(service, service.port.getHost().port, folder)  # type: ignore[attr-defined]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -143,7 +144,8 @@ class OptionsTests(TestCase):
         options = tap.Options()
         self.parse("-p", "0", "--log-dir", str(self.folder / "logs"), options=options)
         service = tap.makeService(options)
-        self.addCleanup(service.journal.close)  # type: ignore[attr-defined]
+        (spy,) = list(service)  # type: ignore[call-overload]
+        self.addCleanup(spy.journal.close)
         self.assertTrue(IService.providedBy(service))
 
 
@@ -172,6 +174,19 @@ class ScriptTests(TestCase):
         done = self.run_cli("--no-such-option")
         self.assertEqual(done.returncode, 2)
         self.assertIn("twistedspy: option --no-such-option not recognized", done.stderr)
+
+    def test_port_in_use_is_one_line(self) -> None:
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen(1)
+            port = taken.getsockname()[1]
+            done = self.run_cli("-p", str(port), "--log-dir", "logs")
+        # twistd has taken over stderr by then: the line goes to its log (stdout with -n).
+        output = done.stdout + done.stderr
+        self.assertEqual(done.returncode, 1, output)
+        self.assertNotIn("Traceback", output)
+        self.assertIn(f"twistedspy: cannot listen on tcp:{port}:interface=127.0.0.1", output)
+        self.assertIn("Address already in use", output)
 
     def test_bad_value(self) -> None:
         done = self.run_cli("-p", "99999")

@@ -14,6 +14,7 @@ from twistedspy.events import VERBOSE_ONLY, record, record_failure
 from twistedspy.journal import (
     JournalError,
     JournalObserver,
+    JournalRoute,
     format_value,
     journal_file_name,
     open_journal,
@@ -116,6 +117,22 @@ class JournalTests(TestCase):
             line.split(" ", 3)[3],
             r'path="a b\nFAKE 2024 info start x=1\r\"q\"=\\ \u2028\x00" user=bob',
         )
+
+    def test_route_keeps_journal_events_from_the_global_log(self) -> None:
+        journal, _ = self.journal()
+        published: list[dict[str, object]] = []
+
+        def publisher(event: dict[str, object]) -> None:
+            # stands for the global publisher, on which the journal also listens
+            published.append(event)
+            journal(event)
+
+        log = Logger(namespace="tests.journal", observer=JournalRoute(journal, publisher))
+        record(log, "request", status=200)
+        record(log, "warning", LogLevel.warn, message="as root")
+        log.info("not a journal event")
+        self.assertEqual([line.split()[2] for line in self.lines()], ["request", "warning"])
+        self.assertEqual([event.get("spy_event") for event in published], ["warning", None])
 
     def test_format_value(self) -> None:
         self.assertEqual(format_value(""), '""')

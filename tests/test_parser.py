@@ -64,6 +64,11 @@ def get(target: bytes = b"/", *headers: bytes, version: bytes = b"HTTP/1.1") -> 
 
 VALID = [
     Valid(
+        "brackets_in_query",
+        b"GET /metrics?collect[]=cpu HTTP/1.1\r\nHost: h\r\n\r\n",
+        {"path": "/metrics", "query": "collect[]=cpu"},
+    ),
+    Valid(
         "simple_get",
         b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n",
         {

@@ -8,7 +8,9 @@ import shutil
 import subprocess
 import time
 
+from twisted.internet import reactor
 from twisted.internet.defer import Deferred
+from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
 from tests.contexts import collect_report, module_context
@@ -323,10 +325,12 @@ class LiveTests(TestCase):
         child = self.start([python, "-c", "while True: pass"])
         module = ProcessesModule(module_context())
         await module.primed
-        deadline = time.monotonic() + 0.3
-        while time.monotonic() < deadline:
-            pass  # let the child run for a measurable while
+        # Let the child run for a measurable while, without competing with it for a CPU.
+        await deferLater(reactor, 1.0)
         [row] = await self.rows_for(child.pid, module)
         cpu = row[6]
         assert isinstance(cpu, float)
-        self.assertGreater(cpu, 10.0)
+        # A spinning process gets far more than 1 % of a CPU over a second, even on a
+        # shared, loaded machine; an idle one (or a life-long average mistaken for a
+        # sample) of a fresh process would not be the point: the sample must be non-zero.
+        self.assertGreater(cpu, 1.0)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, ParamSpec, Protocol, TypeVar
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
+from twistedspy.http.stats import RequestStats
 from twistedspy.settings import Settings
 
 if TYPE_CHECKING:
@@ -34,3 +35,5 @@ class ModuleContext:
     #: the modules the service serves, for the index (filled once all are built)
     served: Callable[[], Sequence[IInfoModule]]
     log: Logger
+    #: the service's own request counts, which the metrics module exposes
+    requests: RequestStats | None = None

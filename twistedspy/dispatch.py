@@ -9,13 +9,15 @@ ModuleTimeout.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Mapping
 from importlib.resources import files
 from ipaddress import ip_address
 from typing import TYPE_CHECKING
 
-from twisted.internet.defer import Deferred, TimeoutError, maybeDeferred
+from twisted.cred.credentials import Anonymous
+from twisted.internet.defer import Deferred, TimeoutError, maybeDeferred, succeed
 from twisted.logger import Logger
 
 from twistedspy.auth import Gatekeeper, LoginFailed, LoginThrottled, credentials_from
@@ -30,6 +32,7 @@ from twistedspy.report import PageError, RawBody, Report
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IReactorTime
 
+    from twistedspy.context import BlockingRunner
     from twistedspy.settings import Settings
 
 WWW_AUTHENTICATE = ("WWW-Authenticate", 'Basic realm="twistedspy", charset="UTF-8"')
@@ -40,6 +43,9 @@ _MEDIA_RANGE = re.compile(r"\s*([^\s;,]+)\s*(?:;\s*q\s*=\s*([0-9.]+))?.*")
 STATIC: Mapping[str, tuple[str, str]] = {
     "/-/static/spy.css": ("spy.css", "text/css; charset=utf-8"),
     "/-/static/spy.js": ("spy.js", "text/javascript; charset=utf-8"),
+    # Browsers ask for an icon on every page; without one, /favicon.ico's 404 is a
+    # console error on each of them.
+    "/-/static/favicon.svg": ("favicon.svg", "image/svg+xml; charset=utf-8"),
 }
 
 
@@ -141,6 +147,7 @@ class Dispatcher:
         renderer: Renderer,
         clock: IReactorTime,
         log: Logger,
+        run_blocking: BlockingRunner | None = None,
     ) -> None:
         self.settings = settings
         self._modules = modules
@@ -148,8 +155,10 @@ class Dispatcher:
         self.renderer = renderer
         self.clock = clock
         self.log = log
+        self.run_blocking = run_blocking
         self.hosts = HostPolicy(settings)
         package = files("twistedspy") / "static"
+        self._healthy = text_response(200, "twistedspy is healthy.\n")
         self._static = {
             path: Response(200, (package / name).read_bytes(), content_type)
             for path, (name, content_type) in STATIC.items()
@@ -158,6 +167,9 @@ class Dispatcher:
     # -- Site
 
     def respond(self, request: Request, client: str) -> Deferred[Outcome]:
+        if request.path.startswith("/-/"):
+            # Health checks and static files: nothing to wait for, so no coroutine.
+            return succeed(Outcome(self._public(request)))
         return Deferred.fromCoroutine(self._respond(request, client))
 
     def error_response(self, error: HTTPError) -> Response:
@@ -165,6 +177,8 @@ class Dispatcher:
 
     def journal_path(self, request: Request) -> str:
         """The path and query as the journal keeps them: never with a password."""
+        if not request.query:
+            return request.path
         query = Query.parse(request.query)
         kept = "&".join(f"{k}={'***' if k == 'password' else v}" for k, v in query.pairs())
         return request.path + ("?" + kept if kept else "")
@@ -176,8 +190,6 @@ class Dispatcher:
         return PageContext(self.renderer.host, nav, self.clock.seconds())
 
     async def _respond(self, request: Request, client: str) -> Outcome:
-        if request.path.startswith("/-/"):
-            return Outcome(self._public(request))
         query = Query.parse(request.query)
         modules = self._modules()
         context = self._context(modules)
@@ -197,8 +209,14 @@ class Dispatcher:
         if not self.hosts.allows(request.host):
             return fail(421, f"This server does not answer for the host {request.host!r}.")
         try:
-            credentials = credentials_from(
-                query.get("login"), query.get("password"), request.header("authorization")
+            # Security off asks for nothing (SPEC §1): whatever a request carries, even an
+            # Authorization meant for something else, is not read, so it cannot fail.
+            credentials = (
+                credentials_from(
+                    query.get("login"), query.get("password"), request.header("authorization")
+                )
+                if self.settings.security
+                else Anonymous()
             )
             viewer = await self.gatekeeper.login(credentials, client)
         except LoginThrottled as throttled:
@@ -209,6 +227,11 @@ class Dispatcher:
             )
         except LoginFailed:
             return fail(401, "This page needs a valid user name and password.", WWW_AUTHENTICATE)
+        except Exception:
+            # The checker itself broke (a worker thread failed, say): nobody is let in, the
+            # client gets a plain error page, and the journal gets the traceback.
+            record_failure(self.log, "login-error", client=client)
+            return fail(500, "The credentials could not be checked; the journal has the details.")
         user = viewer.user
 
         name = request.path.strip("/") or INDEX
@@ -242,8 +265,14 @@ class Dispatcher:
         if isinstance(page, RawBody):
             return Outcome(Response(200, page.content, page.content_type), user)
         if as_json:
-            return Outcome(self.renderer.json(name, page, context), user)
-        return Outcome(self.renderer.html(name, page, visible, context), user)
+            render = functools.partial(self.renderer.json, name, page, context)
+        else:
+            render = functools.partial(self.renderer.html, name, page, visible, context)
+        if self.run_blocking is None:
+            return Outcome(render(), user)
+        # A page of a thousand processes takes tens of milliseconds to render: off the
+        # reactor, so that other clients' small pages do not queue behind it.
+        return Outcome(await self.run_blocking(render), user)
 
     async def _collect(
         self,
@@ -281,7 +310,7 @@ class Dispatcher:
                 headers=(("Allow", "GET, HEAD"),),
             )
         if request.path == "/-/healthy":
-            return text_response(200, "twistedspy is healthy.\n")
+            return self._healthy
         static = self._static.get(request.path)
         if static is None:
             return self.renderer.error(404, "There is no such file.", as_json=False)

@@ -8,7 +8,10 @@ journal observer can write exactly SPEC §5's lines and ignore the rest.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from twisted.logger import Logger, LogLevel
+from twisted.python.failure import Failure
 
 #: events shown only in `verbose` mode (SPEC §5)
 VERBOSE_ONLY = frozenset({"connection", "headers"})
@@ -21,9 +24,18 @@ def record(
     **fields: object,
 ) -> None:
     """Write one journal event; `fields` become its `key=value` pairs, in order."""
+    record_fields(log, event, fields, level)
+
+
+def record_fields(
+    log: Logger, event: str, fields: Mapping[str, object], level: LogLevel = LogLevel.info
+) -> None:
+    """`record`, for fields whose names come from outside (a request's header names)."""
     log.emit(level, "{spy_event}", spy_event=event, spy_fields=fields)
 
 
-def record_failure(log: Logger, event: str, **fields: object) -> None:
-    """Write an error event with the traceback of the exception being handled."""
-    log.failure("{spy_event}", spy_event=event, spy_fields=fields)
+def record_failure(
+    log: Logger, event: str, failure: Failure | None = None, /, **fields: object
+) -> None:
+    """Write an error event with the traceback of `failure`, or of the one being handled."""
+    log.failure("{spy_event}", failure, spy_event=event, spy_fields=fields)

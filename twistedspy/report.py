@@ -7,11 +7,16 @@ percentage, a time) so that HTML can show human units while JSON keeps raw numbe
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Literal, TypeAlias
 
-Unit: TypeAlias = Literal["text", "int", "float", "bytes", "percent", "seconds", "time"]
+#: how a value reads: `id` is a number that names something (a PID), shown without digit
+#: grouping; `rate` is bytes per second
+Unit: TypeAlias = Literal[
+    "text", "id", "int", "float", "bytes", "rate", "percent", "seconds", "time"
+]
 Scalar: TypeAlias = str | int | float | bool | None
 
 
@@ -97,6 +102,27 @@ class Series:
 
 
 @dataclass(frozen=True, slots=True)
+class Form:
+    """
+    A form that posts one multi-line text field back to the server (the message form).
+
+    HTML shows it between the notes and the tables, as a plain `<form method="post">`
+    that needs no script; JSON leaves it out, since programs post without a form.
+    """
+
+    #: the path the form posts to, e.g. `/message`
+    action: str
+    #: the name of the posted field, e.g. `text`
+    field: str
+    label: str
+    button: str
+
+
+#: top-level JSON keys that a Report's summary may not replace
+RESERVED_JSON_KEYS = frozenset({"module", "title", "host", "generated", "tables", "error"})
+
+
+@dataclass(frozen=True, slots=True)
 class Report:
     """One page of facts."""
 
@@ -105,11 +131,20 @@ class Report:
     #: short paragraphs shown above the tables (plain text, escaped when rendered)
     notes: Sequence[str] = ()
     series: Sequence[Series] = field(default=())
+    form: Form | None = None
+    #: a few named values that JSON puts at the top level of its document, beside
+    #: `module` and `tables` (`{"stored": true}` after a message is stored); HTML leaves
+    #: them out, so the notes should say the same in words
+    summary: Mapping[str, Scalar] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tables", tuple(self.tables))
         object.__setattr__(self, "notes", tuple(self.notes))
         object.__setattr__(self, "series", tuple(self.series))
+        clash = sorted(RESERVED_JSON_KEYS & set(self.summary))
+        if clash:
+            raise ValueError(f"report {self.title!r}: summary may not use {', '.join(clash)}")
+        object.__setattr__(self, "summary", MappingProxyType(dict(self.summary)))
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 import threading
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
-from twisted.application.service import MultiService
-from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
+from twisted.application.service import IService, MultiService
+from twisted.internet.defer import Deferred, DeferredList, maybeDeferred, succeed
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger, LogLevel, globalLogPublisher
@@ -26,11 +27,12 @@ from twistedspy.accounts import AccountsError
 from twistedspy.auth import make_gatekeeper
 from twistedspy.context import ModuleContext
 from twistedspy.dispatch import Dispatcher
-from twistedspy.events import record
+from twistedspy.events import record, record_failure
 from twistedspy.http.protocol import HTTPFactory
+from twistedspy.http.stats import RequestStats
 from twistedspy.interfaces import IInfoModule
-from twistedspy.journal import JournalError, JournalObserver, open_journal
-from twistedspy.registry import build, discover
+from twistedspy.journal import JournalError, JournalObserver, JournalRoute, open_journal
+from twistedspy.registry import LoadError, build, discover
 from twistedspy.render import Renderer
 from twistedspy.settings import Settings
 
@@ -67,10 +69,13 @@ def _daemon_thread(**kwargs: Any) -> threading.Thread:
 class SpyService(MultiService):
     """Listens, serves, and on stop closes every connection before saying it stopped."""
 
-    log = Logger(namespace="twistedspy")
-
     def __init__(self, settings: Settings, reactor: Any, journal: JournalObserver) -> None:
         super().__init__()
+        self.log = Logger(
+            namespace="twistedspy",
+            source=self,
+            observer=JournalRoute(journal, globalLogPublisher),
+        )
         self.settings = settings
         self.reactor = reactor
         self.journal = journal
@@ -78,22 +83,31 @@ class SpyService(MultiService):
         self.pool.threadFactory = _daemon_thread  # type: ignore[assignment]
         run_blocking = functools.partial(deferToThreadPool, reactor, self.pool)
         self.modules: dict[str, IInfoModule] = {}
+        self.requests = RequestStats(lambda: self.modules)
         context = ModuleContext(
             settings=settings,
             reactor=cast("IReactorTime", reactor),
             run_blocking=run_blocking,
             served=lambda: list(self.modules.values()),
             log=self.log,
+            requests=self.requests,
         )
         try:
             self.gatekeeper = make_gatekeeper(settings, reactor, run_blocking, self.log)
         except AccountsError as e:
             raise StartupError(str(e)) from None
-        self.modules.update(build(discover(settings.modules_dir), context, settings.modules))
+        #: ModulesDir files that failed to import, journalled once the journal listens
+        self.load_errors: list[LoadError] = []
+        plugins = discover(settings.modules_dir, on_error=self.load_errors.append)
+        self.modules.update(build(plugins, context, settings.modules))
         if settings.modules is not None:
             unknown = sorted(set(settings.modules) - set(self.modules))
             if unknown:
                 raise StartupError(f"Modules: no such module: {', '.join(unknown)}")
+        # A module that is also a Service (a background sampler) runs while we do.
+        for module in self.modules.values():
+            if IService.providedBy(module):
+                cast("IService", module).setServiceParent(self)
         self.dispatcher = Dispatcher(
             settings=settings,
             modules=lambda: self.modules,
@@ -101,6 +115,7 @@ class SpyService(MultiService):
             renderer=Renderer(),
             clock=reactor,
             log=self.log,
+            run_blocking=run_blocking,
         )
         self.factory = HTTPFactory(
             self.dispatcher,
@@ -109,6 +124,7 @@ class SpyService(MultiService):
             request_timeout=settings.request_timeout,
             keepalive_timeout=settings.keepalive_timeout,
             log=self.log,
+            stats=self.requests,
         )
         self.port: IListeningPort | None = None
 
@@ -129,7 +145,7 @@ class SpyService(MultiService):
                 f"cannot listen on {self.settings.endpoint()}: {outcome[0].getErrorMessage()}"
             )
         self.port = cast("IListeningPort", outcome[0])
-        self.factory.ports.append(self.port)
+        self.factory.add_port(self.port)
         super().privilegedStartService()
 
     @override
@@ -137,7 +153,21 @@ class SpyService(MultiService):
         if self.port is None:
             self.privilegedStartService()
         super().startService()
+        # Worker threads run pure-Python collection and rendering; a thread that wants
+        # the GIL waits up to the switch interval for it, and the reactor asks for it
+        # several times a request. 1 ms instead of CPython's 5 ms keeps small pages
+        # quick while a big one is built (bench/processes.py: /version p99 under load).
+        sys.setswitchinterval(0.001)
         self.pool.start()
+        for error in self.load_errors:
+            record_failure(
+                self.log,
+                "module-error",
+                error.failure,
+                file=error.file,
+                error=error.failure.getErrorMessage(),
+                outcome="left out",
+            )
         address = self.port.getHost() if self.port is not None else None
         record(
             self.log,
@@ -158,6 +188,8 @@ class SpyService(MultiService):
     @override
     def stopService(self) -> Deferred[None]:
         """SPEC §6: stop accepting, finish what is under way, close, journal, end."""
+        if not self.running:
+            return succeed(None)
         self.factory.stop_accepting()
         stopping: list[Deferred[Any]] = [maybeDeferred(MultiService.stopService, self)]
         if self.port is not None:
@@ -196,3 +228,31 @@ def makeService(settings: Settings, reactor: IReactorCore | None = None) -> SpyS
     except BaseException:
         journal.close()
         raise
+
+
+def _exit_with(error: StartupError) -> NoReturn:
+    # One line for the person starting it, not twistd's traceback (SPEC §1).
+    sys.stderr.write(f"twistedspy: {error}\n")
+    raise SystemExit(1) from None
+
+
+class _CommandLineService(MultiService):
+    """The service as twistd runs it: a failure to listen ends the process in one line."""
+
+    @override
+    def privilegedStartService(self) -> None:
+        try:
+            super().privilegedStartService()
+        except StartupError as e:
+            _exit_with(e)
+
+
+def make_command_line_service(settings: Settings) -> MultiService:
+    """`makeService` for `spy.tac` and `twistd spy`, where errors go to a person's terminal."""
+    try:
+        spy = makeService(settings)
+    except StartupError as e:
+        _exit_with(e)
+    wrapper = _CommandLineService()
+    spy.setServiceParent(wrapper)
+    return wrapper

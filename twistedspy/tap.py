@@ -182,9 +182,6 @@ class Options(usage.Options):
 def makeService(options: Options) -> IService:
     """The twistedspy service for `twistd spy`."""
     # Imported here so that `twistd --help` does not load the whole server.
-    from twistedspy.service import (  # type: ignore[import-not-found,unused-ignore] # noqa: PLC0415
-        makeService as make_spy_service,
-    )
+    from twistedspy.service import make_command_line_service  # noqa: PLC0415
 
-    service: IService = make_spy_service(options.settings)
-    return service
+    return make_command_line_service(options.settings)

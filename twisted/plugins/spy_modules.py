@@ -4,8 +4,10 @@ Twisted's plugin scan imports this file and collects every module-level object t
 provides the interface asked for (`IModuleFactory` here).
 """
 
+from twistedspy.modules.cpu import CpuFactory
 from twistedspy.modules.diskfree import DiskfreeFactory
 from twistedspy.modules.meminfo import MeminfoFactory
+from twistedspy.modules.metrics import MetricsFactory
 from twistedspy.modules.network import NetworkFactory
 from twistedspy.modules.processes import ProcessesFactory
 
@@ -13,3 +15,5 @@ processes = ProcessesFactory()
 meminfo = MeminfoFactory()
 diskfree = DiskfreeFactory()
 network = NetworkFactory()
+cpu = CpuFactory()
+metrics = MetricsFactory()

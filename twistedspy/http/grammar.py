@@ -56,7 +56,11 @@ SUB_DELIMS = r"[!$&'()*+,;=]"
 PCHAR = rf"(?:{UNRESERVED}|{PCT_ENCODED}|{SUB_DELIMS}|[:@])"
 SEGMENT = rf"{PCHAR}*"
 # RFC 3986 §3.4: query = *( pchar / "/" / "?" )
-QUERY = rf"(?:{PCHAR}|[/?])*"
+# Departure: "[" and "]" are also taken in the query, unencoded. They are gen-delims, but
+# Prometheus' own parameters are named `collect[]=` and people type them as they read
+# them (curl -g, browsers send them raw); inside a query they delimit nothing any
+# server or proxy could read differently, so this opens no smuggling route.
+QUERY = rf"(?:{PCHAR}|[/?\[\]])*"
 
 # RFC 3986 §3.2.2: IPv4address, IPv6address, IPvFuture, IP-literal, reg-name
 DEC_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9][0-9]|[0-9])"

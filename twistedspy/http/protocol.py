@@ -27,9 +27,10 @@ from twisted.python.failure import Failure
 from typing_extensions import override
 from zope.interface import implementer
 
-from twistedspy.events import record
+from twistedspy.events import record, record_fields
 from twistedspy.http.parser import MAX_LINE, HTTPError, Request, RequestParser, RequestTimeout
 from twistedspy.http.response import DateCache, Outcome, Response, serialize
+from twistedspy.http.stats import RequestStats
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import (
@@ -39,6 +40,10 @@ if TYPE_CHECKING:
         IReactorTime,
         ITCPTransport,
     )
+
+
+#: header fields whose values the journal never shows
+SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 
 
 class Site(Protocol):
@@ -258,10 +263,23 @@ class HTTPChannel(LineReceiver, TimeoutMixin):
         # (and then in the kernel), and are answered in order (RFC 9112 §9.3.2).
         self.pauseProducing()
         started = time.monotonic()
+        self._journal_headers(request)
         pending = self.factory.site.respond(request, self.client)
         self._pending = pending
         pending.addCallback(self._write, request, started)
         pending.addErrback(self._internal_error, request, started)
+
+    def _journal_headers(self, request: Request) -> None:
+        """The `headers` event, which the journal keeps in verbose mode only (SPEC §5)."""
+        fields: dict[str, object] = {"client": self.client}
+        fields["path"] = self.factory.site.journal_path(request)
+        for name, _value in request.headers:
+            if name in fields:
+                continue
+            # Credentials never reach the journal (SPEC §3).
+            secret = name in SECRET_HEADERS
+            fields[name] = "***" if secret else ", ".join(request.header_values(name))
+        record_fields(self.factory.log, "headers", fields)
 
     def _internal_error(self, failure: Failure, request: Request, started: float) -> None:
         self.factory.log.failure("response failed", failure)
@@ -288,6 +306,8 @@ class HTTPChannel(LineReceiver, TimeoutMixin):
             announce_keep_alive=keep_alive and request.version == (1, 0),
             accept_encoding=request.header("accept-encoding"),
         )
+        seconds = time.monotonic() - started
+        self.factory.stats.observe(request.path, response.status, seconds)
         record(
             self.factory.log,
             "request",
@@ -297,7 +317,7 @@ class HTTPChannel(LineReceiver, TimeoutMixin):
             path=self.factory.site.journal_path(request),
             status=response.status,
             bytes=len(data),
-            ms=round((time.monotonic() - started) * 1000, 1),
+            ms=round(seconds * 1000, 1),
         )
         self._outgoing, self._offset, self._keep_alive_after = data, 0, keep_alive
         self._send_more()
@@ -371,6 +391,7 @@ class HTTPChannel(LineReceiver, TimeoutMixin):
             response, now=self.factory.clock.seconds(), date=self.factory.date, keep_alive=False
         )
         self.link.write(data)
+        self.factory.stats.observe(None, response.status, 0.0)
         record(
             self.factory.log,
             "request",
@@ -409,8 +430,11 @@ class HTTPFactory(ServerFactory):
         keepalive_timeout: float,
         log: Logger,
         on_connection: Callable[[str], None] | None = None,
+        stats: RequestStats | None = None,
     ) -> None:
         self.site = site
+        #: every response written is counted here, for /metrics
+        self.stats = stats if stats is not None else RequestStats()
         self.clock = clock
         self.max_clients = max_clients
         self.request_timeout = request_timeout
@@ -433,6 +457,18 @@ class HTTPFactory(ServerFactory):
         channel = HTTPChannel(getattr(addr, "host", str(addr)))
         channel.factory = self
         return channel
+
+    def add_port(self, port: object) -> None:
+        """
+        Serve connections from this listening port, within MaxClients.
+
+        The clamp starts here, before the first accept: the port's accept loop reads
+        `numberAccepts` (100 to begin with) once per wake-up and takes that many sockets
+        whatever the factory does meanwhile, so a burst waiting in the backlog before the
+        first wake-up would all be let in at once.
+        """
+        self.ports.append(port)
+        self._clamp_accepts()
 
     def connection_opened(self, channel: HTTPChannel) -> None:
         self.connections.add(channel)

@@ -31,6 +31,9 @@ HTML_HEADERS: tuple[tuple[str, str], ...] = (
 #: SPEC §2: bodies over 1 KiB are compressed when the client allows it.
 GZIP_THRESHOLD = 1024
 
+#: status line reason phrases, looked up once rather than through the HTTPStatus enum
+_REASONS = {status.value: status.phrase.encode("ascii") for status in HTTPStatus}
+
 _CODING = re.compile(r"\s*([!#$%&'*+.^_`|~0-9A-Za-z-]+)\s*(?:;\s*q\s*=\s*([0-9.]+)\s*)?")
 
 
@@ -127,12 +130,9 @@ def serialize(
             extra.append(("Content-Encoding", "gzip"))
     if response.is_html:
         extra.extend(HTML_HEADERS)
-    try:
-        reason = HTTPStatus(response.status).phrase
-    except ValueError:
-        reason = "Unknown"
+    reason = _REASONS.get(response.status, b"Unknown")
     lines = [
-        b"HTTP/1.1 %d %s" % (response.status, reason.encode("ascii")),
+        b"HTTP/1.1 %d %s" % (response.status, reason),
         b"Date: " + date(now),
         b"Server: " + SERVER,
         b"Content-Type: " + response.content_type.encode("ascii"),

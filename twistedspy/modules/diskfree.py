@@ -79,6 +79,8 @@ class Usage:
     available: int
     inodes_used: int | None
     inodes_free: int | None
+    #: mounted read-only (statvfs(3) ST_RDONLY), for /metrics' node_filesystem_readonly
+    readonly: bool = False
 
     @classmethod
     def from_statvfs(cls, st: os.statvfs_result) -> Usage:
@@ -92,6 +94,7 @@ class Usage:
             available=st.f_bavail * frsize,
             inodes_used=st.f_files - st.f_ffree if has_inodes else None,
             inodes_free=st.f_ffree if has_inodes else None,
+            readonly=bool(st.f_flag & os.ST_RDONLY),
         )
 
     @property
@@ -176,6 +179,10 @@ class DiskfreeModule:
             raise InvalidQuery(f"all must be 0 or 1; got {show_all!r}")
         mounts = self._context.run_blocking(self._mounts)
         return mounts.addCallback(self._measure, show_all == "1")
+
+    def measure(self, path: str) -> Deferred[Usage | None]:
+        """One mount's Usage with the same deadline and stuck-mount memory as the page."""
+        return self._stat(path)
 
     def _stat(self, path: str) -> Deferred[Usage | None]:
         """statvfs for one mount point: its Usage, or None if it missed the deadline."""

@@ -164,10 +164,15 @@ def _read(path: str) -> bytes:
 
 
 class ProcfsProcessSource:
-    """Reads every process from /proc; uid and gid names are looked up once each."""
+    """
+    Reads every process from /proc; uid and gid names are looked up once each.
+    `cmdline=False` skips the third read per process for callers that need no command
+    line (the metrics module's sums), leaving `cmdline` None.
+    """
 
-    def __init__(self, proc: str = "/proc") -> None:
+    def __init__(self, proc: str = "/proc", *, cmdline: bool = True) -> None:
         self._proc = proc
+        self._with_cmdline = cmdline
         self._ticks = os.sysconf("SC_CLK_TCK")
         self._page = os.sysconf("SC_PAGE_SIZE")
         self._boot = parse_boot_time(_read(f"{proc}/stat"))
@@ -210,8 +215,10 @@ class ProcfsProcessSource:
             return None
         except PermissionError:
             status = StatusFields(None, None, stat.rss_pages * self._page)
+        cmdline: tuple[str, ...] | None = None
         try:
-            cmdline: tuple[str, ...] | None = parse_cmdline(_read(base + "cmdline"))
+            if self._with_cmdline:
+                cmdline = parse_cmdline(_read(base + "cmdline"))
         except (FileNotFoundError, ProcessLookupError):
             return None
         except PermissionError:
@@ -330,7 +337,7 @@ _DESCENDING_BY_DEFAULT: Final = frozenset({"rss", "cpu", "threads"})
 DEFAULT_SORT: Final = "pid"
 
 COLUMNS: Final = (
-    Column("PID", "int", "pid"),
+    Column("PID", "id", "pid"),
     Column("Name", "text", "name"),
     Column("State", "text", "state"),
     Column("User", "text", "user"),

@@ -85,6 +85,18 @@ class SystemFacts:
     uname: os.uname_result
     boot_time: float
     now: float
+    #: (name, version) of the software serving the page: part of the facts so that
+    #: golden pages do not change with the Python that runs the tests
+    software: tuple[tuple[str, str], ...]
+
+
+def software_versions() -> tuple[tuple[str, str], ...]:
+    return (
+        ("twistedspy", __version__),
+        ("Twisted", twisted.__version__),
+        ("Python", platform.python_version()),
+        ("Python implementation", f"{platform.python_implementation()} {sys.platform}"),
+    )
 
 
 def read_system() -> SystemFacts:
@@ -103,6 +115,7 @@ def read_system() -> SystemFacts:
         uname=uname,
         boot_time=psutil.boot_time(),
         now=now,
+        software=software_versions(),
     )
 
 
@@ -128,12 +141,7 @@ def version_report(facts: SystemFacts) -> Report:
     software = Table(
         title="Software",
         columns=["name", "version"],
-        rows=[
-            ["twistedspy", __version__],
-            ["Twisted", twisted.__version__],
-            ["Python", platform.python_version()],
-            ["Python implementation", f"{platform.python_implementation()} {sys.platform}"],
-        ],
+        rows=[list(pair) for pair in facts.software],
     )
     os_release = Table(
         title="/etc/os-release",

@@ -1,0 +1,297 @@
+"""twistedspy against `twisted.web` serving the same bytes, under `wrk` on loopback.
+
+One run starts both servers, each pinned to CPU 0 (`taskset -c 0`), and loads them in
+turn with `wrk` pinned to CPU 1, with keep-alive and with `Connection: close`, over
+several rounds, alternating which server goes first. For each run it prints requests/s,
+p50/p99 latency, and the server's CPU time per request (utime + stime of the whole
+server process from /proc/PID/stat, threads included, divided by wrk's request count):
+on a noisy machine that is the steadier figure. Then the ratios twistedspy/twisted.web
+per round and their median.
+
+Paths:
+- `/version`: twistedspy collects in a thread and renders the page on every request;
+  the peer serves the bytes twistedspy sent once, as a static string. The comparison
+  the project set itself.
+- `/-/healthy`: pure HTTP on both sides (a fixed short body), to compare the HTTP layers.
+
+Run: PYTHONPATH=. python bench/http_bench.py [--rounds 5] [--duration 10]
+(named http_bench, not http: a bench/http.py would shadow the standard library's
+`http` package for every script run from bench/).
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import platform
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import twisted
+
+REPO = Path(__file__).resolve().parent.parent
+SERVER_CPU = "0"
+LOAD_CPU = "1"
+#: the bar (issue 2): CPU per request, twistedspy / twisted.web
+BAR = {"keep-alive": 1 / 1.3, "close": 1.0}
+_TICK = os.sysconf("SC_CLK_TCK")
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
+
+
+@dataclass(frozen=True, slots=True)
+class Load:
+    """One wrk run against one server."""
+
+    requests: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    cpu_us: float
+    errors: int
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process and all its threads (proc(5), fields 14 and 15)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def wait_ready(port: int, proc: subprocess.Popen[bytes], path: str) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server on {port} exited with {proc.returncode}")
+        try:
+            fetch(port, path)
+        except OSError:
+            time.sleep(0.1)
+            continue
+        return
+    raise SystemExit(f"server on {port} did not start")
+
+
+def fetch(port: int, path: str) -> tuple[str, bytes]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request("GET", path)
+        reply = connection.getresponse()
+        body = reply.read()
+        if reply.status != 200:
+            raise SystemExit(f"GET {path} on {port}: {reply.status}")
+        return reply.getheader("Content-Type") or "", body
+    finally:
+        connection.close()
+
+
+def start_twistedspy(port: int, work: Path) -> subprocess.Popen[bytes]:
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    command = [
+        *("taskset", "-c", SERVER_CPU),
+        *(sys.executable, "-m", "twistedspy.cli", "--pidfile="),
+        *("-p", str(port), "--log-dir", str(work / "journal")),
+    ]
+    log = (work / "twistedspy.out").open("wb")
+    proc = subprocess.Popen(command, cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT)
+    wait_ready(port, proc, "/-/healthy")
+    return proc
+
+
+def start_peer(
+    port: int, work: Path, pages: dict[str, tuple[str, bytes]]
+) -> subprocess.Popen[bytes]:
+    pages_file = work / "pages.json"
+    pages_file.write_text(
+        json.dumps({path: [kind, body.decode("latin-1")] for path, (kind, body) in pages.items()})
+    )
+    command = [
+        *("taskset", "-c", SERVER_CPU),
+        *(sys.executable, str(REPO / "bench" / "peer_web.py")),
+        *(str(port), str(pages_file), str(work / "access.log")),
+    ]
+    log = (work / "peer.out").open("wb")
+    proc = subprocess.Popen(command, cwd=work, stdout=log, stderr=subprocess.STDOUT)
+    wait_ready(port, proc, next(iter(pages)))
+    return proc
+
+
+def milliseconds(text: str) -> float:
+    match = re.fullmatch(r"([0-9.]+)(us|ms|s|m)", text)
+    if match is None:
+        raise ValueError(f"not a wrk duration: {text!r}")
+    return float(match[1]) * _UNITS[match[2]]
+
+
+def parse_wrk(output: str) -> tuple[int, float, float, float, int]:
+    """requests, requests/s, p50 ms, p99 ms, errors (non-2xx and socket errors)."""
+    requests = int(re.search(r"(\d+) requests in", output)[1])  # type: ignore[index]
+    rps = float(re.search(r"Requests/sec:\s+([0-9.]+)", output)[1])  # type: ignore[index]
+    p50 = milliseconds(re.search(r"\s50%\s+(\S+)", output)[1])  # type: ignore[index]
+    p99 = milliseconds(re.search(r"\s99%\s+(\S+)", output)[1])  # type: ignore[index]
+    errors = 0
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    if non2xx:
+        errors += int(non2xx[1])
+    sock = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    )
+    if sock:
+        # read errors are how wrk counts a server closing after `Connection: close`
+        errors += int(sock[1]) + int(sock[3]) + int(sock[4])
+    return requests, rps, p50, p99, errors
+
+
+def load(pid: int, port: int, path: str, *, close: bool, duration: int, connections: int) -> Load:
+    command = [
+        *("taskset", "-c", LOAD_CPU, "wrk", "-t1", f"-c{connections}", f"-d{duration}s"),
+        "--latency",
+        *(("-H", "Connection: close") if close else ()),
+        f"http://127.0.0.1:{port}{path}",
+    ]
+    before = cpu_seconds(pid)
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    after = cpu_seconds(pid)
+    requests, rps, p50, p99, errors = parse_wrk(output)
+    cpu_us = (after - before) / max(requests, 1) * 1e6
+    return Load(requests, rps, p50, p99, cpu_us, errors)
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    return (
+        f"{time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPUs ({model}), "
+        f"Python {platform.python_version()}, Twisted {twisted.__version__}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--paths", default="/version,/-/healthy")
+    parser.add_argument("--modes", default="keep-alive,close")
+    parser.add_argument("--json", type=Path, help="also write every run here")
+    args = parser.parse_args()
+    paths = args.paths.split(",")
+    modes = args.modes.split(",")
+    if os.cpu_count() is None or os.cpu_count() < 2:  # type: ignore[operator]
+        raise SystemExit("needs two CPUs: one for the servers, one for wrk")
+
+    with tempfile.TemporaryDirectory(prefix="spybench-") as tmp:
+        work = Path(tmp)
+        (work / "spy").mkdir()
+        (work / "web").mkdir()
+        spy_port, web_port = free_port(), free_port()
+        spy = start_twistedspy(spy_port, work / "spy")
+        peer = None
+        try:
+            pages = {path: fetch(spy_port, path) for path in paths}
+            peer = start_peer(web_port, work / "web", pages)
+            servers = {"twistedspy": (spy.pid, spy_port), "twisted.web": (peer.pid, web_port)}
+            print(machine())
+            for path, (kind, body) in pages.items():
+                print(f"{path}: {len(body)} bytes, {kind}")
+            # Warm up both (imports, caches, the thread pool) before anything is measured.
+            for pid, port in servers.values():
+                for path in paths:
+                    load(pid, port, path, close=False, duration=2, connections=args.connections)
+            results: dict[tuple[str, str, str], list[Load]] = {}
+            for round_no in range(args.rounds):
+                for path in paths:
+                    for mode in modes:
+                        order = list(servers) if round_no % 2 == 0 else list(servers)[::-1]
+                        for name in order:
+                            pid, port = servers[name]
+                            result = load(
+                                pid,
+                                port,
+                                path,
+                                close=mode == "close",
+                                duration=args.duration,
+                                connections=args.connections,
+                            )
+                            results.setdefault((path, mode, name), []).append(result)
+                            print(
+                                f"round {round_no + 1} {path} {mode:10} {name:11} "
+                                f"{result.rps:9.0f} req/s  p50 {result.p50_ms:6.2f} ms  "
+                                f"p99 {result.p99_ms:6.2f} ms  {result.cpu_us:6.1f} us CPU/req"
+                                + (f"  ERRORS {result.errors}" if result.errors else ""),
+                                flush=True,
+                            )
+            report(results, paths, modes)
+            if args.json:
+                rows = [
+                    {"path": p, "mode": m, "server": s, "round": i + 1, **asdict(r)}
+                    for (p, m, s), runs in results.items()
+                    for i, r in enumerate(runs)
+                ]
+                args.json.write_text(json.dumps(rows, indent=1))
+        finally:
+            for proc in (spy, peer):
+                if proc is not None:
+                    proc.terminate()
+                    proc.wait(timeout=15)
+
+
+def report(
+    results: dict[tuple[str, str, str], list[Load]], paths: list[str], modes: list[str]
+) -> None:
+    print()
+    print("| path | mode | server | req/s | p50 ms | p99 ms | CPU µs/req |")
+    print("| --- | --- | --- | ---: | ---: | ---: | ---: |")
+    for path in paths:
+        for mode in modes:
+            for name in ("twistedspy", "twisted.web"):
+                runs = results[(path, mode, name)]
+                print(
+                    f"| `{path}` | {mode} | {name} "
+                    f"| {statistics.median(r.rps for r in runs):.0f} "
+                    f"| {statistics.median(r.p50_ms for r in runs):.2f} "
+                    f"| {statistics.median(r.p99_ms for r in runs):.2f} "
+                    f"| {statistics.median(r.cpu_us for r in runs):.1f} |"
+                )
+    print()
+    print("Ratios twistedspy / twisted.web, per round, then the median:")
+    print()
+    print("| path | mode | CPU/req per round | CPU/req median | req/s median | bar | met |")
+    print("| --- | --- | --- | ---: | ---: | ---: | --- |")
+    for path in paths:
+        for mode in modes:
+            spy, web = results[(path, mode, "twistedspy")], results[(path, mode, "twisted.web")]
+            cpu = [s.cpu_us / w.cpu_us for s, w in zip(spy, web, strict=True)]
+            rps = [s.rps / w.rps for s, w in zip(spy, web, strict=True)]
+            median = statistics.median(cpu)
+            bar = BAR.get(mode, 1.0)
+            print(
+                f"| `{path}` | {mode} | {' '.join(f'{r:.2f}' for r in cpu)} "
+                f"| {median:.2f} | {statistics.median(rps):.2f} | ≤ {bar:.2f} "
+                f"| {'yes' if median <= bar else 'no'} |"
+            )
+    errors = sum(r.errors for runs in results.values() for r in runs)
+    if errors:
+        print(f"\n{errors} requests failed (non-2xx or socket errors): figures are suspect")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""The peer for bench/http_bench.py: `twisted.web` (Site + Resource) serving fixed bytes.
+
+It answers each path it is given with exactly the body and Content-Type twistedspy sent
+for that path, and writes twisted.web's own access log line for every request (to a
+file), as twistedspy writes a journal line for every request.
+
+Run: python bench/peer_web.py PORT PAGES.json ACCESS.log, where PAGES.json maps a path
+to [content_type, body as latin-1 text]. It prints "ready" once listening.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from twisted.internet import reactor
+from twisted.web.resource import Resource
+from twisted.web.server import Request, Site
+
+
+class FixedPages(Resource):
+    """Every path answered from a dict, as a leaf: no child lookup per request."""
+
+    isLeaf = True  # noqa: N815 - twisted.web's name
+
+    def __init__(self, pages: dict[bytes, tuple[bytes, bytes]]) -> None:
+        super().__init__()
+        self._pages = pages
+
+    def render_GET(  # noqa: N802 - twisted.web's name
+        self, request: Request
+    ) -> bytes:
+        assert request.path is not None
+        page = self._pages.get(request.path)
+        if page is None:
+            request.setResponseCode(404)
+            request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+            return b"no such page\n"
+        content_type, body = page
+        request.setHeader(b"content-type", content_type)
+        return body
+
+    render_HEAD = render_GET  # noqa: N815 - twisted.web's name
+
+
+def main() -> None:
+    port, pages_file, access_log = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+    with open(pages_file, encoding="utf-8") as f:
+        raw: dict[str, list[str]] = json.load(f)
+    pages = {
+        path.encode("ascii"): (kind.encode("ascii"), body.encode("latin-1"))
+        for path, (kind, body) in raw.items()
+    }
+    site = Site(FixedPages(pages), logPath=access_log)
+    reactor.listenTCP(port, site, backlog=4096, interface="127.0.0.1")  # type: ignore[arg-type]
+    print("ready", flush=True)
+    reactor.run()
+
+
+if __name__ == "__main__":
+    main()

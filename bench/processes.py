@@ -1,0 +1,189 @@
+"""The heavy page, end to end: /processes beside `ps`, a twisted.web peer, and under load.
+
+With N extra sleeping processes (default 1000, started and killed here), in one run:
+
+- `ps -eo pid,comm,stat,user,group,rss` wall time;
+- GET /processes (HTML) from twistedspy, started here on a free loopback port;
+- the same page from bench/peer_processes.py (twisted.web + psutil + Jinja2);
+- p99 latency of GET /version while four clients hammer /processes (wrk when installed,
+  otherwise four client threads), on each server.
+
+Medians of several runs. Bars (issue 3): /processes median <= 1.5 x ps; /version p99
+under that load <= 20 ms on twistedspy.
+Run: PYTHONPATH=. python bench/processes.py [N] [--rounds R]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+PS = ["ps", "-eo", "pid,comm,stat,user,group,rss"]
+HAMMERS = 4
+LOAD_SECONDS = 8.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def get(port: int, path: str) -> bytes:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        body = response.read()
+        if response.status != 200:
+            raise RuntimeError(f"GET {path} on {port}: {response.status}")
+        return body
+    finally:
+        connection.close()
+
+
+def timed_ms(f: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    f()
+    return (time.perf_counter() - start) * 1000
+
+
+def median_ms(f: Callable[[], object], rounds: int) -> float:
+    f()  # warm up (and, for twistedspy, take the CPU sample the next one measures from)
+    return statistics.median(timed_ms(f) for _ in range(rounds))
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+@contextmanager
+def sleepers(count: int) -> Iterator[None]:
+    children = [subprocess.Popen(["sleep", "600"]) for _ in range(count)]
+    try:
+        yield
+    finally:
+        for child in children:
+            child.kill()
+        for child in children:
+            child.wait()
+
+
+@contextmanager
+def server(argv: list[str], port: int) -> Iterator[None]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen(
+        argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        for _ in range(300):
+            try:
+                get(port, "/version")
+                break
+            except OSError:
+                time.sleep(0.05)
+        else:
+            raise RuntimeError(f"{argv[:3]} did not answer on port {port}")
+        yield
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
+def hammer_with_wrk(port: int, seconds: float) -> subprocess.Popen[bytes] | None:
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        return None
+    return subprocess.Popen(
+        [wrk, f"-t{HAMMERS}", f"-c{HAMMERS}", f"-d{seconds:.0f}s", "--timeout", "30s",
+         f"http://127.0.0.1:{port}/processes"],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def hammer_with_threads(port: int, stop: threading.Event) -> list[threading.Thread]:
+    def client() -> None:
+        while not stop.is_set():
+            get(port, "/processes")
+
+    threads = [threading.Thread(target=client, daemon=True) for _ in range(HAMMERS)]
+    for t in threads:
+        t.start()
+    return threads
+
+
+def version_under_load(port: int, seconds: float = LOAD_SECONDS) -> tuple[float, float, int]:
+    """(median, p99) ms of GET /version while four clients ask for /processes."""
+    stop = threading.Event()
+    wrk = hammer_with_wrk(port, seconds + 2)
+    threads = [] if wrk is not None else hammer_with_threads(port, stop)
+    time.sleep(1.0)  # let the load build up
+    latencies = []
+    deadline = time.monotonic() + seconds
+    try:
+        while time.monotonic() < deadline:
+            latencies.append(timed_ms(lambda: get(port, "/version")))
+            time.sleep(0.01)
+    finally:
+        stop.set()
+        if wrk is not None:
+            wrk.wait()
+        for t in threads:
+            t.join()
+    return statistics.median(latencies), percentile(latencies, 0.99), len(latencies)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("count", nargs="?", type=int, default=1000, help="extra sleepers")
+    parser.add_argument("--rounds", type=int, default=15, help="runs for each median")
+    args = parser.parse_args()
+    python = sys.executable
+    spy_port, peer_port = free_port(), free_port()
+    with tempfile.TemporaryDirectory(prefix="spy-bench-") as folder, sleepers(args.count):
+        total = len([p for p in Path("/proc").iterdir() if p.name.isdigit()])
+        spy = [python, "-m", "twistedspy.cli", "-p", str(spy_port), "--pidfile=",
+               "--log-dir", folder, "--modules", "processes,version"]  # fmt: skip
+        peer = [python, str(HERE / "peer_processes.py"), str(peer_port)]
+        ps_ms = median_ms(lambda: subprocess.run(PS, check=True, capture_output=True), args.rounds)
+        with server(spy, spy_port), server(peer, peer_port):
+            spy_ms = median_ms(lambda: get(spy_port, "/processes"), args.rounds)
+            peer_ms = median_ms(lambda: get(peer_port, "/processes"), args.rounds)
+            spy_load = version_under_load(spy_port)
+            peer_load = version_under_load(peer_port)
+    hammer = "wrk -t4 -c4" if shutil.which("wrk") else "4 client threads"
+    page_ok = spy_ms <= 1.5 * ps_ms
+    load_ok = spy_load[1] <= 20.0
+    print(f"{total} processes, {os.cpu_count()} CPUs, medians of {args.rounds} runs")
+    print(f"{'':40} {'ms':>8}  {'x ps':>6}")
+    print(f"{'ps -eo pid,comm,stat,user,group,rss':40} {ps_ms:8.1f}  {1.0:6.2f}")
+    print(f"{'twistedspy GET /processes':40} {spy_ms:8.1f}  {spy_ms / ps_ms:6.2f}")
+    peer_name = "twisted.web+psutil+Jinja2 GET /processes"
+    print(f"{peer_name:40} {peer_ms:8.1f}  {peer_ms / ps_ms:6.2f}")
+    print(f"GET /version while {hammer} hammer /processes:")
+    print(f"{'':40} {'median':>8}  {'p99':>6}  samples")
+    for name, (median, p99, samples) in (("twistedspy", spy_load), ("peer", peer_load)):
+        print(f"{name:40} {median:8.1f}  {p99:6.1f}  {samples}")
+    print(f"bar /processes <= 1.5 x ps: {'met' if page_ok else 'MISSED'}")
+    print(f"bar /version p99 <= 20 ms under load: {'met' if load_ok else 'MISSED'}")
+    return 0 if page_ok and load_ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,271 @@
+"""Tests for the metrics module: node_exporter's names, ground truth, selection, failures."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+from twisted.internet.defer import fail
+from twisted.trial.unittest import TestCase
+
+from tests.contexts import module_context
+from tests.servers import start_server
+from twistedspy.context import ModuleContext
+from twistedspy.http.stats import RequestStats
+from twistedspy.modules.diskfree import DiskfreeModule, Mount, read_mounts
+from twistedspy.modules.metrics import (
+    CONTENT_TYPE,
+    MetricsModule,
+    exported_mounts,
+    exposition,
+    meminfo_families,
+    process_families,
+)
+from twistedspy.modules.processes import ProcessSample, ProcessSnapshot
+from twistedspy.query import Query
+from twistedspy.report import InvalidQuery, RawBody
+
+FIXTURES = Path(__file__).parent / "fixtures"
+HOSTILE = 'a"b\\c\n{x="y"} # HELP'
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def samples(text: str) -> Samples:
+    """Every sample of an exposition, by name and sorted labels."""
+    found: Samples = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            found[s.name, tuple(sorted(s.labels.items()))] = s.value
+    return found
+
+
+def by_name(found: Samples, name: str) -> dict[tuple[tuple[str, str], ...], float]:
+    return {labels: value for (n, labels), value in found.items() if n == name}
+
+
+async def scrape(module: MetricsModule, query: Query | None = None) -> str:
+    page = await module.collect(query or Query())
+    assert isinstance(page, RawBody)
+    assert page.content_type == CONTENT_TYPE
+    return page.content.decode("utf-8")
+
+
+def context_serving(*served: object) -> ModuleContext:
+    context = module_context()
+    return ModuleContext(
+        settings=context.settings,
+        reactor=context.reactor,
+        run_blocking=context.run_blocking,
+        served=lambda: served,  # type: ignore[arg-type, return-value]
+        log=context.log,
+        requests=None,
+    )
+
+
+class FamiliesTests(TestCase):
+    def test_meminfo_names_as_node_exporter(self) -> None:
+        text = exposition(meminfo_families((FIXTURES / "meminfo.txt").read_text())).decode()
+        found = samples(text)
+        self.assertEqual(found["node_memory_MemTotal_bytes", ()], 4005164 * 1024)
+        self.assertEqual(found["node_memory_Active_anon_bytes", ()], 1596 * 1024)
+        self.assertEqual(found["node_memory_Inactive_file_bytes", ()], 795368 * 1024)
+        self.assertEqual(found["node_memory_HugePages_Total", ()], 0)
+        self.assertEqual(found["node_memory_Hugepagesize_bytes", ()], 2048 * 1024)
+        self.assertEqual(len(found), 8)
+
+    def test_hostile_user_names_are_escaped(self) -> None:
+        def process(pid: int, user: str, state: str) -> ProcessSample:
+            return ProcessSample(pid, HOSTILE, state, user, None, 4096, 1.5, 1, 0.0, (HOSTILE,))
+
+        snapshot = ProcessSnapshot(
+            0.0, (process(1, HOSTILE, "S"), process(2, HOSTILE, "R"), process(3, "root", "S"))
+        )
+        text = exposition(process_families(snapshot)).decode()
+        found = samples(text)
+        self.assertEqual(found["twistedspy_user_processes", (("user", HOSTILE),)], 2)
+        self.assertEqual(
+            found["twistedspy_user_processes_resident_memory_bytes", (("user", HOSTILE),)], 8192
+        )
+        self.assertEqual(found["twistedspy_processes", (("state", "S"),)], 2)
+        self.assertEqual(found["twistedspy_processes_cpu_seconds", (("state", "S"),)], 3.0)
+        # no series of any single process: the name appears nowhere but in a user label
+        self.assertNotIn("pid", text)
+        self.assertEqual(text.count('a\\"b\\\\c\\n{x=\\"y\\"} # HELP'), 3)
+
+    def test_exported_mounts(self) -> None:
+        mounts = [
+            Mount("/dev/sda1", "/", "ext4"),
+            Mount("proc", "/proc", "proc"),
+            Mount("tmpfs", "/dev/shm", "tmpfs"),
+            Mount("/dev/sdb1", "/data", "ext4"),
+            Mount("/dev/sdc1", "/data", "xfs"),  # mounted over: the last one shows
+        ]
+        self.assertEqual(
+            exported_mounts(mounts),
+            [Mount("/dev/sda1", "/", "ext4"), Mount("/dev/sdc1", "/data", "xfs")],
+        )
+
+
+class GroundTruthTests(TestCase):
+    async def test_memory_equals_proc_meminfo(self) -> None:
+        found = samples(await scrape(MetricsModule(module_context())))
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                total = int(line.split()[1]) * 1024
+        self.assertEqual(found["node_memory_MemTotal_bytes", ()], total)
+
+    async def test_filesystems_equal_statvfs(self) -> None:
+        found = samples(await scrape(MetricsModule(module_context())))
+        sizes = by_name(found, "node_filesystem_size_bytes")
+        mounts = exported_mounts(read_mounts())
+        self.assertTrue(mounts)
+        self.assertEqual(len(sizes), len(mounts))
+        for m in mounts:
+            key = (("device", m.device), ("fstype", m.fs_type), ("mountpoint", m.mount_point))
+            st = os.statvfs(m.mount_point)
+            frsize = st.f_frsize or st.f_bsize
+            self.assertEqual(sizes[key], st.f_blocks * frsize, m)
+            self.assertEqual(found["node_filesystem_files", key], st.f_files, m)
+            self.assertEqual(found["node_filesystem_device_error", key], 0)
+
+    async def test_network_and_cpu_equal_the_kernel(self) -> None:
+        found = samples(await scrape(MetricsModule(module_context())))
+        received = by_name(found, "node_network_receive_bytes_total")
+        names = [
+            line.split(":")[0].strip()
+            for line in Path("/proc/net/dev").read_text().splitlines()[2:]
+        ]
+        self.assertEqual(sorted(dict(k)["device"] for k in received), sorted(names))
+        cpus = {dict(k)["cpu"] for k in by_name(found, "node_cpu_seconds_total")}
+        stat = Path("/proc/stat").read_text().splitlines()
+        self.assertEqual(
+            len(cpus), sum(1 for line in stat if line[:3] == "cpu" and line[3] != " ")
+        )
+        boot = next(int(line.split()[1]) for line in stat if line.startswith("btime"))
+        self.assertEqual(found["node_boot_time_seconds", ()], boot)
+        uname = os.uname()
+        (info,) = by_name(found, "node_uname_info")
+        self.assertEqual(dict(info)["release"], uname.release)
+        self.assertEqual(dict(info)["nodename"], uname.nodename)
+
+
+class SelectionTests(TestCase):
+    def succeeded(self, text: str) -> list[str]:
+        found = by_name(samples(text), "twistedspy_scrape_collector_success")
+        return sorted(dict(k)["collector"] for k, v in found.items() if v == 1)
+
+    async def test_every_collector_by_default(self) -> None:
+        module = MetricsModule(module_context())
+        self.assertEqual(self.succeeded(await scrape(module)), sorted(module.collectors))
+
+    async def test_collect_and_exclude(self) -> None:
+        module = MetricsModule(module_context())
+        text = await scrape(module, Query((("collect[]", "meminfo"), ("collect[]", "cpu"))))
+        self.assertEqual(self.succeeded(text), ["cpu", "meminfo"])
+        self.assertNotIn("node_filesystem", text)
+        text = await scrape(module, Query((("exclude[]", "processes"),)))
+        self.assertNotIn("twistedspy_processes", text)
+        self.assertIn("node_filesystem_size_bytes", text)
+        self.assertNotIn("processes", self.succeeded(text))
+
+    def test_unknown_collector_is_a_bad_query(self) -> None:
+        module = MetricsModule(module_context())
+        for key in ("collect[]", "exclude[]"):
+            with self.assertRaises(InvalidQuery) as caught:
+                module.collect(Query(((key, "nosuch"),)))
+            self.assertIn("nosuch", caught.exception.message)
+
+    async def test_unknown_collector_over_http_is_400(self) -> None:
+        server = start_server(self)
+        reply = await server.request("GET", "/metrics?collect%5B%5D=nosuch")
+        self.assertEqual(reply.status, 400)
+
+
+class FailureTests(TestCase):
+    async def test_a_failing_collector_fails_alone(self) -> None:
+        module = MetricsModule(module_context())
+        module.collectors["meminfo"] = lambda: fail(OSError("no /proc/meminfo"))
+        found = samples(await scrape(module))
+        self.assertEqual(
+            found["twistedspy_scrape_collector_success", (("collector", "meminfo"),)], 0
+        )
+        self.assertEqual(found["twistedspy_scrape_collector_success", (("collector", "cpu"),)], 1)
+        self.assertNotIn(("node_memory_MemTotal_bytes", ()), found)
+        self.assertIn(("node_load1", ()), found)
+        self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)
+
+    async def test_a_hung_mount_is_a_device_error_not_a_hung_scrape(self) -> None:
+        release = threading.Event()
+        self.addCleanup(release.set)
+        asked: list[str] = []
+
+        def statvfs(path: str) -> os.statvfs_result:
+            asked.append(path)
+            if path == "/stuck":
+                release.wait(30)
+            return os.statvfs("/")
+
+        context = module_context()
+        disk = DiskfreeModule(context, statvfs=statvfs, deadline=0.2)
+        mounts = [Mount("/dev/root", "/", "ext4"), Mount("server:/x", "/stuck", "nfs")]
+        module = MetricsModule(context_serving(disk), mounts=lambda: mounts)
+        for _ in range(2):
+            found = samples(await scrape(module, Query((("collect[]", "diskfree"),))))
+            stuck = (("device", "server:/x"), ("fstype", "nfs"), ("mountpoint", "/stuck"))
+            root = (("device", "/dev/root"), ("fstype", "ext4"), ("mountpoint", "/"))
+            self.assertEqual(found["node_filesystem_device_error", stuck], 1)
+            self.assertEqual(found["node_filesystem_device_error", root], 0)
+            self.assertNotIn(("node_filesystem_size_bytes", stuck), found)
+            self.assertIn(("node_filesystem_size_bytes", root), found)
+            success = found["twistedspy_scrape_collector_success", (("collector", "diskfree"),)]
+            self.assertEqual(success, 1)
+        # the page and /metrics share one memory of stuck mounts: asked once, not per scrape
+        self.assertEqual(asked.count("/stuck"), 1)
+        self.assertEqual(disk.stuck, {"/stuck"})
+        release.set()
+
+
+class RequestStatsTests(TestCase):
+    def test_module_labels_are_bounded(self) -> None:
+        stats = RequestStats(lambda: {"index", "meminfo"})
+        self.assertEqual(stats.module_label("/meminfo"), "meminfo")
+        self.assertEqual(stats.module_label("/"), "index")
+        self.assertEqual(stats.module_label("/random-1234"), "unknown")
+        self.assertEqual(stats.module_label("/-/healthy"), "-")
+        self.assertEqual(stats.module_label(None), "-")
+
+    async def test_the_server_counts_its_requests(self) -> None:
+        server = start_server(self)
+        for path in ("/meminfo", "/meminfo", "/nope", "/-/healthy"):
+            await server.request("GET", path)
+        await server.exchange(b"BROKEN\r\n\r\n")
+        reply = await server.request("GET", "/metrics?collect%5B%5D=server")
+        found = samples(reply.body.decode())
+        counts = by_name(found, "twistedspy_http_requests_total")
+        self.assertEqual(counts[("module", "meminfo"), ("status", "200")], 2)
+        self.assertEqual(counts[("module", "unknown"), ("status", "404")], 1)
+        self.assertEqual(counts[("module", "-"), ("status", "200")], 1)
+        self.assertEqual(counts[("module", "-"), ("status", "400")], 1)
+        self.assertEqual(
+            found["twistedspy_http_request_duration_seconds_count", (("module", "meminfo"),)], 2
+        )
+        self.assertEqual(
+            found[
+                "twistedspy_http_request_duration_seconds_bucket",
+                (("le", "+Inf"), ("module", "meminfo")),
+            ],
+            2,
+        )
+
+
+class TypedBracketsTests(TestCase):
+    async def test_collect_with_raw_brackets(self) -> None:
+        """`collect[]=` as people type it (curl -g), not only percent-encoded."""
+        server = start_server(self)
+        reply = await server.request("GET", "/metrics?collect[]=server")
+        self.assertEqual(reply.status, 200)
+        self.assertIn(b'twistedspy_scrape_collector_success{collector="server"} 1.0', reply.body)
+        self.assertNotIn(b"node_memory_MemTotal_bytes", reply.body)

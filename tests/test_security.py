@@ -1,0 +1,667 @@
+# -*- test-case-name: tests.test_security -*-
+"""SPEC §3 over a real socket: logins, throttling, the Host allow-list, CSRF, secrets, TLS.
+
+Accounts are written by the real `htpasswd -B` (apache2-utils); clients are plain
+`http.client`, `curl` and Chromium talking to a server on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import functools
+import http.client
+import ipaddress
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from twisted.cred.checkers import ICredentialsChecker
+from twisted.cred.credentials import IUsernamePassword
+from twisted.cred.portal import Portal
+from twisted.internet import reactor, task
+from twisted.internet.defer import Deferred, fail
+from twisted.internet.threads import deferToThread, deferToThreadPool
+from twisted.trial.unittest import TestCase
+from zope.interface import implementer
+
+from tests.servers import Reply, RunningServer, start_server
+from tests.support import require_tool
+from twistedspy.auth import Gatekeeper, LoginThrottle, ViewerRealm, make_gatekeeper
+from twistedspy.interfaces import IFormModule
+from twistedspy.query import Query, Submission
+from twistedspy.report import Report, Table
+
+ROOT = Path(__file__).resolve().parent.parent
+CHALLENGE = 'Basic realm="twistedspy", charset="UTF-8"'
+#: the password every test account has; the tests look for it in everything written
+SECRET = "Tr0ub4dor-and-3-horses"
+#: a second loopback address: the kernel routes all of 127.0.0.0/8 to lo, so a client
+#: bound to it is a different client to the server (for the per-address throttle)
+OTHER_CLIENT = "127.0.0.2"
+
+
+# -- accounts, written by the real htpasswd
+
+
+def htpasswd(accounts: Path, user: str, password: str) -> None:
+    """Add or replace `user` with `htpasswd -B` (cost 5: the tests need speed, not strength)."""
+    tool = require_tool("htpasswd")
+    create = [] if accounts.exists() else ["-c"]
+    subprocess.run(
+        [tool, "-B", "-C", "5", "-i", *create, str(accounts), user],
+        input=password.encode("utf-8"),
+        capture_output=True,
+        check=True,
+        timeout=30,
+    )
+
+
+def accounts_file(case: TestCase, **users: str) -> Path:
+    """An accounts file outside the server's folder (that folder is searched for secrets)."""
+    folder = Path(case.mktemp())
+    folder.mkdir(parents=True)
+    path = folder / "accounts"
+    for user, password in users.items():
+        htpasswd(path, user, password)
+    return path
+
+
+def secure_server(case: TestCase, **overrides: Any) -> tuple[RunningServer, Path]:
+    accounts = accounts_file(case, alice=SECRET)
+    server = start_server(case, security=True, account_file=accounts, **overrides)
+    return server, accounts
+
+
+def basic(user: str, password: str) -> dict[str, str]:
+    token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+    return {"Authorization": f"Basic {token}"}
+
+
+# -- clients
+
+
+def _fetch(
+    port: int,
+    method: str,
+    path: str,
+    headers: dict[str, str],
+    body: bytes,
+    source: str | None,
+) -> Reply:
+    connection = http.client.HTTPConnection(
+        "127.0.0.1", port, timeout=30, source_address=(source, 0) if source else None
+    )
+    try:
+        connection.request(method, path, body=body or None, headers=headers)
+        response = connection.getresponse()
+        return Reply(response.status, response.headers, response.read())
+    finally:
+        connection.close()
+
+
+def fetch(
+    server: RunningServer,
+    path: str,
+    headers: dict[str, str] | None = None,
+    *,
+    method: str = "GET",
+    body: bytes = b"",
+    source: str | None = None,
+) -> Deferred[Reply]:
+    """One request over a fresh connection, from `source` as client address if given."""
+    return deferToThread(_fetch, server.port, method, path, headers or {}, body, source)
+
+
+def raw_request(path: str, *headers: str) -> bytes:
+    lines = [f"GET {path} HTTP/1.1", "Host: 127.0.0.1", "Connection: close", *headers]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8")
+
+
+def files_written(folder: Path) -> list[Path]:
+    return sorted(path for path in folder.rglob("*") if path.is_file())
+
+
+# -- a form module for the CSRF tests (the message module is not on this branch)
+
+
+@implementer(IFormModule)
+class RecordingForm:
+    """Accepts any POST and remembers it, so a test sees which posts got through."""
+
+    name = "echo"
+    title = "Echo"
+    description = "Remembers what was posted."
+
+    def __init__(self) -> None:
+        self.received: list[Submission] = []
+
+    def collect(self, query: Query) -> Report:
+        return Report(title="Echo", tables=[Table(title="Posts", columns=["n"], rows=[[0]])])
+
+    def submit(self, submission: Submission) -> Report:
+        self.received.append(submission)
+        rows = [[len(self.received)]]
+        return Report(title="Stored", tables=[Table(title="Posts", columns=["n"], rows=rows)])
+
+
+@implementer(ICredentialsChecker)
+class BrokenChecker:
+    """A checker that breaks the way a bug or a lost worker thread would."""
+
+    credentialInterfaces = (IUsernamePassword,)  # noqa: N815 (ICredentialsChecker's name)
+
+    def requestAvatarId(self, credentials: object) -> Deferred[bytes | tuple[()]]:
+        return fail(RuntimeError("the checker broke"))
+
+
+class LoginTests(TestCase):
+    async def test_query_login(self) -> None:
+        server, _ = secure_server(self)
+        reply = await fetch(server, f"/version?login=alice&password={SECRET}")
+        self.assertEqual(reply.status, 200)
+        self.assertIn(b"kernel build", reply.body)
+
+    async def test_basic_login(self) -> None:
+        server, _ = secure_server(self)
+        reply = await fetch(server, "/version?format=json", basic("alice", SECRET))
+        self.assertEqual(reply.status, 200)
+        self.assertEqual(json.loads(reply.body)["module"], "version")
+
+    async def test_refused_logins_are_401_with_the_challenge(self) -> None:
+        server, _ = secure_server(self)
+        long_password = "x" * 80
+        attempts = [
+            ("no credentials", "/version", {}),
+            ("wrong password, query", "/version?login=alice&password=wrong", {}),
+            ("wrong password, Basic", "/version", basic("alice", "wrong")),
+            ("unknown user, query", f"/version?login=mallory&password={SECRET}", {}),
+            ("unknown user, Basic", "/version", basic("mallory", SECRET)),
+            ("empty password, query", "/version?login=alice&password=", {}),
+            ("empty password, Basic", "/version", basic("alice", "")),
+            ("80-byte password, query", f"/version?login=alice&password={long_password}", {}),
+            ("80-byte password, Basic", "/version", basic("alice", long_password)),
+            ("password without login", f"/version?password={SECRET}", {}),
+            ("another scheme", "/version", {"Authorization": "Bearer abc"}),
+        ]
+        for why, path, headers in attempts:
+            reply = await fetch(server, path, headers)
+            self.assertEqual(reply.status, 401, why)
+            self.assertEqual(reply.header("WWW-Authenticate"), CHALLENGE, why)
+            self.assertIn(b"needs a valid user name and password", reply.body, why)
+
+    async def test_80_byte_password_of_a_real_account(self) -> None:
+        # htpasswd -B hashes the first 72 bytes; the same 80 bytes log in here, never a 500.
+        long_password = "p" * 40 + "q" * 40
+        accounts = accounts_file(self, carol=long_password)
+        server = start_server(self, security=True, account_file=accounts)
+        reply = await fetch(server, "/version", basic("carol", long_password))
+        self.assertEqual(reply.status, 200)
+
+    async def test_every_page_needs_credentials(self) -> None:
+        server, _ = secure_server(self)
+        for path in ("/", "/index", "/version", "/nonesuch", "/nonesuch/deeper"):
+            reply = await fetch(server, path)
+            self.assertEqual(reply.status, 401, path)
+            self.assertNotIn(b"nonesuch", reply.body, path)
+        # With credentials an unknown module is 404: the 401 came before the lookup.
+        reply = await fetch(server, "/nonesuch", basic("alice", SECRET))
+        self.assertEqual(reply.status, 404)
+        reply = await fetch(server, "/", basic("alice", SECRET))
+        self.assertEqual(reply.status, 200)
+        # For load balancers and service managers (SPEC §2).
+        reply = await fetch(server, "/-/healthy")
+        self.assertEqual(reply.status, 200)
+
+    async def test_security_off_asks_nothing(self) -> None:
+        server = start_server(self)
+        for headers in ({}, basic("alice", "wrong"), {"Authorization": "Bearer abc"}):
+            reply = await fetch(server, "/version", headers)
+            self.assertEqual(reply.status, 200, headers)
+        reply = await fetch(server, "/version?login=alice&password=wrong")
+        self.assertEqual(reply.status, 200)
+
+    async def test_hot_reload_of_the_accounts_file(self) -> None:
+        server, accounts = secure_server(self)
+        reply = await fetch(server, "/version", basic("bob", "bobs-new-password"))
+        self.assertEqual(reply.status, 401)
+        await deferToThread(htpasswd, accounts, "bob", "bobs-new-password")
+        reply = await fetch(server, "/version", basic("bob", "bobs-new-password"))
+        self.assertEqual(reply.status, 200)
+        # A changed password takes effect at once too, cached success or not.
+        await deferToThread(htpasswd, accounts, "alice", "alices-second-password")
+        reply = await fetch(server, "/version", basic("alice", SECRET))
+        self.assertEqual(reply.status, 401)
+        reply = await fetch(server, "/version", basic("alice", "alices-second-password"))
+        self.assertEqual(reply.status, 200)
+        self.assertIn("outcome=reloaded", server.journal_text())
+
+    async def test_failed_logins_journalled_with_the_client(self) -> None:
+        server, _ = secure_server(self)
+        await fetch(server, "/version", basic("alice", "wrong"))
+        await fetch(server, "/version", basic("alice", SECRET), source=OTHER_CLIENT)
+        journal = server.journal_text()
+        self.assertIn("user=alice client=127.0.0.1 outcome=failed", journal)
+        self.assertIn(f"user=alice client={OTHER_CLIENT} outcome=ok", journal)
+
+    async def test_broken_checker_is_500_with_a_traceback(self) -> None:
+        server, _ = secure_server(self)
+        portal = Portal(ViewerRealm(), [BrokenChecker()])
+        gatekeeper = Gatekeeper(portal, LoginThrottle(reactor), server.service.log)
+        server.service.dispatcher.gatekeeper = gatekeeper
+        reply = await fetch(server, "/version", basic("alice", SECRET))
+        self.assertEqual(reply.status, 500)
+        self.assertIn(b"could not be checked", reply.body)
+        self.assertNotIn(b"Traceback", reply.body)
+        self.assertNotIn(b"the checker broke", reply.body)
+        journal = server.journal_text()
+        self.assertIn("login-error", journal)
+        self.assertIn("RuntimeError: the checker broke", journal)
+        # Not let in, and the server still serves.
+        reply = await fetch(server, "/version", basic("alice", SECRET))
+        self.assertEqual(reply.status, 500)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 2)
+
+
+class ThrottleTests(TestCase):
+    async def fail_until_throttled(self, server: RunningServer, limit: int = 10) -> Reply:
+        for attempt in range(limit):
+            reply = await fetch(server, "/version", basic("alice", f"guess-{attempt}"))
+            self.assertEqual(reply.status, 401, attempt)
+        return await fetch(server, "/version", basic("alice", "one-more-guess"))
+
+    async def test_429_after_repeated_failures_other_clients_unaffected(self) -> None:
+        server, _ = secure_server(self)
+        reply = await self.fail_until_throttled(server)
+        self.assertEqual(reply.status, 429)
+        retry_after = int(reply.header("Retry-After") or "0")
+        self.assertGreater(retry_after, 0)
+        self.assertLessEqual(retry_after, 300)
+        # The right password does not get through from a throttled address either ...
+        reply = await fetch(server, "/version", basic("alice", SECRET))
+        self.assertEqual(reply.status, 429)
+        # ... but a user at another address is not affected.
+        reply = await fetch(server, "/version", basic("alice", SECRET), source=OTHER_CLIENT)
+        self.assertEqual(reply.status, 200)
+        self.assertIn("client=127.0.0.1 outcome=throttled", server.journal_text())
+
+    async def test_throttle_lifts_when_the_window_has_passed(self) -> None:
+        server, _ = secure_server(self)
+        # The same gatekeeper the service builds, with a clock this test moves.
+        clock = task.Clock()
+        run_blocking = functools.partial(
+            deferToThreadPool, server.service.reactor, server.service.pool
+        )
+        server.service.dispatcher.gatekeeper = make_gatekeeper(
+            server.service.settings, clock, run_blocking, server.service.log
+        )
+        reply = await self.fail_until_throttled(server)
+        self.assertEqual(reply.status, 429)
+        retry_after = int(reply.header("Retry-After") or "0")
+        clock.advance(retry_after - 1)
+        reply = await fetch(server, "/version", basic("alice", SECRET))
+        self.assertEqual(reply.status, 429)
+        clock.advance(1)
+        reply = await fetch(server, "/version", basic("alice", SECRET))
+        self.assertEqual(reply.status, 200)
+
+
+class SecretTests(TestCase):
+    async def test_links_never_carry_the_password(self) -> None:
+        server, _ = secure_server(self)
+        for path in ("/processes?sort=pid&order=desc", "/version", "/diskfree"):
+            separator = "&" if "?" in path else "?"
+            reply = await fetch(server, f"{path}{separator}login=alice&password={SECRET}")
+            self.assertEqual(reply.status, 200, path)
+            self.assertIn(b"href=", reply.body, path)
+            for needle in (b"login=", b"password=", SECRET.encode()):
+                self.assertNotIn(needle, reply.body, path)
+
+    async def test_the_secret_is_nowhere(self) -> None:
+        server, _ = secure_server(self, log_mode="verbose")
+        form = RecordingForm()
+        server.service.modules[form.name] = form
+        token = base64.b64encode(f"alice:{SECRET}".encode()).decode("ascii")
+        wrong = f"{SECRET}-but-wrong"
+        requests = [
+            raw_request(f"/version?login=alice&password={SECRET}"),
+            raw_request(f"/processes?login=alice&password={SECRET}&sort=rss"),
+            raw_request(f"/nonesuch?login=alice&password={SECRET}"),
+            raw_request(f"/version?login=alice&password={wrong}"),
+            raw_request(f"/version?login=mallory&password={SECRET}"),
+            raw_request(f"/version?password={SECRET}"),
+            raw_request("/version", f"Authorization: Basic {token}"),
+            raw_request("/version?format=json", f"Authorization: Basic {token}"),
+            raw_request("/version", "Authorization: " + basic("alice", wrong)["Authorization"]),
+            raw_request(f"/echo?login=alice&password={SECRET}", "Origin: http://evil.example"),
+            # malformed ones: answered 400, and not echoed
+            f"GET /version?password={SECRET} HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n".encode(),
+        ]
+        answers = [await server.exchange(request) for request in requests]
+        statuses = [int(answer.split(b" ", 2)[1]) for answer in answers]
+        self.assertEqual(statuses, [200, 200, 404, 401, 401, 401, 200, 200, 401, 200, 400])
+        for needle in (SECRET.encode(), token.encode()):
+            for answer in answers:
+                self.assertNotIn(needle, answer)
+        # Every file the server wrote: the journal, and anything else in its folder.
+        written = files_written(server.folder)
+        self.assertTrue(any(path.suffix == ".log" for path in written), written)
+        for path in written:
+            content = path.read_bytes()
+            for needle in (SECRET.encode(), token.encode()):
+                self.assertNotIn(needle, content, str(path))
+        self.assertIn("password=***", server.journal_text())
+
+
+class HostTests(TestCase):
+    async def host_status(self, server: RunningServer, host: str, **headers: str) -> int:
+        reply = await fetch(server, "/version", {"Host": host, **headers})
+        return reply.status
+
+    async def test_security_off_allows_only_loopback_names(self) -> None:
+        server = start_server(self)
+        port = server.port
+        for host in ("localhost", f"localhost:{port}", "127.0.0.1", f"127.0.0.1:{port}"):
+            self.assertEqual(await self.host_status(server, host), 200, host)
+        for host in ("[::1]", f"[::1]:{port}", "LOCALHOST"):
+            self.assertEqual(await self.host_status(server, host), 200, host)
+        for host in ("evil.example", f"evil.example:{port}", "127.0.0.1.evil.example"):
+            self.assertEqual(await self.host_status(server, host), 421, host)
+        reply = await fetch(server, "/version", {"Host": "evil.example"})
+        self.assertIn(b"does not answer for the host", reply.body)
+
+    async def test_allowed_hosts(self) -> None:
+        server = start_server(self, allowed_hosts=("spy.example",))
+        self.assertEqual(await self.host_status(server, "spy.example"), 200)
+        self.assertEqual(await self.host_status(server, f"spy.example:{server.port}"), 200)
+        self.assertEqual(await self.host_status(server, "evil.example"), 421)
+
+    async def test_allowed_hosts_star(self) -> None:
+        server = start_server(self, allowed_hosts=("*",))
+        self.assertEqual(await self.host_status(server, "anything.example"), 200)
+
+    async def test_security_on_allows_any_host(self) -> None:
+        server, _ = secure_server(self)
+        credentials = basic("alice", SECRET)
+        self.assertEqual(await self.host_status(server, "spy.example", **credentials), 200)
+        # ... and without credentials it is the login, not the Host, that fails.
+        self.assertEqual(await self.host_status(server, "spy.example"), 401)
+
+    async def test_security_on_with_allowed_hosts(self) -> None:
+        server, _ = secure_server(self, allowed_hosts=("spy.example",))
+        credentials = basic("alice", SECRET)
+        self.assertEqual(await self.host_status(server, "spy.example", **credentials), 200)
+        self.assertEqual(await self.host_status(server, "evil.example", **credentials), 421)
+
+
+class CrossSiteTests(TestCase):
+    async def post(
+        self, server: RunningServer, headers: dict[str, str], body: bytes = b"text=hi"
+    ) -> Reply:
+        headers = {"Content-Type": "application/x-www-form-urlencoded", **headers}
+        return await fetch(server, "/echo", headers, method="POST", body=body)
+
+    async def test_cross_site_posts_refused(self) -> None:
+        server = start_server(self)
+        form = RecordingForm()
+        server.service.modules[form.name] = form
+        own = f"http://127.0.0.1:{server.port}"
+        refused = [
+            {"Sec-Fetch-Site": "cross-site"},
+            {"Sec-Fetch-Site": "same-site"},
+            {"Sec-Fetch-Site": "cross-site", "Origin": own},
+            {"Origin": "http://evil.example"},
+            {"Origin": f"http://127.0.0.1:{server.port + 1}"},
+            {"Origin": f"https://evil.example:{server.port}"},
+        ]
+        for headers in refused:
+            reply = await self.post(server, headers)
+            self.assertEqual(reply.status, 403, headers)
+            self.assertIn(b"another site", reply.body)
+        self.assertEqual(form.received, [])
+        accepted = [
+            {},
+            {"Origin": own},
+            {"Sec-Fetch-Site": "same-origin", "Origin": "null"},
+            {"Sec-Fetch-Site": "same-origin"},
+            {"Sec-Fetch-Site": "none"},
+        ]
+        for headers in accepted:
+            reply = await self.post(server, headers)
+            self.assertEqual(reply.status, 200, headers)
+        self.assertEqual(len(form.received), len(accepted))
+        self.assertEqual(form.received[0].body, b"text=hi")
+
+    async def test_credentials_do_not_make_a_cross_site_post_pass(self) -> None:
+        # Browsers resend Basic credentials with another site's form: exactly CSRF.
+        server, _ = secure_server(self)
+        form = RecordingForm()
+        server.service.modules[form.name] = form
+        credentials = basic("alice", SECRET)
+        reply = await self.post(server, {**credentials, "Sec-Fetch-Site": "cross-site"})
+        self.assertEqual(reply.status, 403)
+        reply = await self.post(server, {**credentials, "Sec-Fetch-Site": "same-origin"})
+        self.assertEqual(reply.status, 200)
+        self.assertEqual([s.user for s in form.received], ["alice"])
+        # and the login comes first: no credentials, no 403 that says the module exists
+        reply = await self.post(server, {"Sec-Fetch-Site": "cross-site"})
+        self.assertEqual(reply.status, 401)
+
+
+def child_environment() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "TWISTEDSPY_CONFIG"}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(":")
+    return env
+
+
+class SafeDefaultsTests(TestCase):
+    def test_open_address_without_security_refused(self) -> None:
+        folder = Path(self.mktemp())
+        folder.mkdir()
+        done = subprocess.run(
+            [sys.executable, "-m", "twistedspy.cli", "-a", "0.0.0.0", "-p", "0"],
+            cwd=folder,
+            env=child_environment(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        self.assertNotEqual(done.returncode, 0)
+        self.assertIn("refusing to serve 0.0.0.0 without security", done.stderr)
+        for advice in ("--security on", "--insecure", "twistedspy-passwd"):
+            self.assertIn(advice, done.stderr)
+        self.assertFalse((folder / "logs").exists(), "nothing starts half-way")
+
+    def test_open_address_with_insecure_starts(self) -> None:
+        folder = Path(self.mktemp())
+        folder.mkdir()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "twistedspy.cli", "-a", "0.0.0.0", "-p", "0", "--insecure"],
+            cwd=folder,
+            env=child_environment(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.addCleanup(process.wait, 30)
+        self.addCleanup(process.kill)
+        logs = folder / "logs"
+        deadline = time.monotonic() + 60
+        started = ""
+        while not started and process.poll() is None and time.monotonic() < deadline:
+            journal = "".join(p.read_text() for p in logs.glob("*.log")) if logs.is_dir() else ""
+            started = next((line for line in journal.splitlines() if " start " in line), "")
+            time.sleep(0.05)
+        self.assertIsNone(process.poll(), "it should still be serving")
+        self.assertIn("address=0.0.0.0", started)
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)
+
+    async def test_root_warning_in_the_journal(self) -> None:
+        if os.geteuid() != 0:
+            self.skipTest("not running as root")
+        server = start_server(self)
+        self.assertIn("running as root", server.journal_text())
+
+    async def test_no_root_warning_for_a_plain_user(self) -> None:
+        if os.geteuid() == 0:
+            self.skipTest("running as root")
+        server = start_server(self)
+        self.assertNotIn("running as root", server.journal_text())
+
+
+# -- TLS
+
+
+def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
+    """A key and a certificate for `localhost` and 127.0.0.1, as PEM files."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    key_path, cert_path = folder / "key.pem", folder / "cert.pem"
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    return key_path, cert_path
+
+
+def tls_server(case: TestCase, **overrides: Any) -> tuple[RunningServer, Path]:
+    folder = Path(case.mktemp())
+    folder.mkdir(parents=True)
+    key, cert = self_signed_certificate(folder)
+    listen = f"ssl:0:privateKey={key}:certKey={cert}:interface=127.0.0.1"
+    return start_server(case, listen=listen, **overrides), cert
+
+
+def curl(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [require_tool("curl"), "--silent", "--show-error", "--max-time", "30", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+class TLSTests(TestCase):
+    async def test_curl_verifies_and_fetches(self) -> None:
+        require_tool("curl")
+        server, cert = tls_server(self)
+        url = f"https://localhost:{server.port}/version?format=json"
+        done = await deferToThread(
+            curl,
+            "--cacert",
+            str(cert),
+            "--resolve",
+            f"localhost:{server.port}:127.0.0.1",
+            "--write-out",
+            "\n%{http_code} %{http_version}",
+            url,
+        )
+        self.assertEqual(done.returncode, 0, done.stderr)
+        body, _, status = done.stdout.rpartition("\n")
+        self.assertEqual(status, "200 1.1")
+        self.assertEqual(json.loads(body)["module"], "version")
+
+    async def test_curl_refuses_an_unknown_certificate(self) -> None:
+        # The check above means something: without --cacert the same curl refuses.
+        require_tool("curl")
+        server, _ = tls_server(self)
+        done = await deferToThread(
+            curl,
+            "--resolve",
+            f"localhost:{server.port}:127.0.0.1",
+            f"https://localhost:{server.port}/version",
+        )
+        self.assertEqual(done.returncode, 60, done.stderr)  # CURLE_PEER_FAILED_VERIFICATION
+
+    async def test_basic_login_over_tls(self) -> None:
+        require_tool("curl")
+        accounts = accounts_file(self, alice=SECRET)
+        server, cert = tls_server(self, security=True, account_file=accounts)
+        base = f"https://localhost:{server.port}/version?format=json"
+        resolve = f"localhost:{server.port}:127.0.0.1"
+        done = await deferToThread(
+            curl, "--cacert", str(cert), "--resolve", resolve, "-u", f"alice:{SECRET}", base
+        )
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertEqual(json.loads(done.stdout)["module"], "version")
+        done = await deferToThread(
+            curl,
+            "--cacert",
+            str(cert),
+            "--resolve",
+            resolve,
+            "--write-out",
+            "%{http_code}",
+            "--output",
+            os.devnull,
+            base,
+        )
+        self.assertEqual(done.stdout, "401")
+
+    async def test_chromium_gets_the_page(self) -> None:
+        require_tool("chromium")
+        driver_path = require_tool("chromedriver")
+        server, _ = tls_server(self)
+        url = f"https://127.0.0.1:{server.port}/version"
+        title = await deferToThread(chromium_title, driver_path, url)
+        self.assertIn("Version", title)
+
+
+def chromium_title(driver_path: str, url: str) -> str:
+    with tempfile.TemporaryDirectory() as profile:
+        options = webdriver.ChromeOptions()
+        options.binary_location = "/usr/bin/chromium"
+        for argument in (
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--ignore-certificate-errors",
+            f"--user-data-dir={profile}",
+        ):
+            options.add_argument(argument)
+        driver = webdriver.Chrome(service=Service(driver_path), options=options)
+        try:
+            driver.get(url)
+            return str(driver.title)
+        finally:
+            driver.quit()

@@ -1,0 +1,58 @@
+# -*- test-case-name: tests.test_metrics -*-
+"""The server's own requests, counted for `/metrics`: by module and status, and latency.
+
+The connection (protocol.py) reports each response it writes here, beside the journal's
+`request` event; the metrics module exposes the counts. One RequestStats belongs to one
+running service, so several servers in one process (the tests) keep separate counts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Container, Iterable
+from typing import Final
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.metrics_core import Metric
+
+#: the module label of paths that name no served module: a client choosing random paths
+#: must not create a new series with each (unbounded label values)
+UNKNOWN: Final = "unknown"
+#: the module label of `/-/` paths (health check, static files) and unparsed requests
+SERVER: Final = "-"
+#: seconds; from a cached page (~1 ms) to a module timing out (10 s by default)
+LATENCY_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+
+class RequestStats:
+    """Counters and a histogram in a registry of their own, read by the metrics module."""
+
+    def __init__(self, modules: Callable[[], Container[str]] = frozenset) -> None:
+        self._modules = modules
+        self._registry = CollectorRegistry(auto_describe=True)
+        self._requests = Counter(
+            "twistedspy_http_requests",
+            "Requests answered by twistedspy, by module and status code.",
+            ["module", "status"],
+            registry=self._registry,
+        )
+        self._latency = Histogram(
+            "twistedspy_http_request_duration_seconds",
+            "Seconds from a whole request received to its response written, by module.",
+            ["module"],
+            buckets=LATENCY_BUCKETS,
+            registry=self._registry,
+        )
+
+    def module_label(self, path: str | None) -> str:
+        if path is None or path.startswith("/-/"):
+            return SERVER
+        name = path.strip("/") or "index"
+        return name if name in self._modules() else UNKNOWN
+
+    def observe(self, path: str | None, status: int, seconds: float) -> None:
+        module = self.module_label(path)
+        self._requests.labels(module, str(status)).inc()
+        self._latency.labels(module).observe(seconds)
+
+    def collect(self) -> Iterable[Metric]:
+        return self._registry.collect()

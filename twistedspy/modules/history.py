@@ -1,0 +1,88 @@
+# -*- test-case-name: tests.test_cpu -*-
+"""Recent history for a page: a sample taken every few seconds into a bounded ring.
+
+A `Sampler` belongs to a module that is also a Twisted `Service`; the SpyService starts
+and stops every built module that provides `IService`, so the `LoopingCall` runs exactly
+while the server does. Each module keeps its own sampler: modules are separate plugins
+that can each be left out (`Modules =`), and a timer wake-up every five seconds costs
+next to nothing (bench/metrics.py measures the whole sampling cost).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
+
+from twisted.application.service import Service
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from typing_extensions import override
+
+if TYPE_CHECKING:
+    from twisted.internet.interfaces import IReactorTime
+
+T = TypeVar("T")
+
+#: seconds between two samples
+SAMPLE_INTERVAL: Final = 5.0
+#: how far back the history reaches, in seconds
+HISTORY_SECONDS: Final = 600.0
+
+
+class Sampler(Generic[T]):
+    """
+    Calls `read` every `interval` seconds on the reactor and keeps the last `keep`
+    results. `read` must be quick and must not block: it runs on the reactor thread
+    (the callers read small /proc files that the kernel builds from memory).
+    """
+
+    def __init__(
+        self,
+        read: Callable[[], T],
+        clock: IReactorTime,
+        log: Logger,
+        interval: float = SAMPLE_INTERVAL,
+        keep: int = round(HISTORY_SECONDS / SAMPLE_INTERVAL),
+    ) -> None:
+        self._read = read
+        self._log = log
+        self.interval = interval
+        self.samples: deque[T] = deque(maxlen=keep)
+        self._loop = LoopingCall(self.take)
+        self._loop.clock = clock
+
+    @property
+    def running(self) -> bool:
+        return self._loop.running
+
+    def take(self) -> None:
+        """One sample now; a failure is journalled and the next tick tries again."""
+        try:
+            self.samples.append(self._read())
+        except Exception:
+            self._log.failure("history sample failed")
+
+    def start(self) -> None:
+        # now=True: the first sample at start, so the first page already has a base.
+        self._loop.start(self.interval, now=True)
+
+    def stop(self) -> None:
+        if self._loop.running:
+            self._loop.stop()
+
+
+class SampledModule(Service):
+    """A module whose sampler runs while the service it belongs to runs."""
+
+    sampler: Sampler[Any]
+
+    @override
+    def startService(self) -> None:
+        super().startService()  # type: ignore[no-untyped-call]
+        self.sampler.start()
+
+    @override
+    def stopService(self) -> None:
+        self.sampler.stop()
+        super().stopService()  # type: ignore[no-untyped-call]
