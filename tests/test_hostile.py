@@ -124,6 +124,27 @@ class BackPressureTests(ChannelCase):
         self.assertIn(b"Connection: close", head)
         self.assertEqual(len(body), BIG // 3 * 3)
 
+    def test_request_line_a_byte_at_a_time_gets_408_in_time(self) -> None:
+        """Slowloris: each byte must not restart RequestTimeout, in the request line too."""
+        channel, transport = self.connect(request_timeout=10)
+        for byte in b"GET / HTTP/1.1\r\nHost: x\r\nX: aaaaaaaaaaaaaaaaaaaaaaa":
+            if transport.disconnecting:
+                break
+            channel.dataReceived(bytes([byte]))
+            self.clock.advance(1)
+        self.assertEqual(self.statuses(transport), [b"408"])
+        self.assertEqual(self.clock.seconds(), 10)
+
+    def test_empty_lines_a_byte_at_a_time_get_408_in_time(self) -> None:
+        channel, transport = self.connect(request_timeout=10)
+        for _ in range(20):
+            if transport.disconnecting:
+                break
+            channel.dataReceived(b"\n")
+            self.clock.advance(1.5)
+        self.assertTrue(transport.disconnecting)
+        self.assertLessEqual(self.clock.seconds(), 10.5)
+
     def test_blocked_close_is_aborted_in_time(self) -> None:
         channel, transport, _ = self.connect_slow(keepalive=5)
         channel.dataReceived(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n")

@@ -120,6 +120,8 @@ class HTTPChannel(LineReceiver, TimeoutMixin):
         # The transport's write buffer is full: the client is not reading.
         self._blocked = False
         self._registered = False
+        # The first bytes of the next request have arrived (and its RequestTimeout runs).
+        self._request_begun = False
         self._closing = False
         self._close_when_idle = False
         self._read_closed = False
@@ -204,9 +206,12 @@ class HTTPChannel(LineReceiver, TimeoutMixin):
 
     @override
     def dataReceived(self, data: bytes) -> None:
-        if data and self._pending is None and not self._parser.in_progress and self.line_mode:
+        if data and not self._request_begun and self._pending is None and self.line_mode:
             # The first bytes of a request: from now it has RequestTimeout to arrive whole,
-            # however slowly it trickles in (a byte at a time does not reset the clock).
+            # however slowly it trickles in. Not "the parser is in progress": that starts
+            # only once the request line is whole, so a request line sent a byte at a time
+            # (slowloris) would restart the clock with every byte.
+            self._request_begun = True
             self.setTimeout(self.factory.request_timeout)
         super().dataReceived(data)
 
@@ -259,6 +264,7 @@ class HTTPChannel(LineReceiver, TimeoutMixin):
 
     def _dispatch(self, request: Request) -> None:
         self.setTimeout(None)
+        self._request_begun = False
         # Stop reading until this one is answered: pipelined requests wait in the buffer
         # (and then in the kernel), and are answered in order (RFC 9112 §9.3.2).
         self.pauseProducing()
@@ -372,9 +378,11 @@ class HTTPChannel(LineReceiver, TimeoutMixin):
             return
         self.resumeProducing()
         if self._pending is None and not self._outgoing and not self._closing:
+            # Bytes of the next request already here: its RequestTimeout starts now.
+            self._request_begun = self._parser.in_progress or bool(self._buffer)
             self.setTimeout(
                 self.factory.request_timeout
-                if self._parser.in_progress or self._buffer
+                if self._request_begun
                 else self.factory.keepalive_timeout
             )
 
