@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import os
 import struct
-import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
 
+from tests.browser import chromium
 from tests.children import start_child, wait_until_sleeping
 from tests.servers import start_server
 from tests.support import require_tool
@@ -28,39 +27,6 @@ from tests.support import require_tool
 HOSTILE = "<img src=x onerror=alert(1)>"
 PAGES = ("/", "/index", "/version", "/processes", "/meminfo", "/diskfree", "/network")
 SCREENSHOT = Path(__file__).parent.parent / "docs" / "processes.png"
-CHROMIUM_FLAGS = (
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-dev-shm-usage",
-)
-
-
-@contextmanager
-def chromium() -> Iterator[Any]:
-    """A fresh headless Chromium with a throw-away profile, its console log recorded."""
-    binary = require_tool("chromium")
-    driver_path = require_tool("chromedriver")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    with tempfile.TemporaryDirectory(prefix="spy-chromium-") as profile:
-        options = webdriver.ChromeOptions()
-        options.binary_location = binary
-        for flag in CHROMIUM_FLAGS:
-            options.add_argument(flag)
-        options.add_argument(f"--user-data-dir={profile}")
-        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-        driver = webdriver.Chrome(options=options, service=Service(driver_path))
-        try:
-            driver.set_page_load_timeout(30)
-            yield driver
-        finally:
-            driver.quit()
 
 
 def viewport(driver: Any, width: int, height: int, *, mobile: bool = False) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import http.client
 import json
 import socket
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -20,8 +19,8 @@ from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 from twisted.trial.unittest import TestCase
 
+from tests.browser import chromium
 from tests.servers import Reply, RunningServer, start_server
-from tests.support import require_tool
 from twistedspy.modules.message import (
     Message,
     MessageStore,
@@ -464,54 +463,26 @@ class ShutdownTests(TestCase):
             self.assertEqual(records(path)[0]["text"], "half sent " + "q" * 30000)
 
 
-CHROMIUM_OPTIONS = (
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-dev-shm-usage",
-)
-
-
-def send_with_chromium(chromium: str, chromedriver: str, url: str, text: str) -> str:
+def send_with_chromium(url: str, text: str) -> str:
     """Open the form in headless Chromium, type, click Send; the page that comes back."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
 
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for option in CHROMIUM_OPTIONS:
-        options.add_argument(option)
-    with tempfile.TemporaryDirectory() as profile:
-        options.add_argument(f"--user-data-dir={profile}")
-        driver = webdriver.Chrome(service=Service(chromedriver), options=options)
-        try:
-            driver.set_page_load_timeout(30)
-            driver.get(url)
-            driver.find_element(By.NAME, "text").send_keys(text)
-            driver.find_element(By.CSS_SELECTOR, "form.post button[type=submit]").click()
-            WebDriverWait(driver, 30).until(expected_conditions.title_contains("stored"))
-            return str(driver.find_element(By.TAG_NAME, "main").text)
-        finally:
-            driver.quit()
+    with chromium() as driver:
+        driver.get(url)
+        driver.find_element(By.NAME, "text").send_keys(text)
+        driver.find_element(By.CSS_SELECTOR, "form.post button[type=submit]").click()
+        WebDriverWait(driver, 30).until(expected_conditions.title_contains("stored"))
+        return str(driver.find_element(By.TAG_NAME, "main").text)
 
 
 class ChromiumTests(TestCase):
     async def test_real_form_in_chromium(self) -> None:
-        chromium = require_tool("chromium")
-        chromedriver = require_tool("chromedriver")
         server = start_server(self)
         text = "Hallo aus Chromium: ünïcödé <b>bold?</b>"
         page = await deferToThread(
             send_with_chromium,
-            chromium,
-            chromedriver,
             f"http://127.0.0.1:{server.port}/message",
             text,
         )

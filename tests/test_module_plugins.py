@@ -36,28 +36,7 @@ SPEC = Path(__file__).resolve().parent.parent.parent / "shared" / "SPEC.md"
 REPOSITORY = Path(__file__).resolve().parent.parent
 
 #: SPEC §4's example, verbatim: a third party's module must work exactly as written.
-HELLO = """\
-# hello.py
-from twisted.plugin import IPlugin
-from zope.interface import implementer
-
-from twistedspy.interfaces import IInfoModule
-from twistedspy.report import Report, Table
-
-
-@implementer(IPlugin, IInfoModule)
-class Hello:
-    name = "hello"
-    title = "Hello"
-    description = "Greets whoever asks."
-
-    def collect(self, query):
-        who = query.get("who", "world")
-        return Report(title="Hello", tables=[Table(title="Greeting", columns=["who"], rows=[[who]])])
-
-
-hello = Hello()
-"""
+HELLO = (Path(__file__).resolve().parent / "fixtures" / "hello.py.txt").read_text()
 
 RENDER_HELLO = """
 from twistedspy.registry import discover
