@@ -63,8 +63,11 @@ class ServerProcess:
             raise
 
     def stderr_text(self) -> str:
-        assert self.process.stderr is not None
-        return self.process.stderr.read().decode(errors="replace")
+        return (self.folder / "stderr.txt").read_text(errors="replace")
+
+    def twistd_log_text(self) -> str:
+        """twistd's own log (its standard output in the foreground), where stderr goes too."""
+        return (self.folder / "twistd.log").read_text(errors="replace")
 
 
 def start(
@@ -74,6 +77,7 @@ def start(
     env: dict[str, str] | None = None,
 ) -> ServerProcess:
     """Start `twistedspy` on a free loopback port with its files in `folder`."""
+    folder = folder.resolve()  # the server runs in it: relative paths would move
     folder.mkdir(parents=True, exist_ok=True)
     args = [
         sys.executable,
@@ -86,24 +90,28 @@ def start(
         *options,
     ]
     environment = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
-    process = subprocess.Popen(
-        args,
-        cwd=folder,
-        env=environment,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        preexec_fn=preexec_fn,  # noqa: PLW1509 - only resource limits, set before exec
-    )
+    # A file, not a pipe: nobody reads a pipe while the server runs, and a full one would
+    # stop it at its next write.
+    with open(folder / "stderr.txt", "wb") as stderr, open(folder / "twistd.log", "wb") as out:
+        process = subprocess.Popen(
+            args,
+            cwd=folder,
+            env=environment,
+            stdout=out,
+            stderr=stderr,
+            preexec_fn=preexec_fn,  # noqa: PLW1509 - only resource limits, set before exec
+        )
+    server = ServerProcess(process, 0, folder)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"the server ended at start-up: {process.stderr.read()!r}")  # type: ignore[union-attr]
-        journal = "".join(p.read_text() for p in sorted((folder / "logs").glob("*.log")))
-        match = re.search(r" start .*\bport=(\d+)", journal)
+            raise RuntimeError(f"the server ended at start-up: {server.stderr_text()}")
+        match = re.search(r" start .*\bport=(\d+)", server.journal_text())
         if match:
-            server = ServerProcess(process, int(match[1]), folder)
+            server.port = int(match[1])
             if server.get("/-/healthy") == 200:
                 return server
         time.sleep(0.1)
     process.kill()
-    raise RuntimeError("the server did not start within 60 s")
+    process.wait()
+    raise RuntimeError(f"the server did not start within 60 s: {server.stderr_text()}")
