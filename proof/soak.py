@@ -48,6 +48,19 @@ PAGES = [
 RSS_SLOPE_LIMIT = 64.0
 
 
+def ask(
+    client: http.client.HTTPConnection,
+    method: str,
+    path: str,
+    body: bytes | None,
+    headers: dict[str, str],
+) -> http.client.HTTPResponse:
+    client.request(method, path, body=body, headers=headers)
+    response = client.getresponse()
+    response.read()
+    return response
+
+
 def worker(server: ServerProcess, stop: threading.Event, seed: int, tally: Counter[str]) -> None:
     rng = random.Random(seed)
     connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
@@ -71,9 +84,15 @@ def worker(server: ServerProcess, stop: threading.Event, seed: int, tally: Count
         if rng.random() < 0.5:
             headers["Accept"] = "application/json"
         try:
-            client.request(method, path, body=body, headers=headers)
-            response = client.getresponse()
-            response.read()
+            try:
+                response = ask(client, method, path, body, headers)
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                # The server closed this connection after KeepAliveTimeout idle just as
+                # the request went out: retried once on a new one, as HTTP clients do
+                # (RFC 9112 §9.3.1); every request here is safe to repeat.
+                client.close()
+                tally["retried after a keep-alive close"] += 1
+                response = ask(client, method, path, body, headers)
             status = response.status
             if response.getheader("Connection", "").lower() == "close":
                 client.close()
@@ -124,6 +143,7 @@ def run(seconds: float = 600.0, workers: int = 4, sample_every: float = 5.0) -> 
     # is taken over the rest when there is a rest.
     steady = [p for p in rss if p[0] >= 1.0] if seconds >= 180 else rss[len(rss) // 3 :]
     slope = least_squares_slope(steady)
+    retried = tally.pop("retried after a keep-alive close", 0)
     unexpected = {k: v for k, v in tally.items() if k != "requests"}
     return [
         Row(
@@ -131,7 +151,8 @@ def run(seconds: float = 600.0, workers: int = 4, sample_every: float = 5.0) -> 
             f"{seconds / 60:.0f} min of mixed load, {workers} keep-alive clients: every module,"
             " HTML and JSON, good and bad logins, posts",
             f"{tally['requests']} requests, {sum(unexpected.values())} unexpected"
-            f"{' ' + str(unexpected) if unexpected else ''}; RSS {rss[0][1] / 1024:.1f} →"
+            f"{' ' + str(unexpected) if unexpected else ''} ({retried} retried after a"
+            f" keep-alive close); RSS {rss[0][1] / 1024:.1f} →"
             f" {rss[-1][1] / 1024:.1f} MiB, slope {slope:+.1f} KiB/min; fds"
             f" {fds[0]} → max {max(fds)} → {fds_end}",
             not unexpected and slope < RSS_SLOPE_LIMIT and fds_end <= fds[0],
