@@ -9,9 +9,10 @@ on a noisy machine that is the steadier figure. Then the ratios twistedspy/twist
 per round and their median.
 
 Paths:
-- `/version`: twistedspy collects in a thread and renders the page on every request;
-  the peer serves the bytes twistedspy sent once, as a static string. The comparison
-  the project set itself.
+- `/version`: twistedspy answers from its page cache (the module's max_age is one
+  second: collected and rendered at most once a second, every request still checked and
+  logged in); the peer serves the bytes twistedspy sent once, as a static string. The
+  comparison the project set itself.
 - `/-/healthy`: pure HTTP on both sides (a fixed short body), to compare the HTTP layers.
 
 Run: PYTHONPATH=. python bench/http_bench.py [--rounds 5] [--duration 10]

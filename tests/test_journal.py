@@ -7,10 +7,11 @@ import re
 import time
 from pathlib import Path
 
-from twisted.logger import Logger, LogLevel
+from twisted.logger import ILogObserver, LogEvent, Logger, LogLevel, formatEvent
 from twisted.trial.unittest import TestCase
+from zope.interface import implementer
 
-from twistedspy.events import VERBOSE_ONLY, record, record_failure
+from twistedspy.events import VERBOSE_ONLY, keeps, record, record_failure
 from twistedspy.journal import (
     JournalError,
     JournalObserver,
@@ -36,6 +37,12 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
+
+
+@implementer(ILogObserver)
+class Collected(list[LogEvent]):
+    def __call__(self, event: LogEvent) -> None:
+        self.append(event)
 
 
 class JournalTests(TestCase):
@@ -177,6 +184,62 @@ class JournalTests(TestCase):
         record(log, "after-close")
         self.assertEqual(len(self.lines()), 1)
 
+    def test_each_event_reaches_the_file_in_one_write(self) -> None:
+        _, log = self.journal()
+        writes: list[bytes] = []
+        real_write = os.write
+
+        def write(fd: int, data: bytes) -> int:
+            writes.append(bytes(data))
+            return real_write(fd, data)
+
+        self.patch(os, "write", write)
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            record_failure(log, "module-error", module="m")
+        record(log, "request", status=200)
+        self.assertEqual(len(writes), 2)
+        self.assertEqual(b"".join(writes).decode().splitlines(), self.lines())
+        self.assertIn("ValueError: boom", writes[0].decode())
+
+    def test_repeated_values_format_the_same(self) -> None:
+        for value in ("GET", "a b", "", "x" * 1000, 'q"', "\t"):
+            self.assertEqual(format_value(value), format_value(value), value)
+        self.assertEqual(format_value(None), "-")
+        self.assertEqual(format_value(True), "True")
+        self.assertEqual(format_value(-3), "-3")
+        self.assertEqual(format_value(float("nan")), "nan")
+        # Far more distinct values than are remembered: each still formatted right.
+        for n in range(10_000):
+            self.assertEqual(format_value(f"v {n}"), f'"v {n}"')
+
+    def test_who_keeps_verbose_events(self) -> None:
+        short, _ = self.journal("short")
+        self.assertFalse(short.keeps("headers"))
+        self.assertFalse(short.keeps("connection"))
+        self.assertTrue(short.keeps("request"))
+        route = JournalRoute(short, lambda event: None)
+        self.assertFalse(route.keeps("headers"))
+        self.assertFalse(keeps(Logger(observer=route), "headers"))
+        verbose = JournalObserver(self.log_dir, "verbose", now=self.clock)
+        self.assertTrue(JournalRoute(verbose, lambda event: None).keeps("headers"))
+        # Any other observer might want anything.
+        self.assertTrue(keeps(Logger(observer=Collected()), "headers"))
+
+    def test_record_makes_the_event_emit_would(self) -> None:
+        events = Collected()
+        log = Logger(namespace="tests.journal", observer=events)
+        record(log, "request", LogLevel.warn, status=200)
+        log.emit(LogLevel.warn, "{spy_event}", spy_event="request", spy_fields={"status": 200})
+        made, emitted = events
+        self.assertEqual(set(made), set(emitted))
+        for key in emitted:
+            if key != "log_time":
+                self.assertEqual(made[key], emitted[key], key)
+        self.assertEqual(formatEvent(made), "request")
+        self.assertRaises(ValueError, record, log, "request", "info")
+
     def test_levels(self) -> None:
         _, log = self.journal()
         record(log, "auth", level=LogLevel.warn, user="x", outcome="denied")
@@ -206,3 +269,20 @@ class UnwritableJournalTests(TestCase):
         self.addCleanup(log_dir.chmod, 0o700)
         error = self.assertRaises(JournalError, open_journal, log_dir, "short")
         self.assertEqual(str(error), f"cannot write the journal in {log_dir}: Permission denied")
+
+
+class DebugDetailTests(TestCase):
+    def test_short_mode_leaves_out_debug_events(self) -> None:
+        folder = Path(self.mktemp())
+        short = open_journal(folder / "short", "short")
+        verbose = open_journal(folder / "verbose", "verbose")
+        for journal in (short, verbose):
+            self.addCleanup(journal.close)
+            log = Logger(observer=JournalRoute(journal, lambda event: None))
+            record(log, "authorization", LogLevel.debug, user="-", client="c", outcome="ok")
+            record(log, "request", client="c")
+        short_text = "".join(p.read_text() for p in (folder / "short").iterdir())
+        verbose_text = "".join(p.read_text() for p in (folder / "verbose").iterdir())
+        self.assertNotIn("authorization", short_text)
+        self.assertIn("request client=c", short_text)
+        self.assertIn("debug authorization user=- client=c outcome=ok", verbose_text)

@@ -390,8 +390,8 @@ class Gatekeeper:
             assert isinstance(avatar, Viewer)
             if guessing:
                 self._throttle.end(client, failed=False)
-            # Security off lets every request in anonymously: not worth a journal line
-            # in short mode.
+            # Security off lets every request in anonymously: debug detail, which the
+            # journal keeps in verbose mode only.
             level = LogLevel.info if guessing else LogLevel.debug
             self._journal(user, client, "ok", level)
             return avatar

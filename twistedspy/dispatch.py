@@ -20,16 +20,18 @@ from twisted.cred.credentials import Anonymous
 from twisted.internet.defer import Deferred, TimeoutError, maybeDeferred, succeed
 from twisted.logger import Logger
 
-from twistedspy.auth import Gatekeeper, LoginFailed, LoginThrottled, credentials_from
+from twistedspy.auth import Gatekeeper, LoginFailed, LoginThrottled, Viewer, credentials_from
 from twistedspy.events import record_failure
 from twistedspy.http.parser import HTTPError, Request
 from twistedspy.http.response import Outcome, Response, text_response
 from twistedspy.interfaces import IFormModule, IInfoModule
+from twistedspy.pagecache import PageCache, PageKey, max_age_of
 from twistedspy.query import Query, Submission
 from twistedspy.render import SECRET_KEYS, NavItem, PageContext, Renderer
 from twistedspy.report import PageError, RawBody, Report
 
 if TYPE_CHECKING:
+    from twisted.cred.credentials import ICredentials
     from twisted.internet.interfaces import IReactorTime
 
     from twistedspy.context import BlockingRunner
@@ -135,6 +137,21 @@ def is_cross_site(request: Request) -> bool:
     return origin.lower() not in (f"http://{host}", f"https://{host}")
 
 
+_NO_QUERY = Query()
+
+
+def _parse_query(raw: str) -> Query:
+    return Query.parse(raw) if raw else _NO_QUERY
+
+
+def _page_key(name: str, as_json: bool, query: Query, user: str | None) -> PageKey:
+    """
+    What a kept page may depend on: the user is part of it, so no page crosses from
+    one user to another; login and password are not, as the module never sees them.
+    """
+    return (name, as_json, tuple((k, v) for k, v in query.pairs() if k not in SECRET_KEYS), user)
+
+
 class Dispatcher:
     """The site the connections talk to (see `twistedspy.http.protocol.Site`)."""
 
@@ -157,6 +174,8 @@ class Dispatcher:
         self.log = log
         self.run_blocking = run_blocking
         self.hosts = HostPolicy(settings)
+        #: finished pages of modules that declare `max_age` (see twistedspy.pagecache)
+        self.pages = PageCache(clock)
         package = files("twistedspy") / "static"
         self._healthy = text_response(200, "twistedspy is healthy.\n")
         self._static = {
@@ -170,7 +189,10 @@ class Dispatcher:
         if request.path.startswith("/-/"):
             # Health checks and static files: nothing to wait for, so no coroutine.
             return succeed(Outcome(self._public(request)))
-        return Deferred.fromCoroutine(self._respond(request, client))
+        outcome, attempt = self._answer_from_cache(request, client)
+        if outcome is not None:
+            return succeed(outcome)
+        return Deferred.fromCoroutine(self._respond(request, client, attempt))
 
     def error_response(self, error: HTTPError) -> Response:
         return self.renderer.error(error.status, error.message, as_json=False, close=True)
@@ -189,8 +211,65 @@ class Dispatcher:
         nav = [NavItem(m.name, m.title) for m in modules.values()]
         return PageContext(self.renderer.host, nav, self.clock.seconds())
 
-    async def _respond(self, request: Request, client: str) -> Outcome:
-        query = Query.parse(request.query)
+    def _credentials(self, request: Request, query: Query) -> ICredentials:
+        # Security off asks for nothing (SPEC §1): whatever a request carries, even an
+        # Authorization meant for something else, is not read, so it cannot fail.
+        if not self.settings.security:
+            return Anonymous()
+        return credentials_from(
+            query.get("login"), query.get("password"), request.header("authorization")
+        )
+
+    def _answer_from_cache(
+        self, request: Request, client: str
+    ) -> tuple[Outcome | None, Deferred[Viewer] | None]:
+        """
+        The common case without a coroutine: a GET or HEAD for a page in the cache, once
+        the same checks as `_respond` have passed in the same order (Host, then the
+        login through the Portal). Anything else (an error to answer, a login still
+        running, a page to make) is `_respond`'s, given the login attempt if one was
+        begun: a request logs in once.
+        """
+        if request.method not in ("GET", "HEAD") or not len(self.pages):
+            return None, None
+        if not self.hosts.allows(request.host):
+            return None, None
+        query = _parse_query(request.query)
+        try:
+            as_json = wants_json(request, query)
+        except PageError:
+            return None, None
+        name = request.path.strip("/") or INDEX
+        module = self._modules().get(name)
+        # Only a module with a max_age can have a page kept: anything else goes the long
+        # way before any login is begun (which then still comes before the 404).
+        if module is None or max_age_of(module) <= 0:
+            return None, None
+        try:
+            credentials = self._credentials(request, query)
+        except LoginFailed:
+            return None, None  # malformed credentials: answered the long way
+        attempt = self.gatekeeper.login(credentials, client)
+        admitted: list[Viewer] = []
+
+        def now(viewer: Viewer) -> Viewer:
+            admitted.append(viewer)
+            return viewer
+
+        # Runs at once if the Portal has answered already (an anonymous login does).
+        attempt.addCallback(now)
+        if not admitted:
+            return None, attempt
+        user = admitted[0].user
+        cached = self.pages.get(_page_key(name, as_json, query, user), module)
+        if cached is None:
+            return None, attempt
+        return Outcome(cached, user), None
+
+    async def _respond(
+        self, request: Request, client: str, attempt: Deferred[Viewer] | None = None
+    ) -> Outcome:
+        query = _parse_query(request.query)
         modules = self._modules()
         context = self._context(modules)
         try:
@@ -209,16 +288,9 @@ class Dispatcher:
         if not self.hosts.allows(request.host):
             return fail(421, f"This server does not answer for the host {request.host!r}.")
         try:
-            # Security off asks for nothing (SPEC §1): whatever a request carries, even an
-            # Authorization meant for something else, is not read, so it cannot fail.
-            credentials = (
-                credentials_from(
-                    query.get("login"), query.get("password"), request.header("authorization")
-                )
-                if self.settings.security
-                else Anonymous()
-            )
-            viewer = await self.gatekeeper.login(credentials, client)
+            if attempt is None:
+                attempt = self.gatekeeper.login(self._credentials(request, query), client)
+            viewer = await attempt
         except LoginThrottled as throttled:
             return fail(
                 429,
@@ -251,28 +323,42 @@ class Dispatcher:
             message = "A form on another site cannot post here."
             return Outcome(fail(403, message).response, user)
         visible = Query(tuple((k, v) for k, v in query.pairs() if k not in SECRET_KEYS))
-        try:
-            page = await self._collect(module, request, visible, client, user)
-        except PageError as error:
-            return Outcome(fail(error.status, error.message).response, user)
-        except TimeoutError:
-            message = f"The module {name!r} did not answer within the time allowed."
-            return Outcome(fail(504, message).response, user)
-        except Exception:
-            record_failure(self.log, "module-error", module=name, client=client)
-            message = f"The module {name!r} failed; the journal has the details."
-            return Outcome(fail(500, message).response, user)
-        if isinstance(page, RawBody):
-            return Outcome(Response(200, page.content, page.content_type), user)
-        if as_json:
-            render = functools.partial(self.renderer.json, name, page, context)
-        else:
-            render = functools.partial(self.renderer.html, name, page, visible, context)
-        if self.run_blocking is None:
-            return Outcome(render(), user)
-        # A page of a thousand processes takes tens of milliseconds to render: off the
-        # reactor, so that other clients' small pages do not queue behind it.
-        return Outcome(await self.run_blocking(render), user)
+
+        async def page() -> Response:
+            try:
+                found = await self._collect(module, request, visible, client, user)
+            except PageError as error:
+                return fail(error.status, error.message).response
+            except TimeoutError:
+                message = f"The module {name!r} did not answer within the time allowed."
+                return fail(504, message).response
+            except Exception:
+                record_failure(self.log, "module-error", module=name, client=client)
+                message = f"The module {name!r} failed; the journal has the details."
+                return fail(500, message).response
+            if isinstance(found, RawBody):
+                return Response(200, found.content, found.content_type)
+            if as_json:
+                render = functools.partial(self.renderer.json, name, found, context)
+            else:
+                render = functools.partial(self.renderer.html, name, found, visible, context)
+            if self.run_blocking is None:
+                return render()
+            # A page of a thousand processes takes tens of milliseconds to render: off the
+            # reactor, so that other clients' small pages do not queue behind it.
+            return await self.run_blocking(render)
+
+        # A POST changes something: never answered from, nor kept in, the page cache.
+        max_age = 0.0 if request.method == "POST" else max_age_of(module)
+        if max_age <= 0:
+            return Outcome(await page(), user)
+        key = _page_key(name, as_json, visible, user)
+        cached = self.pages.get(key, module)
+        if cached is None:
+            cached = await self.pages.fill(
+                key, module, max_age, lambda: Deferred.fromCoroutine(page())
+            )
+        return Outcome(cached, user)
 
     async def _collect(
         self,

@@ -8,6 +8,7 @@ journal observer can write exactly SPEC §5's lines and ignore the rest.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 
 from twisted.logger import Logger, LogLevel
@@ -15,6 +16,8 @@ from twisted.python.failure import Failure
 
 #: events shown only in `verbose` mode (SPEC §5)
 VERBOSE_ONLY = frozenset({"connection", "headers"})
+
+_LEVELS = frozenset(LogLevel.iterconstants())
 
 
 def record(
@@ -31,7 +34,36 @@ def record_fields(
     log: Logger, event: str, fields: Mapping[str, object], level: LogLevel = LogLevel.info
 ) -> None:
     """`record`, for fields whose names come from outside (a request's header names)."""
-    log.emit(level, "{spy_event}", spy_event=event, spy_fields=fields)
+    if level not in _LEVELS:
+        raise ValueError(f"not a log level: {level!r}")
+    quiet = level is LogLevel.debug or (level is LogLevel.info and event in VERBOSE_ONLY)
+    if quiet and not keeps(log, event, level):
+        return
+    # The event `log.emit(level, "{spy_event}", ...)` would make, handed to the logger's
+    # observer directly: emit checks the level against LogLevel.iterconstants(), which
+    # sorts every constant on each call, and a busy server journals every request.
+    log.observer(
+        {
+            "spy_event": event,
+            "spy_fields": fields,
+            "log_logger": log,
+            "log_level": level,
+            "log_namespace": log.namespace,
+            "log_source": log.source,
+            "log_format": "{spy_event}",
+            "log_time": time.time(),
+        }
+    )
+
+
+def keeps(log: Logger, event: str, level: LogLevel = LogLevel.info) -> bool:
+    """
+    Whether an event called `event` sent to `log` at `level` (info or debug) is written
+    anywhere; False only when the journal behind it surely leaves it out (short mode,
+    SPEC §5), so that the caller need not gather its fields.
+    """
+    journal_keeps = getattr(log.observer, "keeps", None)
+    return journal_keeps is None or bool(journal_keeps(event, level))
 
 
 def record_failure(

@@ -21,7 +21,20 @@ if TYPE_CHECKING:
 
 
 class IInfoModule(Interface):
-    """One page of facts, served at `/<name>`."""
+    """
+    One page of facts, served at `/<name>`.
+
+    Optional attribute, read with `getattr` (so it is not declared below, and a module
+    without it, such as SPEC's `hello.py`, still provides this interface):
+
+    `max_age`: how many seconds a rendered page stays true (a float, default 0). Within
+    that time a GET or HEAD with the same format, the same query (login and password
+    left out) and the same user is answered with the same bytes, without calling
+    `collect` again; after it, by the reactor's clock, `collect` is called afresh. 0, a
+    missing attribute, or anything but a positive number: every request calls `collect`.
+    A module whose page depends on more than that (the message module, which shows what
+    was just posted) must not declare it. POSTs are never cached.
+    """
 
     name = Attribute("The URL path segment: lower-case letters, digits, '-' and '_'.")
     title = Attribute("A short human title, shown in the page heading and navigation.")

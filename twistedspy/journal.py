@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import re
 import sys
 import threading
@@ -27,7 +28,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any, TextIO
+from typing import Any, TextIO
 
 from twisted.logger import ILogObserver, LogLevel, formatEvent
 from twisted.python.failure import Failure
@@ -122,17 +123,37 @@ def _escape_char(char: str) -> str:
     return f"\\U{code:08x}"
 
 
-def format_value(value: object) -> str:
-    """One field value as the journal writes it: bare when safe, else quoted and escaped."""
-    text = "-" if value is None else str(value)
+#: formatted field names and short string values, which repeat from line to line (the
+#: same few names, methods, paths, addresses); bounded, as values come from clients
+_FORMATTED: dict[str, str] = {}
+_FORMATTED_MAX = 4096
+_FORMATTED_LONGEST = 256
+
+
+def _format_text(text: str) -> str:
     if text and text.isprintable() and _NEEDS_QUOTES.search(text) is None:
         return text
     return '"' + "".join(_escape_char(c) for c in text) + '"'
 
 
+def format_value(value: object) -> str:
+    """One field value as the journal writes it: bare when safe, else quoted and escaped."""
+    if type(value) is not str:
+        return _format_text("-" if value is None else str(value))
+    text: str = value
+    formatted = _FORMATTED.get(text)
+    if formatted is None:
+        formatted = _format_text(text)
+        if len(text) <= _FORMATTED_LONGEST:
+            if len(_FORMATTED) >= _FORMATTED_MAX:
+                _FORMATTED.clear()
+            _FORMATTED[text] = formatted
+    return formatted
+
+
 def format_fields(fields: Iterable[tuple[str, object]]) -> str:
     """`key=value` pairs, space-separated, in the order given."""
-    return " ".join(f"{format_value(key)}={format_value(value)}" for key, value in fields)
+    return " ".join([f"{format_value(key)}={format_value(value)}" for key, value in fields])
 
 
 def format_event(event: Mapping[str, Any], when: float) -> str | None:
@@ -155,12 +176,11 @@ def format_event(event: Mapping[str, Any], when: float) -> str | None:
         return None
     level_name = level.name if level in _LEVELS else str(level)
     head = f"{local_timestamp(when)} {level_name} {format_value(name)}"
-    line = f"{head} {format_fields(pairs)}" if pairs else head
-    lines = [line]
+    line = f"{head} {format_fields(pairs)}\n" if pairs else head + "\n"
     failure = event.get("log_failure")
     if isinstance(failure, Failure):
-        lines.extend("  " + row for row in failure.getTraceback().splitlines())
-    return "\n".join(lines) + "\n"
+        line += "".join(f"  {row}\n" for row in failure.getTraceback().splitlines())
+    return line
 
 
 @implementer(ILogObserver)
@@ -190,7 +210,7 @@ class JournalObserver:
         self._dropped_since_written = 0
         # Twisted may deliver events from other threads (a Logger used in a worker thread).
         self._lock = threading.Lock()
-        self._file: IO[str] | None = None
+        self._fd: int | None = None
         self._file_name: str | None = None
         self._closed = False
 
@@ -205,41 +225,51 @@ class JournalObserver:
             self._switch_to(journal_file_name(self._now()))
 
     def _switch_to(self, name: str) -> None:
-        if name == self._file_name and self._file is not None:
+        if name == self._file_name and self._fd is not None:
             return
         path = self.log_dir / name
         try:
-            # Line buffered is not enough for the traceback's extra lines; flush() after each
-            # event hands everything to the OS, so nothing written is lost at a clean stop.
-            new = open(path, "a", encoding="utf-8", errors="backslashreplace")  # noqa: SIM115
+            # O_APPEND and one write(2) an event, with no buffer in this process: each
+            # event is in the kernel's hands as soon as it is journalled, so nothing
+            # written is lost at a clean stop (or a crash of this process), and every
+            # write lands at the end of the file (open(2)).
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
         except OSError as e:
             raise JournalError(
                 f"cannot write the journal in {self.log_dir}: {e.strerror or e}"
             ) from None
-        if self._file is not None:
-            self._file.close()
-        self._file, self._file_name = new, name
+        if self._fd is not None:
+            os.close(self._fd)
+        self._fd, self._file_name = fd, name
+
+    def keeps(self, name: str, level: LogLevel = LogLevel.info) -> bool:
+        """
+        Whether events called `name` are written: short mode leaves out the verbose-only
+        events and debug detail (such as every anonymous login while Security is off).
+        """
+        return not (self.mode == "short" and (name in VERBOSE_ONLY or level is LogLevel.debug))
 
     def __call__(self, event: Mapping[str, Any]) -> None:
         if event.get(_ALREADY_JOURNALLED):
             return
-        if self.mode == "short" and event.get("spy_event") in VERBOSE_ONLY:
+        name = event.get("spy_event")
+        if name is not None and not self.keeps(name, event.get("log_level", LogLevel.info)):
             return
         when = self._now()
         text = format_event(event, when)
         if text is None:
             return
+        data = text.encode("utf-8", "backslashreplace")
         complaint = None
         with self._lock:
             if self._closed:
                 return
             try:
                 self._switch_to(journal_file_name(when))
-                assert self._file is not None
+                assert self._fd is not None
                 if self._dropped_since_written:
-                    self._file.write(self._dropped_line(when))
-                self._file.write(text)
-                self._file.flush()
+                    _write_all(self._fd, self._dropped_line(when).encode())
+                _write_all(self._fd, data)
             except (OSError, JournalError) as e:
                 # A full or read-only disk must not stop the server: the event is dropped
                 # and counted, the person running it told once, and the file opened again
@@ -259,10 +289,10 @@ class JournalObserver:
         """Count a lost event; the line to tell the user, for the first of a run of them."""
         self.dropped += 1
         self._dropped_since_written += 1
-        if self._file is not None:
+        if self._fd is not None:
             with contextlib.suppress(OSError):
-                self._file.close()
-            self._file, self._file_name = None, None
+                os.close(self._fd)
+            self._fd, self._file_name = None, None
         if self._dropped_since_written > 1:
             return None
         reason = error.strerror if isinstance(error, OSError) and error.strerror else error
@@ -279,9 +309,17 @@ class JournalObserver:
         """Close the file; events after this are dropped."""
         with self._lock:
             self._closed = True
-            if self._file is not None:
-                self._file.close()
-                self._file = None
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    # write(2) to a regular file writes everything or fails, but may in principle stop
+    # short (a signal, a full disk on the last block): finish the event, never drop part.
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 @implementer(ILogObserver)
@@ -303,6 +341,14 @@ class JournalRoute:
     ) -> None:
         self._journal = journal
         self._publisher = publisher
+
+    def keeps(self, name: str, level: LogLevel = LogLevel.info) -> bool:
+        """
+        Whether a journal event called `name` goes anywhere: events below warn level go to
+        the journal alone, so if it leaves them out, nobody reads them.
+        """
+        keeps: Callable[[str, LogLevel], bool] | None = getattr(self._journal, "keeps", None)
+        return keeps is None or keeps(name, level)
 
     def __call__(self, event: dict[str, Any]) -> None:
         if event.get("spy_event") is None:

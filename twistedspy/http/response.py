@@ -47,6 +47,8 @@ class Response:
     headers: tuple[tuple[str, str], ...] = ()
     #: close the connection after this response, whatever the request asked
     close: bool = False
+    #: the body gzip-compressed already (see `with_gzip`), for a response sent many times
+    gzipped: bytes | None = None
 
     @property
     def is_html(self) -> bool:
@@ -67,6 +69,18 @@ def text_response(status: int, text: str, **kwargs: object) -> Response:
         Response(status, text.encode("utf-8"), "text/plain; charset=utf-8"),
         **kwargs,  # type: ignore[arg-type]
     )
+
+
+def _compress(body: bytes) -> bytes:
+    # mtime=0: the same page compresses to the same bytes (cacheable, testable).
+    return gzip.compress(body, compresslevel=5, mtime=0)
+
+
+def with_gzip(response: Response) -> Response:
+    """The response with its compressed body made once, if it is long enough to need one."""
+    if len(response.body) <= GZIP_THRESHOLD or response.gzipped is not None:
+        return response
+    return replace(response, gzipped=_compress(response.body))
 
 
 def accepts_gzip(accept_encoding: str | None) -> bool:
@@ -121,29 +135,59 @@ def serialize(
     assume it closes unless told otherwise (RFC 9112 §9.3 and appendix C.2.2).
     """
     body = response.body
-    extra: list[tuple[str, str]] = list(response.headers)
-    if len(body) > GZIP_THRESHOLD:
-        extra.append(("Vary", "Accept, Accept-Encoding"))
-        if accepts_gzip(accept_encoding):
-            # mtime=0: the same page compresses to the same bytes (cacheable, testable).
-            body = gzip.compress(body, compresslevel=5, mtime=0)
-            extra.append(("Content-Encoding", "gzip"))
-    if response.is_html:
-        extra.extend(HTML_HEADERS)
-    reason = _REASONS.get(response.status, b"Unknown")
-    lines = [
-        b"HTTP/1.1 %d %s" % (response.status, reason),
-        b"Date: " + date(now),
-        b"Server: " + SERVER,
-        b"Content-Type: " + response.content_type.encode("ascii"),
-        b"Content-Length: %d" % len(body),
-        b"Cache-Control: no-store",
+    parts = [
+        _status_line(response.status),
+        date(now),
+        _type_lines(response.content_type),
+        b"",  # Content-Length, once the body is final
+        b"\r\nCache-Control: no-store\r\n",
     ]
-    lines.extend(f"{name}: {value}".encode("latin-1") for name, value in extra)
+    parts.extend(_field_line(name, value) for name, value in response.headers)
+    if len(body) > GZIP_THRESHOLD:
+        parts.append(b"Vary: Accept, Accept-Encoding\r\n")
+        if accepts_gzip(accept_encoding):
+            body = response.gzipped if response.gzipped is not None else _compress(body)
+            parts.append(b"Content-Encoding: gzip\r\n")
+    parts[3] = b"%d" % len(body)
+    if response.is_html:
+        parts.append(_HTML_LINES)
     if not keep_alive or response.close:
-        lines.append(b"Connection: close")
+        parts.append(b"Connection: close\r\n")
     elif announce_keep_alive:
-        lines.append(b"Connection: keep-alive")
-    head_bytes = b"\r\n".join(lines) + b"\r\n\r\n"
+        parts.append(b"Connection: keep-alive\r\n")
+    parts.append(b"\r\n")
     # HEAD: the GET headers, Content-Length included, and no body (RFC 9110 §9.3.2).
-    return head_bytes if head else head_bytes + body
+    if not head:
+        parts.append(body)
+    return b"".join(parts)
+
+
+def _field_line(name: str, value: str) -> bytes:
+    return f"{name}: {value}\r\n".encode("latin-1")
+
+
+# The constant parts of a response head, made once: the status line, and the lines from
+# Server to the Content-Length name, for each status and content type the server uses.
+_HTML_LINES = b"".join(_field_line(name, value) for name, value in HTML_HEADERS)
+_STATUS_LINES: dict[int, bytes] = {}
+_TYPE_LINES: dict[str, bytes] = {}
+
+
+def _status_line(status: int) -> bytes:
+    line = _STATUS_LINES.get(status)
+    if line is None:
+        reason = _REASONS.get(status, b"Unknown")
+        line = _STATUS_LINES[status] = b"HTTP/1.1 %d %s\r\nDate: " % (status, reason)
+    return line
+
+
+def _type_lines(content_type: str) -> bytes:
+    lines = _TYPE_LINES.get(content_type)
+    if lines is None:
+        lines = b"\r\nServer: %s\r\nContent-Type: %s\r\nContent-Length: " % (
+            SERVER,
+            content_type.encode("ascii"),
+        )
+        if len(_TYPE_LINES) < 64:  # modules choose types; keep the table small regardless
+            _TYPE_LINES[content_type] = lines
+    return lines

@@ -38,6 +38,9 @@ class IndexModule:
     name = "index"
     title = "Index"
     description = "How to connect, what the status codes mean, and the modules served."
+    #: seconds a rendered page stays true (see IInfoModule): the modules listed change
+    #: only when the service is rebuilt
+    max_age = 1.0
 
     def __init__(self, context: ModuleContext) -> None:
         self._context = context

@@ -156,6 +156,8 @@ class VersionModule:
     name = "version"
     title = "Version"
     description = "The operating system, kernel, host name, uptime and software versions."
+    #: seconds a rendered page stays true (see IInfoModule): uptime shows whole seconds
+    max_age = 1.0
 
     def __init__(self, context: ModuleContext, source: Callable[[], SystemFacts]) -> None:
         self._context = context
