@@ -38,5 +38,12 @@ test: lint typecheck pytest
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
+# Fuzzing, hostile clients, machine faults and a 10-minute soak: one table at the end
+# (under 15 minutes on two cores; loopback only). atheris comes with the test extras on
+# Linux x86_64; elsewhere it is tried here, from PyPI.
+proof: $(STAMP)
+	$(BIN)/python -c "import atheris" 2>/dev/null || $(BIN)/python -m pip install --quiet atheris
+	$(BIN)/python -m proof.run
+
 clean:
 	rm -rf $(VENV) build dist *.egg-info _trial_temp* .pytest_cache .mypy_cache .ruff_cache

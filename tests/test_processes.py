@@ -9,7 +9,7 @@ import subprocess
 import time
 
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
@@ -238,7 +238,11 @@ class SharedScanTests(TestCase):
 
         def run_blocking(f, *args, **kwargs):
             calls.append(f)
-            return gate.addCallback(lambda _: f(*args, **kwargs))
+            if gate.called:
+                return maybeDeferred(f, *args, **kwargs)
+            waiting: Deferred[None] = Deferred()
+            gate.addCallback(waiting.callback)
+            return waiting.addCallback(lambda _: f(*args, **kwargs))
 
         context = module_context()
         from dataclasses import replace

@@ -18,15 +18,17 @@ its event, each line indented by two spaces.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
+import sys
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from twisted.logger import ILogObserver, LogLevel, formatEvent
 from twisted.python.failure import Failure
@@ -211,10 +213,15 @@ class JournalObserver:
         mode: LogMode,
         *,
         now: Callable[[], float] = time.time,
+        stderr: TextIO | None = None,
     ) -> None:
         self.log_dir = log_dir
         self.mode = mode
         self._now = now
+        self._stderr = stderr
+        #: events lost because the journal could not be written (a full or read-only disk)
+        self.dropped = 0
+        self._dropped_since_written = 0
         # Twisted may deliver events from other threads (a Logger used in a worker thread).
         self._lock = threading.Lock()
         self._fd: int | None = None
@@ -267,12 +274,50 @@ class JournalObserver:
         if text is None:
             return
         data = text.encode("utf-8", "backslashreplace")
+        complaint = None
         with self._lock:
             if self._closed:
                 return
-            self._switch_to(journal_file_name(when))
-            assert self._fd is not None
-            _write_all(self._fd, data)
+            try:
+                self._switch_to(journal_file_name(when))
+                assert self._fd is not None
+                if self._dropped_since_written:
+                    _write_all(self._fd, self._dropped_line(when).encode())
+                _write_all(self._fd, data)
+            except (OSError, JournalError) as e:
+                # A full or read-only disk must not stop the server: the event is dropped
+                # and counted, the person running it told once, and the file opened again
+                # for the next event (it may be writable again by then).
+                complaint = self._drop(e)
+            else:
+                self._dropped_since_written = 0
+        if complaint is not None:
+            # Outside the lock: under twistd, sys.stderr is a log observer's file, and what
+            # is written to it comes straight back here as an event.
+            stderr = self._stderr or sys.stderr
+            with contextlib.suppress(OSError, ValueError):
+                stderr.write(complaint)
+                stderr.flush()
+
+    def _drop(self, error: Exception) -> str | None:
+        """Count a lost event; the line to tell the user, for the first of a run of them."""
+        self.dropped += 1
+        self._dropped_since_written += 1
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd, self._file_name = None, None
+        if self._dropped_since_written > 1:
+            return None
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+        return (
+            f"twistedspy: cannot write the journal in {self.log_dir}: {reason};"
+            " events are dropped (and counted) until it can\n"
+        )
+
+    def _dropped_line(self, when: float) -> str:
+        pairs = [("dropped", self._dropped_since_written), ("total_dropped", self.dropped)]
+        return f"{local_timestamp(when)} warn journal-gap {format_fields(pairs)}\n"
 
     def close(self) -> None:
         """Close the file; events after this are dropped."""

@@ -14,7 +14,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol, cast
 
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.interfaces import IHalfCloseableProtocol, IProtocolNegotiationFactory
+from twisted.internet.interfaces import (
+    IHalfCloseableProtocol,
+    IProtocolNegotiationFactory,
+    IPushProducer,
+)
 from twisted.internet.protocol import ServerFactory
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
@@ -29,7 +33,13 @@ from twistedspy.http.response import DateCache, Outcome, Response, serialize
 from twistedspy.http.stats import RequestStats
 
 if TYPE_CHECKING:
-    from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime, ITCPTransport
+    from twisted.internet.interfaces import (
+        IAddress,
+        IConsumer,
+        IDelayedCall,
+        IReactorTime,
+        ITCPTransport,
+    )
 
 
 #: header fields whose values the journal never shows
@@ -42,6 +52,36 @@ class Site(Protocol):
     def respond(self, request: Request, client: str) -> Outcome | Deferred[Outcome]: ...
     def error_response(self, error: HTTPError) -> Response: ...
     def journal_path(self, request: Request) -> str: ...
+
+
+#: Bytes of a response handed to the transport at a time. The transport pauses us once its
+#: buffer holds more than 64 KiB and resumes us only when it has passed all of it to the
+#: kernel, so a client that does not read holds at most this much, twice, in the server.
+SEND_CHUNK = 65536
+
+
+@implementer(IPushProducer)
+class _WriteBackPressure:
+    """
+    What the transport tells a channel about its write buffer (Twisted's producer and
+    consumer: `pauseProducing` when the buffer is full, `resumeProducing` once drained).
+
+    A separate object, because the channel's own pause/resume (LineReceiver's) mean
+    "stop/start reading", which a pending response also needs: the channel combines both
+    reasons itself.
+    """
+
+    def __init__(self, channel: HTTPChannel) -> None:
+        self._channel = channel
+
+    def pauseProducing(self) -> None:
+        self._channel.write_blocked()
+
+    def resumeProducing(self) -> None:
+        self._channel.write_drained()
+
+    def stopProducing(self) -> None:
+        """The connection is gone; connectionLost does the rest."""
 
 
 class InternalServerError(HTTPError):
@@ -73,10 +113,25 @@ class HTTPChannel(LineReceiver, TimeoutMixin):
         self._body_parts: list[bytes] = []
         self._body_received = 0
         self._pending: Deferred[Outcome] | None = None
+        # The response being handed to the transport, SEND_CHUNK at a time, and how far.
+        self._outgoing = b""
+        self._offset = 0
+        self._keep_alive_after = False
+        # The transport's write buffer is full: the client is not reading.
+        self._blocked = False
+        self._registered = False
+        # The first bytes of the next request have arrived (and its RequestTimeout runs).
+        self._request_begun = False
         self._closing = False
         self._close_when_idle = False
         self._read_closed = False
         self.lost = False
+
+    @property
+    def consumer(self) -> IConsumer:
+        """The transport, as the consumer of what the channel writes."""
+        assert self.transport is not None
+        return cast("IConsumer", self.transport)
 
     @property
     def link(self) -> ITCPTransport:
@@ -89,11 +144,14 @@ class HTTPChannel(LineReceiver, TimeoutMixin):
     @override
     def connectionMade(self) -> None:
         self.setTimeout(self.factory.keepalive_timeout)
+        self.consumer.registerProducer(_WriteBackPressure(self), True)
+        self._registered = True
         self.factory.connection_opened(self)
 
     @override
     def connectionLost(self, reason: Failure | None = None) -> None:
         self.lost = True
+        self._outgoing = b""
         self.setTimeout(None)
         self.factory.connection_closed(self)
 
@@ -110,9 +168,20 @@ class HTTPChannel(LineReceiver, TimeoutMixin):
     def close_when_idle(self) -> None:
         """Close now if no response is being prepared, else right after it is written."""
         self._close_when_idle = True
-        if self._pending is None and not self._closing:
-            self._closing = True
-            self.link.loseConnection()
+        if self._pending is None and not self._outgoing and not self._closing:
+            self._close()
+
+    def _close(self) -> None:
+        """Close once what the transport holds is written; abort if the client won't read it."""
+        self._closing = True
+        if self._registered:
+            # abstract.FileDescriptor.loseConnection: with a producer registered, the
+            # connection is not closed until the producer is unregistered.
+            self._registered = False
+            self.consumer.unregisterProducer()
+        self.link.loseConnection()
+        # A client that never reads its answer must not hold the connection for ever.
+        self.setTimeout(self.factory.keepalive_timeout)
 
     # -- time-outs (TimeoutMixin)
 
@@ -123,23 +192,26 @@ class HTTPChannel(LineReceiver, TimeoutMixin):
 
     @override
     def timeoutConnection(self) -> None:
-        if self._closing:
+        if self._closing or self._blocked or self._outgoing:
+            # Closing, or answering, and the client has not taken our bytes in time.
             self.link.abortConnection()
         elif self._parser.in_progress or not self.line_mode or self._buffer:
             # Part of a request has arrived (perhaps not one whole line yet).
             self._fail(RequestTimeout())
         else:
             # An idle keep-alive connection ends silently (RFC 9112 §9.8).
-            self._closing = True
-            self.link.loseConnection()
+            self._close()
 
     # -- receiving
 
     @override
     def dataReceived(self, data: bytes) -> None:
-        if data and self._pending is None and not self._parser.in_progress and self.line_mode:
+        if data and not self._request_begun and self._pending is None and self.line_mode:
             # The first bytes of a request: from now it has RequestTimeout to arrive whole,
-            # however slowly it trickles in (a byte at a time does not reset the clock).
+            # however slowly it trickles in. Not "the parser is in progress": that starts
+            # only once the request line is whole, so a request line sent a byte at a time
+            # (slowloris) would restart the clock with every byte.
+            self._request_begun = True
             self.setTimeout(self.factory.request_timeout)
         super().dataReceived(data)
 
@@ -192,6 +264,7 @@ class HTTPChannel(LineReceiver, TimeoutMixin):
 
     def _dispatch(self, request: Request) -> None:
         self.setTimeout(None)
+        self._request_begun = False
         started = time.monotonic()
         self._journal_headers(request)
         pending = self.factory.site.respond(request, self.client)
@@ -251,7 +324,6 @@ class HTTPChannel(LineReceiver, TimeoutMixin):
             announce_keep_alive=keep_alive and request.version == (1, 0),
             accept_encoding=request.header("accept-encoding"),
         )
-        self.link.write(data)
         seconds = time.monotonic() - started
         self.factory.stats.observe(request.path, response.status, seconds)
         record(
@@ -265,23 +337,64 @@ class HTTPChannel(LineReceiver, TimeoutMixin):
             bytes=len(data),
             ms=round(seconds * 1000, 1),
         )
-        if not keep_alive:
-            self._closing = True
-            self.link.loseConnection()
+        self._outgoing, self._offset, self._keep_alive_after = data, 0, keep_alive
+        self._send_more()
+
+    def _send_more(self) -> None:
+        """Hand the response to the transport a chunk at a time, while it has room."""
+        while self._offset < len(self._outgoing) and not self._blocked:
+            chunk = self._outgoing[self._offset : self._offset + SEND_CHUNK]
+            self._offset += len(chunk)
+            # May call write_blocked() before it returns.
+            self.link.write(chunk)
+        if self._offset < len(self._outgoing):
+            # The client has RequestTimeout to take each chunk, or the connection is dropped.
+            self.setTimeout(self.factory.request_timeout)
+            return
+        self._outgoing = b""
+        if not self._keep_alive_after or (
+            self._close_when_idle and not (self._read_closed and self._buffer)
+        ):
+            self._close()
+            return
+        self._read_on()
+
+    def write_blocked(self) -> None:
+        """The transport's buffer is full: read no more requests until the client catches up."""
+        self._blocked = True
+        if not self.paused:
+            self.pauseProducing()
+        if not self._closing:
+            self.setTimeout(self.factory.request_timeout)
+
+    def write_drained(self) -> None:
+        """The transport has passed all it held to the kernel."""
+        self._blocked = False
+        if self._closing or self.lost:
+            return
+        if self._outgoing:
+            self._send_more()
+        else:
+            self._read_on()
+
+    def _read_on(self) -> None:
+        """Go on to the next request, unless a response or a full buffer still holds us."""
+        if self._closing or self._pending is not None or self._outgoing or self._blocked:
             return
         if self._read_closed:
             # Nothing more can arrive: answer what is buffered, without reading again.
             self.paused = False
             self.dataReceived(b"")
-            if self._pending is None and not self._closing:
-                self._closing = True
-                self.link.loseConnection()
+            if self._pending is None and not self._outgoing and not self._closing:
+                self._close()
             return
         self.resumeProducing()
-        if self._pending is None and not self._closing:
+        if self._pending is None and not self._outgoing and not self._closing:
+            # Bytes of the next request already here: its RequestTimeout starts now.
+            self._request_begun = self._parser.in_progress or bool(self._buffer)
             self.setTimeout(
                 self.factory.request_timeout
-                if self._parser.in_progress or self._buffer
+                if self._request_begun
                 else self.factory.keepalive_timeout
             )
 
@@ -291,7 +404,8 @@ class HTTPChannel(LineReceiver, TimeoutMixin):
             return
         self._closing = True
         self.setTimeout(None)
-        self.pauseProducing()
+        if not self.paused:
+            self.pauseProducing()
         response = self.factory.site.error_response(error)
         data = serialize(
             response, now=self.factory.clock.seconds(), date=self.factory.date, keep_alive=False
@@ -309,9 +423,7 @@ class HTTPChannel(LineReceiver, TimeoutMixin):
             bytes=len(data),
             ms=0.0,
         )
-        self.link.loseConnection()
-        # A client that never reads its answer must not hold the connection for ever.
-        self.setTimeout(self.factory.keepalive_timeout)
+        self._close()
 
 
 @implementer(IProtocolNegotiationFactory)

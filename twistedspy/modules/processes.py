@@ -510,7 +510,11 @@ class ProcessesModule:
 
     def collect(self, query: Query) -> Deferred[Page]:
         wanted = ProcessQuery.parse(query)
-        return self._scan().addCallback(self._report, wanted)
+        # Sorting and a thousand rows of cells take milliseconds: in the pool too, so the
+        # reactor keeps answering small pages while a big one is built.
+        return self._scan().addCallback(
+            lambda rows: self._context.run_blocking(self._report, rows, wanted)
+        )
 
     def _report(self, rows: list[ProcessRow], wanted: ProcessQuery) -> Page:
         chosen = select_rows(rows, wanted)

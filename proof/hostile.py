@@ -1,0 +1,314 @@
+# -*- test-case-name: tests.test_hostile -*-
+"""
+Hostile clients against one server process, with figures: slowloris, clients that never
+read, clients that hang up mid-response, a flood of pipelined requests, oversized
+requests. Loopback only; every loop is bounded by a time or a count.
+
+    python -m proof.hostile [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import selectors
+import socket
+import statistics
+import struct
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from proof.server import ServerProcess, start
+from proof.table import Row, markdown
+
+HOST = "127.0.0.1"
+#: the server's defaults (SPEC §1), which the attack is measured against
+MAX_CLIENTS = 64
+REQUEST_TIMEOUT = 10.0
+
+
+def server_sockets(server: ServerProcess) -> int:
+    """Sockets the server process holds open (its listening socket included)."""
+    count = 0
+    for fd in Path(f"/proc/{server.pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            if fd.readlink().name.startswith("socket:"):
+                count += 1
+    return count
+
+
+@dataclass
+class FreshClient:
+    """A well-behaved client asking /-/healthy every `interval` s while an attack runs."""
+
+    server: ServerProcess
+    interval: float = 1.0
+    latencies: list[float] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def __enter__(self) -> FreshClient:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        assert self._thread is not None
+        self._thread.join(180)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                status = self.server.get("/-/healthy", timeout=150)
+            except OSError as e:
+                self.failures.append(repr(e))
+            else:
+                if status == 200:
+                    self.latencies.append(time.monotonic() - started)
+                else:
+                    self.failures.append(f"status {status}")
+            self._stop.wait(self.interval)
+
+    def summary(self) -> str:
+        if not self.latencies:
+            return "no fresh request answered"
+        return (
+            f"fresh GET answered {len(self.latencies)}/{len(self.latencies) + len(self.failures)}"
+            f", latency median {statistics.median(self.latencies):.2f} s,"
+            f" max {max(self.latencies):.2f} s"
+        )
+
+
+def slowloris(server: ServerProcess, attackers: int, seconds: float) -> Row:
+    """`attackers` connections, each sending its request a byte every second, for ever."""
+    request = b"GET / HTTP/1.1\r\nHost: localhost\r\nX-Slow: " + b"a" * 100_000
+    selector = selectors.DefaultSelector()
+    offsets: dict[socket.socket, int] = {}
+
+    def connect() -> None:
+        conn = socket.create_connection((HOST, server.port))
+        conn.setblocking(False)
+        offsets[conn] = 0
+        selector.register(conn, selectors.EVENT_READ)
+
+    for _ in range(attackers):
+        connect()
+    timed_out = other = 0
+    most_sockets = 0
+    deadline = time.monotonic() + seconds
+    with FreshClient(server) as fresh:
+        next_byte = time.monotonic()
+        while time.monotonic() < deadline:
+            for key, _ in selector.select(timeout=0.1):
+                conn = key.fileobj
+                assert isinstance(conn, socket.socket)
+                try:
+                    answer = conn.recv(65536)
+                except OSError:
+                    answer = b""
+                if answer.startswith(b"HTTP/1.1 408 "):
+                    timed_out += 1
+                else:
+                    other += 1
+                selector.unregister(conn)
+                del offsets[conn]
+                conn.close()
+                connect()  # a real attacker comes straight back
+            if time.monotonic() >= next_byte:
+                next_byte += 1.0
+                for conn, offset in offsets.items():
+                    with contextlib.suppress(OSError):
+                        conn.send(request[offset : offset + 1])
+                        offsets[conn] = offset + 1
+                most_sockets = max(most_sockets, server_sockets(server) - 1)
+    for conn in offsets:
+        selector.unregister(conn)
+        conn.close()
+    bound = (attackers // MAX_CLIENTS + 1) * REQUEST_TIMEOUT + 5
+    passed = not fresh.failures and bool(fresh.latencies) and max(fresh.latencies) < bound
+    return Row(
+        "slowloris",
+        f"{attackers} connections sending a byte a second for {seconds:.0f} s, reconnecting"
+        f" when cut (MaxClients {MAX_CLIENTS}, RequestTimeout {REQUEST_TIMEOUT:.0f} s)",
+        f"{timed_out} ended with 408 ({other} otherwise); server held at most {most_sockets}"
+        f" connections; {fresh.summary()} (bound {bound:.0f} s)",
+        passed,
+    )
+
+
+def never_reading(server: ServerProcess, clients: int, seconds: float) -> Row:
+    """Clients that pipeline requests for the biggest page and never read a byte."""
+    rss_before = server.rss_kib()
+    answered_before = server.journal_text().count(" request ")
+    request = b"GET /processes?format=json HTTP/1.1\r\nHost: localhost\r\n\r\n"
+    conns = []
+    for _ in range(clients):
+        conn = socket.create_connection((HOST, server.port))
+        conn.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            conn.send(request * 1000)
+        conns.append(conn)
+    peak = rss_before
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        peak = max(peak, server.rss_kib())
+        time.sleep(0.5)
+    answered = server.journal_text().count(" request ") - answered_before
+    # The server must have let go of them all by now (RequestTimeout without progress).
+    sockets = server_sockets(server) - 1
+    for conn in conns:
+        conn.close()
+    page = len_of_page(server, "/processes?format=json")
+    # What the server holds for them is bounded (one response and the transport's buffer
+    # each); what the kernel holds in socket buffers is the kernel's (tcp_wmem, tcp_rmem).
+    passed = sockets == 0 and peak - rss_before < 64 * 1024
+    return Row(
+        "clients that never read",
+        f"{clients} connections each pipelining 1000 requests for /processes?format=json"
+        f" ({page // 1024} KiB each), reading nothing, for {seconds:.0f} s",
+        f"{answered} of {clients * 1000} answered (the rest wait unread in the kernel);"
+        f" RSS +{(peak - rss_before) / 1024:.1f} MiB at peak; connections left after"
+        f" RequestTimeout: {sockets}",
+        passed,
+    )
+
+
+def len_of_page(server: ServerProcess, path: str) -> int:
+    with socket.create_connection((HOST, server.port), timeout=30) as conn:
+        conn.sendall(
+            f"GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode()
+        )
+        data = b""
+        while chunk := conn.recv(1 << 20):
+            data += chunk
+    return len(data.partition(b"\r\n\r\n")[2])
+
+
+def hang_ups(server: ServerProcess, count: int) -> Row:
+    """Clients that ask for a big page, read a little, and reset the connection."""
+    for _ in range(count):
+        with socket.create_connection((HOST, server.port), timeout=30) as conn:
+            conn.sendall(b"GET /processes?format=json HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            conn.recv(100)
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    deadline = time.monotonic() + 10
+    while server_sockets(server) > 1 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = server_sockets(server) - 1
+    status = server.get("/version")
+    return Row(
+        "hang-ups mid-response",
+        f"{count} clients reset the connection after the first 100 bytes of /processes",
+        f"connections left: {left}; /version then: {status}",
+        left == 0 and status == 200,
+    )
+
+
+def flood(server: ServerProcess, count: int) -> Row:
+    """One connection pipelining `count` requests at once, then reading the answers."""
+    requests = b"".join(
+        b"GET /-/healthy?n=%d HTTP/1.1\r\nHost: localhost\r\n\r\n" % i for i in range(count)
+    )
+    requests += b"GET /-/healthy HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    received = bytearray()
+
+    def read(conn: socket.socket) -> None:
+        while chunk := conn.recv(1 << 20):
+            received.extend(chunk)
+
+    with FreshClient(server, interval=0.2) as fresh:
+        started = time.monotonic()
+        with socket.create_connection((HOST, server.port), timeout=120) as conn:
+            reader = threading.Thread(target=read, args=(conn,))
+            reader.start()
+            conn.sendall(requests)
+            reader.join(300)
+        elapsed = time.monotonic() - started
+    answers = received.count(b"HTTP/1.1 200 OK\r\n")
+    return Row(
+        "pipelined flood",
+        f"one connection sending {count} pipelined requests at once",
+        f"{answers} answered in order in {elapsed:.1f} s ({answers / elapsed:.0f}/s);"
+        f" meanwhile {fresh.summary()}",
+        answers == count + 1 and not fresh.failures,
+    )
+
+
+def oversized(server: ServerProcess) -> Row:
+    cases = [
+        (b"GET /" + b"a" * 1_000_000 + b" HTTP/1.1\r\n", b"414"),
+        (b"GET / HTTP/1.1\r\nHost: localhost\r\nX: " + b"a" * 1_000_000 + b"\r\n", b"431"),
+        (b"GET / HTTP/1.1\r\nHost: localhost\r\n" + b"X: y\r\n" * 100_000, b"431"),
+        (
+            b"POST /message HTTP/1.1\r\nHost: localhost\r\nContent-Length: 999999999\r\n\r\n"
+            + b"z" * 1_000_000,
+            b"413",
+        ),
+        (b"\r\n" * 500_000, b"400"),
+    ]
+    right = 0
+    seen = []
+    for request, status in cases:
+        with socket.create_connection((HOST, server.port), timeout=30) as conn:
+            answer = b""
+            with contextlib.suppress(OSError):
+                conn.sendall(request)
+            with contextlib.suppress(OSError):
+                answer = conn.recv(100)
+        seen.append(answer[9:12].decode(errors="replace") or "reset")
+        right += answer.startswith(b"HTTP/1.1 " + status + b" ")
+    return Row(
+        "oversized everything",
+        "1 MB request line, 1 MB header line, 100 000 header lines, a 1 GB Content-Length,"
+        " 1 MB of empty lines",
+        f"answers {', '.join(seen)} (want 414, 431, 431, 413, 400)",
+        right == len(cases),
+    )
+
+
+def run(quick: bool = False) -> list[Row]:
+    with tempfile.TemporaryDirectory(prefix="twistedspy-hostile-") as folder:
+        server = start(Path(folder))
+        try:
+            rss_before, fds_before = server.rss_kib(), server.fds()
+            rows = [
+                oversized(server),
+                hang_ups(server, 50 if quick else 300),
+                flood(server, 2000 if quick else 20000),
+                never_reading(server, 5 if quick else 20, REQUEST_TIMEOUT + (5 if quick else 10)),
+                slowloris(server, 100 if quick else 300, 15 if quick else 45),
+            ]
+            time.sleep(1)
+            deadline = time.monotonic() + 30
+            while server.fds() > fds_before and time.monotonic() < deadline:
+                time.sleep(0.2)
+            rss_after, fds_after = server.rss_kib(), server.fds()
+            status = server.get("/version")
+            rows.append(
+                Row(
+                    "after the attacks",
+                    "the same server, once every attack has ended",
+                    f"RSS {rss_before / 1024:.1f} → {rss_after / 1024:.1f} MiB; fds"
+                    f" {fds_before} → {fds_after}; /version {status}",
+                    status == 200 and fds_after <= fds_before,
+                )
+            )
+        finally:
+            server.stop()
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="smaller numbers, to try it out")
+    print(markdown(run(parser.parse_args().quick)))
+
+
+if __name__ == "__main__":
+    main()
