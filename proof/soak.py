@@ -15,7 +15,9 @@ from __future__ import annotations
 import argparse
 import base64
 import http.client
+import math
 import random
+import re
 import signal
 import tempfile
 import threading
@@ -77,6 +79,19 @@ def ask(
     return response
 
 
+def allocators_mib(text: str) -> tuple[float, float, float]:
+    """
+    From a proof/traced_server.py figure: MiB in pymalloc's arenas, in glibc malloc's
+    heap (arenas and mmapped chunks), and of that heap in use.
+    """
+    arenas = re.search(r"^pymalloc: Total = ([\d,]+)", text, re.MULTILINE)
+    glibc = re.search(r"arena (\d+) KiB, mmapped (\d+) KiB, in use (\d+) KiB", text)
+    if arenas is None or glibc is None:
+        return (math.nan, math.nan, math.nan)
+    heap = (int(glibc[1]) + int(glibc[2])) / 1024
+    return (int(arenas[1].replace(",", "")) / 2**20, heap, int(glibc[3]) / 1024)
+
+
 def worker(server: ServerProcess, stop: threading.Event, seed: int, tally: Counter[str]) -> None:
     rng = random.Random(seed)
     connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
@@ -136,19 +151,20 @@ def run(
         accounts.write_text(
             "soak:" + bcrypt.hashpw(b"soak-password", bcrypt.gensalt(5)).decode() + "\n"
         )
-        options = ("--security=on", f"--accounts={accounts}")
-        if trace is None:
-            server = start(folder / "server", *options)
-        else:
-            server = start(
-                folder / "server",
-                *options,
-                env={
-                    "TWISTEDSPY_SNAPSHOTS": str(trace.resolve()),
-                    "TWISTEDSPY_TRACE_FRAMES": str(trace_frames),
-                },
-                module="proof.traced_server",
-            )
+        # Always through the tracing wrapper: with no frames to trace (no --trace) it only
+        # reports, once a minute, what the allocators hold (proof/traced_server.py), which
+        # tells memory the allocators keep for reuse from memory they keep asking for.
+        stats = folder / "allocators" if trace is None else trace
+        server = start(
+            folder / "server",
+            "--security=on",
+            f"--accounts={accounts}",
+            env={
+                "TWISTEDSPY_SNAPSHOTS": str(stats.resolve()),
+                "TWISTEDSPY_TRACE_FRAMES": str(0 if trace is None else trace_frames),
+            },
+            module="proof.traced_server",
+        )
         snapshots = 0
         stop = threading.Event()
         tally: Counter[str] = Counter()
@@ -165,7 +181,7 @@ def run(
             while (elapsed := time.monotonic() - started) < seconds:
                 rss.append((elapsed / 60, float(server.rss_kib())))
                 fds.append(server.fds())
-                if trace is not None and elapsed >= 60 * snapshots:
+                if elapsed >= 60 * snapshots:
                     server.process.send_signal(signal.SIGUSR2)
                     snapshots += 1
                 time.sleep(sample_every)
@@ -174,9 +190,12 @@ def run(
                 thread.join(90)
             time.sleep(1)
             fds_end = server.fds()
+            server.process.send_signal(signal.SIGUSR2)
+            deadline = time.monotonic() + 60
+            while len(list(stats.glob("*.txt"))) <= snapshots and time.monotonic() < deadline:
+                time.sleep(0.5)
+            held = [allocators_mib(f.read_text()) for f in sorted(stats.glob("*.txt"))]
             if trace is not None:
-                server.process.send_signal(signal.SIGUSR2)
-                time.sleep(10)
                 (trace / "rss.txt").write_text("".join(f"{m:.3f} {k:.0f}\n" for m, k in rss))
         finally:
             stop.set()
@@ -185,6 +204,8 @@ def run(
     # a run too short to have a rest after it leaves out its first third instead.
     warm_up = WARM_UP_MINUTES if seconds >= 2 * WARM_UP_MINUTES * 60 else seconds / 180
     steady = [p for p in rss if p[0] >= warm_up]
+    # The allocators' figure taken when the warm-up ended (one a minute), and the last.
+    held_warm, held_end = held[min(math.ceil(warm_up), len(held) - 1)], held[-1]
     slope = least_squares_slope(steady)
     whole_slope = least_squares_slope(rss)
     retried = tally.pop("retried after a keep-alive close", 0)
@@ -198,8 +219,11 @@ def run(
             f"{' ' + str(unexpected) if unexpected else ''} ({retried} retried after a"
             f" keep-alive close); RSS {rss[0][1] / 1024:.1f} →"
             f" {rss[-1][1] / 1024:.1f} MiB ({steady[0][1] / 1024:.1f} MiB after"
-            f" {warm_up:g} min of warm-up), slope {whole_slope:+.1f} KiB/min over the whole"
-            f" run, {slope:+.1f} KiB/min after the warm-up (limit {RSS_SLOPE_LIMIT:g}); fds"
+            f" {warm_up:.3g} min of warm-up), slope {whole_slope:+.1f} KiB/min over the whole"
+            f" run, {slope:+.1f} KiB/min after the warm-up (limit {RSS_SLOPE_LIMIT:g});"
+            f" held by the allocators after the warm-up → at the end: pymalloc arenas"
+            f" {held_warm[0]:.1f} → {held_end[0]:.1f} MiB, glibc heap {held_warm[1]:.1f}"
+            f" → {held_end[1]:.1f} MiB (in use {held_warm[2]:.1f} → {held_end[2]:.1f}); fds"
             f" {fds[0]} → max {max(fds)} → {fds_end}",
             not unexpected and slope < RSS_SLOPE_LIMIT and fds_end <= fds[0],
         )
