@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_hostile -*-
+# -*- test-case-name: tests.test_soak -*-
 """
 Soak: mixed load against one server process for ten minutes (configurable): every
 module, HTML and JSON, good and bad logins, posts. Passes when no response had a status

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_hostile -*-
+# -*- test-case-name: tests.test_soak -*-
 """
 `twistedspy.cli` under tracemalloc, to tell a leak from caches filling: each SIGUSR2
 writes a snapshot (25 frames a trace) to the folder named by TWISTEDSPY_SNAPSHOTS, as
