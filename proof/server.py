@@ -75,14 +75,16 @@ def start(
     *options: str,
     preexec_fn: Callable[[], None] | None = None,
     env: dict[str, str] | None = None,
+    module: str = "twistedspy.cli",
 ) -> ServerProcess:
-    """Start `twistedspy` on a free loopback port with its files in `folder`."""
+    """Start `twistedspy` (or a wrapper `module` of its cli) on a free loopback port
+    with its files in `folder`."""
     folder = folder.resolve()  # the server runs in it: relative paths would move
     folder.mkdir(parents=True, exist_ok=True)
     args = [
         sys.executable,
         "-m",
-        "twistedspy.cli",
+        module,
         "--pidfile=",
         "--port=0",
         f"--log-dir={folder / 'logs'}",

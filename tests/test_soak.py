@@ -1,0 +1,30 @@
+# -*- test-case-name: tests.test_soak -*-
+"""The soak's allocator figures, read from this very process (proof/traced_server.py)."""
+
+from __future__ import annotations
+
+import math
+
+from twisted.trial.unittest import TestCase
+
+from proof.soak import allocators_mib
+from proof.traced_server import allocator_stats
+
+
+class AllocatorFiguresTests(TestCase):
+    def test_figures_of_this_process(self) -> None:
+        """
+        Both allocators are read and parsed: pymalloc holds whole 1 MiB arenas (CPython
+        3.10+), glibc a heap with part of it in use. A change in either output format
+        gives NaN, which fails here rather than in a ten-minute soak.
+        """
+        arenas, heap, in_use = allocators_mib(allocator_stats())
+        for figure in (arenas, heap, in_use):
+            self.assertTrue(math.isfinite(figure), allocator_stats())
+        self.assertGreaterEqual(arenas, 1.0)
+        self.assertEqual(arenas, int(arenas))
+        self.assertGreater(heap, 0.0)
+        self.assertLessEqual(in_use, heap)
+
+    def test_unreadable_figures(self) -> None:
+        self.assertTrue(all(math.isnan(f) for f in allocators_mib("glibc: not available\n")))
