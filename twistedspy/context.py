@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ParamSpec, Protocol, TypeVar
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, DeferredLock
 from twisted.logger import Logger
 
 from twistedspy.http.stats import RequestStats
@@ -27,6 +27,17 @@ class BlockingRunner(Protocol):
     def __call__(self, f: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Deferred[T]: ...
 
 
+class OneAtATime:
+    """A BlockingRunner that runs its calls in another runner, one after the other."""
+
+    def __init__(self, run_blocking: BlockingRunner) -> None:
+        self._run_blocking = run_blocking
+        self._lock = DeferredLock()
+
+    def __call__(self, f: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Deferred[T]:
+        return self._lock.run(self._run_blocking, f, *args, **kwargs)
+
+
 @dataclass(frozen=True, slots=True)
 class ModuleContext:
     settings: Settings
@@ -37,3 +48,7 @@ class ModuleContext:
     log: Logger
     #: the service's own request counts, which the metrics module exposes
     requests: RequestStats | None = None
+    #: for pure-Python work that holds the GIL (sorting and building a big report): in
+    #: the pool, but one call at a time, so that the reactor competes with at most one
+    #: such thread for the GIL and small pages stay quick while big ones are built
+    run_computation: BlockingRunner | None = None

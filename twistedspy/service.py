@@ -25,7 +25,7 @@ from typing_extensions import override
 
 from twistedspy.accounts import AccountsError
 from twistedspy.auth import make_gatekeeper
-from twistedspy.context import ModuleContext
+from twistedspy.context import ModuleContext, OneAtATime
 from twistedspy.dispatch import Dispatcher
 from twistedspy.events import record, record_failure
 from twistedspy.http.protocol import HTTPFactory
@@ -82,6 +82,7 @@ class SpyService(MultiService):
         self.pool = ThreadPool(minthreads=0, maxthreads=THREADS, name="twistedspy")
         self.pool.threadFactory = _daemon_thread  # type: ignore[assignment]
         run_blocking = functools.partial(deferToThreadPool, reactor, self.pool)
+        run_computation = OneAtATime(run_blocking)
         self.modules: dict[str, IInfoModule] = {}
         self.requests = RequestStats(lambda: self.modules)
         context = ModuleContext(
@@ -91,6 +92,7 @@ class SpyService(MultiService):
             served=lambda: list(self.modules.values()),
             log=self.log,
             requests=self.requests,
+            run_computation=run_computation,
         )
         try:
             self.gatekeeper = make_gatekeeper(settings, reactor, run_blocking, self.log)
@@ -115,7 +117,7 @@ class SpyService(MultiService):
             renderer=Renderer(),
             clock=reactor,
             log=self.log,
-            run_blocking=run_blocking,
+            run_blocking=run_computation,
         )
         self.factory = HTTPFactory(
             self.dispatcher,

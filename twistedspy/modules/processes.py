@@ -512,9 +512,8 @@ class ProcessesModule:
         wanted = ProcessQuery.parse(query)
         # Sorting and a thousand rows of cells take milliseconds: in the pool too, so the
         # reactor keeps answering small pages while a big one is built.
-        return self._scan().addCallback(
-            lambda rows: self._context.run_blocking(self._report, rows, wanted)
-        )
+        compute = self._context.run_computation or self._context.run_blocking
+        return self._scan().addCallback(lambda rows: compute(self._report, rows, wanted))
 
     def _report(self, rows: list[ProcessRow], wanted: ProcessQuery) -> Page:
         chosen = select_rows(rows, wanted)
