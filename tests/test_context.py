@@ -16,7 +16,7 @@ class OneAtATimeTests(TestCase):
         started: list[str] = []
         gates: list[Deferred[None]] = []
 
-        def run_blocking(f: Any, *args: Any, **kwargs: Any) -> Deferred[Any]:
+        def run_blocking(f: Any, /, *args: Any, **kwargs: Any) -> Deferred[Any]:
             started.append(args[0])
             gate: Deferred[None] = Deferred()
             gates.append(gate)
@@ -33,7 +33,7 @@ class OneAtATimeTests(TestCase):
         self.assertEqual(self.successResultOf(second), "B")
 
     def test_a_failure_does_not_block_the_next(self) -> None:
-        def run_blocking(f: Any, *args: Any, **kwargs: Any) -> Deferred[Any]:
+        def run_blocking(f: Any, /, *args: Any, **kwargs: Any) -> Deferred[Any]:
             d: Deferred[Any] = Deferred()
             d.callback(None)
             return d.addCallback(lambda _: f(*args, **kwargs))
