@@ -10,7 +10,6 @@ ModuleTimeout.
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Callable, Mapping
 from importlib.resources import files
 from ipaddress import ip_address
@@ -22,6 +21,7 @@ from twisted.logger import Logger
 
 from twistedspy.auth import Gatekeeper, LoginFailed, LoginThrottled, Viewer, credentials_from
 from twistedspy.events import record_failure
+from twistedspy.http.negotiation import qualities
 from twistedspy.http.parser import HTTPError, Request
 from twistedspy.http.response import Outcome, Response, text_response
 from twistedspy.interfaces import IFormModule, IInfoModule
@@ -40,8 +40,6 @@ if TYPE_CHECKING:
 WWW_AUTHENTICATE = ("WWW-Authenticate", 'Basic realm="twistedspy", charset="UTF-8"')
 INDEX = "index"
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.", "127.0.0.1", "::1"})
-_MEDIA_RANGE = re.compile(r"\s*([^\s;,]+)\s*(?:;\s*q\s*=\s*([0-9.]+))?.*")
-
 STATIC: Mapping[str, tuple[str, str]] = {
     "/-/static/spy.css": ("spy.css", "text/css; charset=utf-8"),
     "/-/static/spy.js": ("spy.js", "text/javascript; charset=utf-8"),
@@ -102,20 +100,9 @@ def wants_json(request: Request, query: Query) -> bool:
     accept = request.header("accept")
     if not accept:
         return False
-    json_q = html_q = 0.0
-    for item in accept.split(","):
-        match = _MEDIA_RANGE.fullmatch(item)
-        if match is None:
-            continue
-        try:
-            q = float(match.group(2)) if match.group(2) else 1.0
-        except ValueError:
-            continue
-        media = match.group(1).lower()
-        if media == "application/json":
-            json_q = max(json_q, q)
-        elif media in ("text/html", "application/xhtml+xml"):
-            html_q = max(html_q, q)
+    weights = qualities(accept)
+    json_q = weights.get("application/json", 0.0)
+    html_q = max(weights.get("text/html", 0.0), weights.get("application/xhtml+xml", 0.0))
     return json_q > html_q
 
 

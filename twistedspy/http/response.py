@@ -9,12 +9,12 @@ without any page being able to forget one.
 from __future__ import annotations
 
 import gzip
-import re
 from dataclasses import dataclass, replace
 from email.utils import formatdate
 from http import HTTPStatus
 
 from twistedspy import __version__
+from twistedspy.http.negotiation import qualities
 
 SERVER = f"twistedspy/{__version__}".encode("ascii")
 
@@ -33,8 +33,6 @@ GZIP_THRESHOLD = 1024
 
 #: status line reason phrases, looked up once rather than through the HTTPStatus enum
 _REASONS = {status.value: status.phrase.encode("ascii") for status in HTTPStatus}
-
-_CODING = re.compile(r"\s*([!#$%&'*+.^_`|~0-9A-Za-z-]+)\s*(?:;\s*q\s*=\s*([0-9.]+)\s*)?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,16 +85,7 @@ def accepts_gzip(accept_encoding: str | None) -> bool:
     """Whether `Accept-Encoding` (RFC 9110 §12.5.3) allows gzip: named or `*`, q > 0."""
     if not accept_encoding:
         return False
-    allowed: dict[str, float] = {}
-    for item in accept_encoding.split(","):
-        match = _CODING.fullmatch(item)
-        if match is None:
-            continue
-        try:
-            quality = float(match.group(2)) if match.group(2) else 1.0
-        except ValueError:
-            continue
-        allowed[match.group(1).lower()] = quality
+    allowed = qualities(accept_encoding)
     quality = allowed.get("gzip", allowed.get("x-gzip", allowed.get("*", 0.0)))
     return quality > 0
 
