@@ -101,6 +101,21 @@ def child_environment(**extra: str) -> dict[str, str]:
     return env
 
 
+def run_to_exit(
+    argv: list[str], *, cwd: Path, **extra_env: str
+) -> subprocess.CompletedProcess[str]:
+    """Run a command that ends by itself (help, a refused start-up), with its output."""
+    return subprocess.run(
+        argv,
+        cwd=cwd,
+        env=child_environment(**extra_env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 def journal_text(log_dir: Path) -> str:
     return "".join(p.read_text() for p in sorted(log_dir.glob("*.log")))
 

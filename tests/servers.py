@@ -70,8 +70,18 @@ def start_server(case: TestCase, **overrides: Any) -> RunningServer:
     return RunningServer(service, service.port.getHost().port, folder)  # type: ignore[attr-defined]
 
 
-def fetch(port: int, method: str, path: str, headers: dict[str, str], body: bytes = b"") -> Reply:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+def fetch(
+    port: int,
+    method: str,
+    path: str,
+    headers: dict[str, str],
+    body: bytes = b"",
+    source: str | None = None,
+) -> Reply:
+    """One request over a fresh connection; `source` picks the client's own address."""
+    connection = http.client.HTTPConnection(
+        "127.0.0.1", port, timeout=30, source_address=(source, 0) if source else None
+    )
     try:
         connection.request(method, path, body=body or None, headers=headers)
         response = connection.getresponse()

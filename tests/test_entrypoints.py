@@ -15,6 +15,7 @@ from twisted.plugin import getPlugins
 from twisted.python import usage
 from twisted.trial.unittest import TestCase
 
+from tests.daemons import run_to_exit
 from twistedspy import cli, tap
 from twistedspy.config import CONFIG_ENV
 from twistedspy.settings import Settings
@@ -23,13 +24,6 @@ ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 SHUTDOWN = ROOT / "shutdown.sh"
 TWISTD = [PYTHON, "-c", "from twisted.scripts.twistd import run; run()"]
-
-
-def child_environment(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != CONFIG_ENV}
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(":")
-    env.update(extra)
-    return env
 
 
 class OptionsTests(TestCase):
@@ -153,15 +147,7 @@ class ScriptTests(TestCase):
     def run_cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         folder = Path(self.mktemp())
         folder.mkdir()
-        return subprocess.run(
-            [PYTHON, "-m", "twistedspy.cli", *args],
-            cwd=folder,
-            env=child_environment(),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        return run_to_exit([PYTHON, "-m", "twistedspy.cli", *args], cwd=folder)
 
     def test_help(self) -> None:
         for flag in ("-h", "--help"):
@@ -198,14 +184,10 @@ class ScriptTests(TestCase):
         conf.write_text("Port = 8080\nColour = red\n")
         folder = Path(self.mktemp())
         folder.mkdir()
-        done = subprocess.run(
+        done = run_to_exit(
             [*TWISTD, "--pidfile=", "-ny", str(ROOT / "spy.tac")],
             cwd=folder,
-            env=child_environment(**{CONFIG_ENV: str(conf)}),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
+            **{CONFIG_ENV: str(conf)},
         )
         self.assertNotEqual(done.returncode, 0)
         self.assertIn(f"twistedspy: {conf}:2: unknown key 'Colour'", done.stderr)
@@ -278,14 +260,8 @@ class ShutdownScriptTests(TestCase):
     def test_daemon_round_trip(self) -> None:
         folder = Path(self.mktemp())
         folder.mkdir()
-        started = subprocess.run(
-            [PYTHON, "-m", "twistedspy.cli", "-d", "-p", "0", "--log-dir", "logs"],
-            cwd=folder,
-            env=child_environment(),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
+        started = run_to_exit(
+            [PYTHON, "-m", "twistedspy.cli", "-d", "-p", "0", "--log-dir", "logs"], cwd=folder
         )
         self.assertEqual(started.returncode, 0, started.stderr)
         # twistd's parent exits once the daemon has written its pidfile.

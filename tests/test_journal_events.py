@@ -10,7 +10,7 @@ from pathlib import Path
 from twisted.trial.unittest import TestCase
 from zope.interface import implementer
 
-from tests.daemons import CLI, TWISTD, child_environment
+from tests.daemons import CLI, TWISTD, run_to_exit
 from tests.servers import start_server
 from twistedspy.interfaces import IInfoModule
 from twistedspy.query import Query
@@ -129,15 +129,7 @@ class UnwritableLogDirTests(TestCase):
         self.log_dir = blocker / "logs"
 
     def run_server(self, argv: list[str]) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            argv,
-            cwd=self.folder,
-            env=child_environment(),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        return run_to_exit(argv, cwd=self.folder)
 
     def test_script(self) -> None:
         done = self.run_server([*CLI, "-p", "0", "--log-dir", str(self.log_dir)])

@@ -4,12 +4,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 from twisted.trial.unittest import TestCase
 
-from tests.daemons import CLI, TWISTD, SpyProcess, child_environment
+from tests.daemons import CLI, TWISTD, SpyProcess, run_to_exit
 from tests.servers import fetch, start_server
 from twistedspy.service import StartupError, makeService
 from twistedspy.settings import Settings
@@ -152,14 +151,9 @@ class EntryPointTests(TestCase):
         self.assertRegex(journal, r" info start .*modules=\S*hello")
 
     def test_script_refuses_unknown_module(self) -> None:
-        done = subprocess.run(
+        done = run_to_exit(
             [*CLI, "-p", "0", "--log-dir", str(self.log_dir), "--modules", "version,nonesuch"],
             cwd=self.folder,
-            env=child_environment(),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
         )
         self.assertNotEqual(done.returncode, 0)
         self.assertEqual(done.stderr, "twistedspy: Modules: no such module: nonesuch\n")
@@ -168,14 +162,10 @@ class EntryPointTests(TestCase):
     def test_tac_refuses_unknown_module(self) -> None:
         conf = self.folder / "spy.conf"
         conf.write_text(f"Port = 0\nLogDir = {self.log_dir}\nModules = nonesuch\n")
-        done = subprocess.run(
+        done = run_to_exit(
             [*TWISTD, "--pidfile=", "-ny", str(Path(__file__).parent.parent / "spy.tac")],
             cwd=self.folder,
-            env=child_environment(TWISTEDSPY_CONFIG=str(conf)),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
+            TWISTEDSPY_CONFIG=str(conf),
         )
         self.assertNotEqual(done.returncode, 0)
         self.assertIn("twistedspy: Modules: no such module: nonesuch\n", done.stderr)

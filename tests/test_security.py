@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import datetime
 import functools
-import http.client
 import ipaddress
 import json
 import os
@@ -34,7 +33,9 @@ from twisted.internet.threads import deferToThread, deferToThreadPool
 from twisted.trial.unittest import TestCase
 from zope.interface import implementer
 
+from tests import servers
 from tests.browser import chromium
+from tests.daemons import child_environment, run_to_exit
 from tests.servers import Reply, RunningServer, start_server
 from tests.support import require_tool
 from twistedspy.auth import Gatekeeper, LoginThrottle, ViewerRealm, make_gatekeeper
@@ -91,25 +92,6 @@ def basic(user: str, password: str) -> dict[str, str]:
 # -- clients
 
 
-def _fetch(
-    port: int,
-    method: str,
-    path: str,
-    headers: dict[str, str],
-    body: bytes,
-    source: str | None,
-) -> Reply:
-    connection = http.client.HTTPConnection(
-        "127.0.0.1", port, timeout=30, source_address=(source, 0) if source else None
-    )
-    try:
-        connection.request(method, path, body=body or None, headers=headers)
-        response = connection.getresponse()
-        return Reply(response.status, response.headers, response.read())
-    finally:
-        connection.close()
-
-
 def fetch(
     server: RunningServer,
     path: str,
@@ -120,7 +102,7 @@ def fetch(
     source: str | None = None,
 ) -> Deferred[Reply]:
     """One request over a fresh connection, from `source` as client address if given."""
-    return deferToThread(_fetch, server.port, method, path, headers or {}, body, source)
+    return deferToThread(servers.fetch, server.port, method, path, headers or {}, body, source)
 
 
 def raw_request(path: str, *headers: str) -> bytes:
@@ -458,24 +440,12 @@ class CrossSiteTests(TestCase):
         self.assertEqual(reply.status, 401)
 
 
-def child_environment() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "TWISTEDSPY_CONFIG"}
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(":")
-    return env
-
-
 class SafeDefaultsTests(TestCase):
     def test_open_address_without_security_refused(self) -> None:
         folder = Path(self.mktemp())
         folder.mkdir()
-        done = subprocess.run(
-            [sys.executable, "-m", "twistedspy.cli", "-a", "0.0.0.0", "-p", "0"],
-            cwd=folder,
-            env=child_environment(),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
+        done = run_to_exit(
+            [sys.executable, "-m", "twistedspy.cli", "-a", "0.0.0.0", "-p", "0"], cwd=folder
         )
         self.assertNotEqual(done.returncode, 0)
         self.assertIn("refusing to serve 0.0.0.0 without security", done.stderr)
