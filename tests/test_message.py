@@ -13,17 +13,23 @@ from urllib.parse import quote, urlencode
 
 import bcrypt
 from twisted.internet import reactor
-from twisted.internet.defer import CancelledError, DeferredList
-from twisted.internet.task import deferLater
+from twisted.internet.defer import CancelledError, Deferred, DeferredList
+from twisted.internet.task import Clock, deferLater
 from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 from twisted.trial.unittest import TestCase
 
 from tests.browser import chromium
 from tests.servers import Reply, RunningServer, start_server
+from twistedspy.auth import make_gatekeeper
+from twistedspy.dispatch import Dispatcher
+from twistedspy.http.parser import RequestParser
+from twistedspy.http.response import Outcome
 from twistedspy.modules.message import (
     Message,
+    MessageModule,
     MessageStore,
+    WriteBegun,
     append_line,
     form_fields,
     media_type_accepted,
@@ -32,6 +38,7 @@ from twistedspy.modules.message import (
 from twistedspy.query import Query
 from twistedspy.render import PageContext, Renderer
 from twistedspy.report import Form, PageError, Report
+from twistedspy.settings import Settings
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
@@ -356,20 +363,10 @@ class TailTests(TestCase):
 class CancelTests(TestCase):
     async def test_cancelled_append_is_dropped_before_its_turn_and_whole_after(self) -> None:
         """ModuleTimeout cancels a post: one waiting its turn is not stored; one being
-        written completes whole, and the next waits for it."""
+        written completes whole, says so to its cancelled caller, and the next waits
+        for it."""
         path = Path(self.mktemp())
-        gate = threading.Event()
-        self.addCleanup(gate.set)
-
-        def run_blocking(f: Any, /, *args: Any, **kwargs: Any) -> Any:
-            def gated() -> Any:
-                if f is append_line:
-                    gate.wait(30)
-                return f(*args, **kwargs)
-
-            return deferToThread(gated)
-
-        store = MessageStore(path, run_blocking, Logger())
+        store = MessageStore(path, gated_writes(self), Logger())
         started = Message("t", "c", None, "started " + "s" * 100000)
         waiting = Message("t", "c", None, "waiting")
         await store.latest()  # loaded: the first append goes straight to its write
@@ -377,14 +374,82 @@ class CancelTests(TestCase):
         second = store.append(waiting)
         first.cancel()
         second.cancel()
-        for cancelled in (first, second):
-            with self.assertRaises(CancelledError):
-                await cancelled
+        with self.assertRaises(CancelledError):
+            await second
+        with self.assertRaises(WriteBegun) as begun:
+            await first
         third = store.append(Message("t", "c", None, "third"))
-        gate.set()
+        self.assertFalse(begun.exception.written.called)
+        WRITES_GO.set()
+        await begun.exception.written
         await third
         self.assertEqual([r["text"] for r in records(path)], [started.text, "third"])
         self.assertEqual([m.text for m in await store.latest()], ["third", started.text])
+
+
+#: opens the gate of `gated_writes`
+WRITES_GO = threading.Event()
+
+
+def gated_writes(case: TestCase) -> Any:
+    """A BlockingRunner in threads whose message-file writes wait until WRITES_GO is set."""
+    WRITES_GO.clear()
+    case.addCleanup(WRITES_GO.set)
+
+    def run_blocking(f: Any, /, *args: Any, **kwargs: Any) -> Any:
+        def gated() -> Any:
+            if f is append_line:
+                WRITES_GO.wait(30)
+            return f(*args, **kwargs)
+
+        return deferToThread(gated)
+
+    return run_blocking
+
+
+class LateWriteTests(TestCase):
+    async def test_post_written_past_module_timeout_is_answered_as_stored(self) -> None:
+        """
+        ModuleTimeout fires while the post is being written: the client is told it was
+        stored (200, once it is), not 504, which would say nothing happened and invite it
+        to post again. One that times out still waiting its turn gets 504, unstored.
+        """
+        path = Path(self.mktemp())
+        clock = Clock()
+        settings = Settings(module_timeout=2.0)
+        run_blocking = gated_writes(self)
+        store = MessageStore(path, run_blocking, Logger())
+        await store.latest()
+        module = MessageModule(store, clock.seconds, show_user=False)
+        dispatcher = Dispatcher(
+            settings=settings,
+            modules=lambda: {"message": module},
+            gatekeeper=make_gatekeeper(settings, clock, run_blocking, Logger()),
+            renderer=Renderer(),
+            clock=clock,
+            log=Logger(),
+        )
+
+        def post(text: str) -> Deferred[Outcome]:
+            body = form_body(text).decode()
+            head = "POST /message HTTP/1.1\r\nHost: localhost\r\n"
+            head += f"Content-Type: {FORM['Content-Type']}\r\nContent-Length: {len(body)}\r\n"
+            (request,) = RequestParser().feed((head + "\r\n" + body).encode())
+            answer = dispatcher.respond(request, "127.0.0.1")
+            assert isinstance(answer, Deferred)
+            return answer
+
+        written = post("being written")
+        queued = post("waiting its turn")
+        await deferLater(reactor, 0.2, lambda: None)  # the login, then the write begins
+        clock.advance(settings.module_timeout + 1)
+        self.assertEqual((await queued).response.status, 504)
+        self.assertFalse(written.called)
+        WRITES_GO.set()
+        outcome = await written
+        self.assertEqual(outcome.response.status, 200)
+        self.assertIn(b"Message stored", outcome.response.body)
+        self.assertEqual([r["text"] for r in records(path)], ["being written"])
 
 
 def post_in_two_parts(port: int, body: bytes, first: int, go: threading.Event) -> bytes:

@@ -28,7 +28,7 @@ from twistedspy.interfaces import IFormModule, IInfoModule
 from twistedspy.pagecache import PageCache, PageKey, max_age_of
 from twistedspy.query import Query, Submission
 from twistedspy.render import SECRET_KEYS, NavItem, PageContext, Renderer
-from twistedspy.report import PageError, RawBody, Report
+from twistedspy.report import Committed, PageError, RawBody, Report
 
 if TYPE_CHECKING:
     from twisted.cred.credentials import ICredentials
@@ -151,7 +151,7 @@ class Dispatcher:
         renderer: Renderer,
         clock: IReactorTime,
         log: Logger,
-        run_blocking: BlockingRunner | None = None,
+        run_computation: BlockingRunner | None = None,
     ) -> None:
         self.settings = settings
         self._modules = modules
@@ -159,7 +159,8 @@ class Dispatcher:
         self.renderer = renderer
         self.clock = clock
         self.log = log
-        self.run_blocking = run_blocking
+        #: renders pages off the reactor, one at a time (see ModuleContext.run_computation)
+        self.run_computation = run_computation
         self.hosts = HostPolicy(settings)
         #: finished pages of modules that declare `max_age` (see twistedspy.pagecache)
         self.pages = PageCache(clock)
@@ -330,11 +331,11 @@ class Dispatcher:
                 render = functools.partial(self.renderer.json, name, found, context)
             else:
                 render = functools.partial(self.renderer.html, name, found, visible, context)
-            if self.run_blocking is None:
+            if self.run_computation is None:
                 return render()
             # A page of a thousand processes takes tens of milliseconds to render: off the
             # reactor, so that other clients' small pages do not queue behind it.
-            return await self.run_blocking(render)
+            return await self.run_computation(render)
 
         # A POST changes something: never answered from, nor kept in, the page cache.
         max_age = 0.0 if request.method == "POST" else max_age_of(module)
@@ -369,7 +370,12 @@ class Dispatcher:
         else:
             pending = maybeDeferred(module.collect, query)
         pending.addTimeout(self.settings.module_timeout, self.clock)
-        page = await pending
+        try:
+            page = await pending
+        except Committed as committed:
+            # Past ModuleTimeout, but with work begun that cannot be undone: its outcome
+            # is the truthful answer, not 504.
+            page = await committed.outcome
         if not isinstance(page, Report | RawBody):
             raise TypeError(f"module {module.name!r} returned {type(page).__name__}")
         return page

@@ -53,7 +53,13 @@ class IFormModule(IInfoModule):
     """A module that also accepts `POST` (the message form)."""
 
     def submit(submission: Submission) -> Page | Deferred[Page]:
-        """Store what a client posted and say what was stored."""
+        """
+        Store what a client posted and say what was stored.
+
+        ModuleTimeout cancels the Deferred. Work that has begun and cannot be undone
+        fails it with L{twistedspy.report.Committed} instead of giving up, so that the
+        client hears what became of its post rather than 504.
+        """
 
 
 class IModuleFactory(Interface):

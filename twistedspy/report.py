@@ -10,7 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Literal, TypeAlias
+from typing import TYPE_CHECKING, Literal, TypeAlias
+
+if TYPE_CHECKING:
+    from twisted.internet.defer import Deferred
 
 #: how a value reads: `id` is a number that names something (a PID), shown without digit
 #: grouping; `rate` is bytes per second
@@ -36,6 +39,19 @@ class InvalidQuery(PageError):
     """A query parameter the module does not accept; the message says what is allowed."""
 
     status = 400
+
+
+class Committed(Exception):
+    """
+    What a module's Deferred fails with when ModuleTimeout cancels work that has begun
+    and cannot be undone (a post being written to disk): `outcome` fires with the page
+    once that work is done. The client gets that page rather than 504, which would tell
+    it that nothing happened and invite it to post again.
+    """
+
+    def __init__(self, outcome: Deferred[Page]) -> None:
+        super().__init__("the work had begun when it was cancelled")
+        self.outcome = outcome
 
 
 @dataclass(frozen=True, slots=True)

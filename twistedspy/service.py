@@ -117,7 +117,7 @@ class SpyService(MultiService):
             renderer=Renderer(),
             clock=reactor,
             log=self.log,
-            run_blocking=run_computation,
+            run_computation=run_computation,
         )
         self.factory = HTTPFactory(
             self.dispatcher,

@@ -41,7 +41,7 @@ from twistedspy.context import BlockingRunner, ModuleContext
 from twistedspy.events import record
 from twistedspy.interfaces import IFormModule, IInfoModule, IModuleFactory
 from twistedspy.query import Query, Submission
-from twistedspy.report import Column, Form, Page, PageError, Report, Table
+from twistedspy.report import Column, Committed, Form, Page, PageError, Report, Table
 
 #: how many messages the page shows, newest first
 RECENT = 50
@@ -186,15 +186,24 @@ def append_line(path: Path, line: bytes) -> bool:
 
 
 class _Turn:
-    """One append's place in the queue: given up by its client, or not."""
+    """One append's place in the queue: given up by its client, or its write begun."""
 
-    __slots__ = ("abandoned",)
+    __slots__ = ("abandoned", "begun")
 
     def __init__(self) -> None:
         self.abandoned = False
+        self.begun = False
 
     def abandon(self) -> None:
         self.abandoned = True
+
+
+class WriteBegun(Exception):
+    """An append cancelled too late to give up: `written` fires once it is on disk."""
+
+    def __init__(self, written: Deferred[None]) -> None:
+        super().__init__("the write had begun")
+        self.written = written
 
 
 class MessageStore:
@@ -222,16 +231,28 @@ class MessageStore:
         Store one message; fires once it is on disk.
 
         Cancelling (ModuleTimeout does) gives up the message if its turn has not come
-        yet; a write already begun is never abandoned: it completes whole, and the lock
-        stays held until it has, so the next append cannot start inside it.
+        yet (CancelledError). A write already begun is never abandoned: it completes
+        whole, the lock stays held until it has, so the next append cannot start inside
+        it, and the cancelled caller gets WriteBegun, to wait for it.
         """
         turn = _Turn()
-        answer: Deferred[None] = Deferred(lambda _: turn.abandon())
+        late: list[Deferred[None]] = []
+
+        def cancel(answer: Deferred[None]) -> None:
+            if not turn.begun:
+                turn.abandon()
+                return
+            written: Deferred[None] = Deferred()
+            late.append(written)
+            answer.errback(WriteBegun(written))
+
+        answer: Deferred[None] = Deferred(cancel)
         work = self._lock.run(lambda: Deferred.fromCoroutine(self._append(message, turn)))
 
         def settle(result: object) -> None:
-            if not answer.called:
-                answer.callback(result)  # type: ignore[arg-type]  # a Failure errbacks
+            for waiter in (answer, *late):
+                if not waiter.called:
+                    waiter.callback(result)  # type: ignore[arg-type]  # a Failure errbacks
 
         work.addBoth(settle)
         return answer
@@ -262,6 +283,7 @@ class MessageStore:
         recent = await self._load()
         if turn.abandoned:
             return
+        turn.begun = True
         torn = await self._run_blocking(append_line, self.path, message.line())
         if torn and not self._torn_end_reported:
             # A write of ours that failed half-way (a full disk), or another writer.
@@ -384,7 +406,16 @@ class MessageModule:
         return Deferred.fromCoroutine(self._submit(message))
 
     async def _submit(self, message: Message) -> Page:
-        await self.store.append(message)
+        try:
+            await self.store.append(message)
+        except WriteBegun as late:
+            # ModuleTimeout came while the message was being written: the client gets
+            # the page saying it was stored, once it is, rather than 504.
+            stored = late.written.addCallback(lambda _: self._stored(message))
+            raise Committed(stored) from None
+        return self._stored(message)
+
+    def _stored(self, message: Message) -> Page:
         return Report(
             title="Message stored",
             notes=[f"Your message was stored at {message.time}."],
