@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from pathlib import Path
 
@@ -22,8 +23,10 @@ from twistedspy.modules.metrics import (
     exposition,
     meminfo_families,
     process_families,
+    read_uname,
 )
 from twistedspy.modules.processes import ProcessSample, ProcessSnapshot
+from twistedspy.modules.version import read_system
 from twistedspy.query import Query
 from twistedspy.report import InvalidQuery, RawBody
 
@@ -291,3 +294,26 @@ class TypedBracketsTests(TestCase):
         self.assertEqual(reply.status, 200)
         self.assertIn(b'twistedspy_scrape_collector_success{collector="server"} 1.0', reply.body)
         self.assertNotIn(b"node_memory_MemTotal_bytes", reply.body)
+
+
+class InternedNamesTests(TestCase):
+    def test_repeated_reads_intern_no_strings(self) -> None:
+        """
+        The version facts are read again at every scrape and page: through pathlib, each
+        read interned the parts of the file names ("os-release"), which died with the
+        Path and were interned anew the next time. That churn made CPython's table of
+        interned strings double (about 1 MiB more RSS) some minutes into the soak.
+        """
+        read_uname()
+        read_system()  # the first call imports the idna codec (socket.getfqdn)
+        interned: list[str] = []
+        real = sys.intern
+
+        def counting(text: str) -> str:
+            interned.append(text)
+            return real(text)
+
+        self.patch(sys, "intern", counting)
+        read_uname()
+        read_system()
+        self.assertEqual(interned, [])

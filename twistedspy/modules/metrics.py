@@ -24,7 +24,6 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Final
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -50,7 +49,7 @@ from twistedspy.modules.inflight import SharedCollection
 from twistedspy.modules.meminfo import read_proc_meminfo
 from twistedspy.modules.network import NetworkSample, read_proc_net_dev
 from twistedspy.modules.processes import ProcessSnapshot, ProcfsProcessSource
-from twistedspy.modules.version import parse_os_release
+from twistedspy.modules.version import parse_os_release, read_small_file
 from twistedspy.query import Query
 from twistedspy.report import InvalidQuery, Page, RawBody
 
@@ -285,16 +284,9 @@ def uname_families(
 
 
 def read_uname() -> Families:
-    def read(path: str) -> str:
-        try:
-            return Path(path).read_text(errors="replace").strip()
-        except OSError:
-            return ""
-
-    os_release = read("/etc/os-release") or read("/usr/lib/os-release")
-    return uname_families(
-        os.uname(), read("/proc/sys/kernel/domainname"), parse_os_release(os_release)
-    )
+    os_release = read_small_file("/etc/os-release") or read_small_file("/usr/lib/os-release")
+    domainname = read_small_file("/proc/sys/kernel/domainname").strip()
+    return uname_families(os.uname(), domainname, parse_os_release(os_release))
 
 
 def scrape_families(results: Sequence[CollectorResult]) -> Families:

@@ -17,7 +17,6 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 import psutil
 from twisted.internet.defer import Deferred
@@ -99,13 +98,22 @@ def software_versions() -> tuple[tuple[str, str], ...]:
     )
 
 
-def read_system() -> SystemFacts:
-    def read(path: str) -> str:
-        try:
-            return Path(path).read_text(errors="replace")
-        except OSError:
-            return ""
+def read_small_file(path: str) -> str:
+    """
+    A small text file, or "" if it cannot be read. `open`, not `pathlib.Path`: Path
+    interns each part of the name, and on a path read at every scrape those interned
+    names die and are interned anew each time, which makes CPython's table of interned
+    strings grow to its next size in the first minutes of a long run.
+    """
+    try:
+        with open(path, encoding="utf-8", errors="replace") as file:
+            return file.read()
+    except OSError:
+        return ""
 
+
+def read_system() -> SystemFacts:
+    read = read_small_file
     uname = os.uname()
     now = time.time()
     os_release = read("/etc/os-release") or read("/usr/lib/os-release")
