@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import math
+import re
+import threading
 
 from twisted.trial.unittest import TestCase
 
 from proof.soak import allocators_mib
-from proof.traced_server import allocator_stats
+from proof.traced_server import allocator_stats, glibc_stats
 
 
 class AllocatorFiguresTests(TestCase):
@@ -28,3 +30,33 @@ class AllocatorFiguresTests(TestCase):
 
     def test_unreadable_figures(self) -> None:
         self.assertTrue(all(math.isnan(f) for f in allocators_mib("glibc: not available\n")))
+
+    def test_thread_arenas_are_counted(self) -> None:
+        """
+        Memory that worker threads allocate is held in glibc arenas of their own, which
+        mallinfo(3) leaves out; the soak's figure must include it.
+        """
+        holding = threading.Barrier(4)
+        done = threading.Event()
+
+        def hold() -> None:
+            block = bytes(64 * 1024)  # below the mmap threshold: from the thread's arena
+            holding.wait()
+            done.wait(30)
+            del block
+
+        threads = [threading.Thread(target=hold) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        try:
+            holding.wait(30)
+            text = glibc_stats()
+        finally:
+            done.set()
+            for thread in threads:
+                thread.join()
+        figures = re.search(r"glibc: (\d+) arenas: .* in use (\d+) KiB", text)
+        self.assertIsNotNone(figures, text)
+        assert figures is not None
+        self.assertGreaterEqual(int(figures[1]), 2, text)
+        self.assertGreaterEqual(int(figures[2]), 3 * 64, text)
