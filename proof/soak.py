@@ -246,8 +246,7 @@ def run(
             f" held by the allocators after the warm-up → at the end: pymalloc arenas"
             f" {held_warm[0]:.1f} → {held_end[0]:.1f} MiB, glibc malloc (all arenas)"
             f" {held_warm[1]:.1f} → {held_end[1]:.1f} MiB (in use {held_warm[2]:.1f} →"
-            f" {held_end[2]:.1f}); fds"
-            f" {fds[0]} → max {max(fds)} → {fds_end}",
+            f" {held_end[2]:.1f}); fds {fds[0]} → max {max(fds)} → {fds_end}",
             not unexpected and slope < RSS_SLOPE_LIMIT and fds_end <= fds[0],
         )
     ]

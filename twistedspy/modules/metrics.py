@@ -49,7 +49,7 @@ from twistedspy.modules.inflight import SharedCollection
 from twistedspy.modules.meminfo import read_proc_meminfo
 from twistedspy.modules.network import NetworkSample, read_proc_net_dev
 from twistedspy.modules.processes import ProcessSnapshot, ProcfsProcessSource
-from twistedspy.modules.version import parse_os_release, read_small_file
+from twistedspy.modules.version import read_os_release, read_small_file
 from twistedspy.query import Query
 from twistedspy.report import InvalidQuery, Page, RawBody
 
@@ -284,9 +284,8 @@ def uname_families(
 
 
 def read_uname() -> Families:
-    os_release = read_small_file("/etc/os-release") or read_small_file("/usr/lib/os-release")
     domainname = read_small_file("/proc/sys/kernel/domainname").strip()
-    return uname_families(os.uname(), domainname, parse_os_release(os_release))
+    return uname_families(os.uname(), domainname, read_os_release())
 
 
 def scrape_families(results: Sequence[CollectorResult]) -> Families:

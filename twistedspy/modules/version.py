@@ -112,14 +112,18 @@ def read_small_file(path: str) -> str:
         return ""
 
 
+def read_os_release() -> dict[str, str]:
+    """os-release(5): /etc/os-release, or the vendor's copy when that is missing."""
+    text = read_small_file("/etc/os-release") or read_small_file("/usr/lib/os-release")
+    return parse_os_release(text)
+
+
 def read_system() -> SystemFacts:
-    read = read_small_file
     uname = os.uname()
     now = time.time()
-    os_release = read("/etc/os-release") or read("/usr/lib/os-release")
     return SystemFacts(
-        issue=expand_issue(read("/etc/issue"), uname, now),
-        os_release=parse_os_release(os_release),
+        issue=expand_issue(read_small_file("/etc/issue"), uname, now),
+        os_release=read_os_release(),
         uname=uname,
         boot_time=psutil.boot_time(),
         now=now,
