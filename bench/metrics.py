@@ -30,9 +30,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet.task import Clock
 from twisted.logger import Logger
 
-from twistedspy.modules.cpu import read_cpu_sample
-from twistedspy.modules.history import SAMPLE_INTERVAL, Sampler
-from twistedspy.modules.network import read_proc_net_dev
+from twistedspy.modules.cpu import cpu_point, read_cpu_sample
+from twistedspy.modules.history import SAMPLE_INTERVAL, Recorder, Sampler
+from twistedspy.modules.network import read_proc_net_dev, traffic_point
 
 ROUNDS = 20
 NODE_EXPORTER = "/usr/bin/prometheus-node-exporter"
@@ -118,9 +118,9 @@ def sampler_cost(ticks: int = 5000) -> tuple[float, float]:
     """CPU µs per tick of both samplers together, and CPU seconds per hour of running."""
     clock = Clock()
     log = Logger()
-    samplers: list[Sampler[object]] = [
-        Sampler(read_cpu_sample, clock, log),
-        Sampler(read_proc_net_dev, clock, log),
+    samplers = [
+        Sampler(Recorder(read_cpu_sample, cpu_point), clock, log),
+        Sampler(Recorder(read_proc_net_dev, traffic_point), clock, log),
     ]
     for s in samplers:
         s.start()

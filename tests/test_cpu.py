@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import tracemalloc
+from array import array
+from collections import deque
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -14,19 +17,28 @@ from tests.contexts import collect_report, module_context
 from tests.servers import start_server
 from twistedspy.context import ModuleContext
 from twistedspy.modules.cpu import (
+    FIRST_CPU,
     MODES,
     CpuModule,
     CpuSample,
     CpuTimes,
     LoadAverage,
     ProcStat,
+    cpu_point,
     history,
     parse_loadavg,
     parse_proc_stat,
+    read_cpu_sample,
     utilisation,
 )
-from twistedspy.modules.history import Sampler
-from twistedspy.modules.network import InterfaceCounters, NetworkSample, traffic_history
+from twistedspy.modules.history import HISTORY_SECONDS, SAMPLE_INTERVAL, Recorder, Sampler
+from twistedspy.modules.network import (
+    InterfaceCounters,
+    NetworkSample,
+    read_proc_net_dev,
+    traffic_history,
+    traffic_point,
+)
 from twistedspy.render import sparkline
 
 FIXTURE = Path(__file__).parent / "fixtures" / "proc_stat.txt"
@@ -180,9 +192,10 @@ class PageTests(TestCase):
         for _ in range(3):
             readings.append(later(readings[-1], user=10, idle=90))
         now = sample(20.0, later(readings[-1], system=50, idle=50), load=1.5)
-        module = CpuModule(clock_context(clock), source=lambda: now)
-        for i, stat in enumerate(readings):
-            module.sampler.samples.append(sample(i * 5.0, stat, load=float(i)))
+        taken = [sample(i * 5.0, stat, load=float(i)) for i, stat in enumerate(readings)]
+        module = CpuModule(clock_context(clock), source=lambda: (taken or [now]).pop(0))
+        for _ in readings:
+            module.sampler.take()
         report = await collect_report(module)
         load, table = report.tables
         self.assertEqual([r[0] for r in load.rows], ["1 minute", "5 minutes", "15 minutes"])
@@ -222,11 +235,72 @@ class HistoryTests(TestCase):
             eth = InterfaceCounters("eth0", rx, 1, 0, 0, tx, 1, 0, 0, 0)
             return NetworkSample(at, (lo, eth))
 
-        received, sent = traffic_history([net(0, 0, 0), net(5, 5000, 500), net(10, 5000, 1500)], 5)
+        readings = [net(0, 0, 0), net(5, 5000, 500), net(10, 5000, 1500)]
+        record = Recorder(lambda: readings.pop(0), traffic_point)
+        received, sent = traffic_history([record() for _ in range(3)], 5)
         self.assertEqual(list(received.values), [1000.0, 0.0])
         self.assertEqual(list(sent.values), [100.0, 200.0])
 
     def test_history_drops_samples_without_ticks(self) -> None:
         stat = parse_proc_stat(FIXTURE.read_text())
-        series = history([sample(0, stat), sample(5, stat), sample(10, later(stat, idle=10))], 5)
+        readings = [sample(0, stat), sample(5, stat), sample(10, later(stat, idle=10))]
+        record = Recorder(lambda: readings.pop(0), cpu_point)
+        series = history([record() for _ in range(3)], ["cpu0", "cpu1"], 5)
         self.assertEqual(list(series[0].values), [0.0])
+        self.assertEqual(list(series[4].values), [0.5, 0.5, 0.5])  # load: every sample
+        self.assertEqual(list(series[5].values), [0.0])
+
+    def test_a_cpu_that_comes_online_starts_its_own_series(self) -> None:
+        stats = [parse_proc_stat(FIXTURE.read_text())]
+        for _ in range(3):
+            stats.append(later(stats[-1], user=5, idle=5))
+        # cpu1 is offline for the first two readings
+        stats[:2] = [replace(stat, cpus=stat.cpus[:1]) for stat in stats[:2]]
+        readings = [sample(i * 5.0, stat) for i, stat in enumerate(stats)]
+        record = Recorder(lambda: readings.pop(0), cpu_point)
+        series = history([record() for _ in range(4)], ["cpu0", "cpu1"], 5)
+        self.assertEqual([s.title for s in series[5:]], ["Busy, cpu0 (%)", "Busy, cpu1 (%)"])
+        self.assertEqual(list(series[5].values), [50.0, 50.0, 50.0])
+        self.assertEqual(list(series[6].values), [50.0])
+
+    def test_the_recorder_keeps_the_last_two_readings_whole(self) -> None:
+        readings = iter(range(5))
+        record = Recorder(lambda: next(readings), lambda before, after: array("d", [after]))
+        points = [record() for _ in range(5)]
+        self.assertEqual([p[0] for p in points], [0, 1, 2, 3, 4])
+        self.assertEqual(list(record.latest), [3, 4])
+
+    def test_ten_minutes_of_history_are_small(self) -> None:
+        """
+        What the cpu and network rings hold once full, from real readings: the points
+        only. Whole readings cost ~1.5 KiB a sample on two CPUs (~500 bytes a CPU),
+        which the ring would have grown by for its first ten minutes.
+        """
+        keep = round(HISTORY_SECONDS / SAMPLE_INTERVAL)
+        cpu = Recorder(read_cpu_sample, cpu_point)
+        network = Recorder(read_proc_net_dev, traffic_point)
+        cpu(), network()  # the readings kept whole are not the ring's
+        tracemalloc.start()
+        try:
+            rings = [deque((cpu() for _ in range(keep)), keep)]
+            rings.append(deque((network() for _ in range(keep)), keep))
+            # what the two modules' own code allocated and still holds: not the standard
+            # library's one-off caches (io, codecs) that a first call can leave behind,
+            # nor what an earlier test's worker threads may still be doing
+            snapshot = tracemalloc.take_snapshot().filter_traces(
+                [
+                    tracemalloc.Filter(True, f"*/twistedspy/modules/{name}.py")
+                    for name in ("cpu", "network", "history")
+                ]
+            )
+        finally:
+            tracemalloc.stop()
+        held = sum(stat.size for stat in snapshot.statistics("filename"))
+        width = len(rings[0][-1])
+        cpus = len(parse_proc_stat(Path("/proc/stat").read_text()).cpus)
+        self.assertEqual(width, FIRST_CPU + cpus)
+        # an array of floats: an 80-byte object and 8 bytes a number; then the two
+        # readings each recorder keeps whole, about 0.5 KiB a CPU or an interface
+        interfaces = len(read_proc_net_dev().interfaces)
+        budget = keep * (80 + 8 * width) + keep * (80 + 8 * 2) + 1024 * (8 + cpus + interfaces)
+        self.assertLess(held, budget)

@@ -3,8 +3,8 @@
 
 Utilisation is the share of each mode (proc(5) /proc/stat: user, nice, system, idle,
 iowait, irq, softirq, steal) between two readings, as top(1) shows it; the history is a
-ring of readings taken every five seconds by the module's own sampler (see history.py),
-drawn as sparklines.
+ring of what the sparklines draw, taken every five seconds by the module's own sampler
+(see history.py).
 
 /proc/stat and /proc/loadavg are read on the reactor thread, not through
 `run_blocking`: the kernel builds both from counters in memory (no disk, no mount that
@@ -14,9 +14,10 @@ less than handing the work to a thread and back would cost.
 
 from __future__ import annotations
 
-import itertools
+import math
 import os
 import time
+from array import array
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -26,7 +27,7 @@ from zope.interface import implementer
 
 from twistedspy.context import ModuleContext
 from twistedspy.interfaces import IInfoModule, IModuleFactory
-from twistedspy.modules.history import SampledModule, Sampler
+from twistedspy.modules.history import Recorder, SampledModule, Sampler, column
 from twistedspy.query import Query
 from twistedspy.report import Cell, Column, Mark, Page, Report, Series, Table
 
@@ -182,27 +183,45 @@ def utilisations(before: ProcStat, after: ProcStat) -> list[Utilisation | None]:
     return shares
 
 
-def history(samples: Sequence[CpuSample], step: float) -> list[Series]:
-    """Sparklines from consecutive samples: overall modes, load, then each CPU's busy %."""
-    pairs = list(itertools.pairwise(samples))
-    overall = [utilisation(a.stat.total, b.stat.total) for a, b in pairs]
-    known = [u for u in overall if u is not None]
+#: where each quantity sits in a cpu history point; each CPU's busy % follows in order
+LOAD, BUSY, USER, SYSTEM, IOWAIT, FIRST_CPU = range(6)
+
+
+def cpu_point(before: CpuSample | None, after: CpuSample) -> array[float]:
+    """
+    What the sparklines draw of one sample: the 1-minute load, the busy, user, system
+    and iowait % of all CPUs since the sample before, then each CPU's busy %; NaN where
+    there is no sample before or no tick passed.
+    """
+    overall = None if before is None else utilisation(before.stat.total, after.stat.total)
+    values = [after.load.one]
+    if overall is None:
+        values += [math.nan] * (FIRST_CPU - BUSY)
+    else:
+        values.append(round(overall.busy, 1))
+        values += [round(overall.percent[m], 1) for m in ("user", "system", "iowait")]
+    for index, cpu in enumerate(after.stat.cpus):
+        share = None
+        if before is not None and index < len(before.stat.cpus):
+            share = utilisation(before.stat.cpus[index], cpu)
+        values.append(math.nan if share is None else round(share.busy, 1))
+    # built from the whole list: an array grown in place keeps spare room
+    return array("d", values)
+
+
+def history(points: Sequence[array[float]], cpus: Sequence[str], step: float) -> list[Series]:
+    """Sparklines from the ring of points: overall modes, load, then each CPU's busy %."""
     series = [
-        Series("Busy, all CPUs (%)", "percent", [round(u.busy, 1) for u in known], step),
-        Series("User (%)", "percent", [round(u.percent["user"], 1) for u in known], step),
-        Series("System (%)", "percent", [round(u.percent["system"], 1) for u in known], step),
-        Series("I/O wait (%)", "percent", [round(u.percent["iowait"], 1) for u in known], step),
-        Series("Load, 1 minute", "float", [s.load.one for s in samples], step),
+        Series("Busy, all CPUs (%)", "percent", column(points, BUSY), step),
+        Series("User (%)", "percent", column(points, USER), step),
+        Series("System (%)", "percent", column(points, SYSTEM), step),
+        Series("I/O wait (%)", "percent", column(points, IOWAIT), step),
+        Series("Load, 1 minute", "float", column(points, LOAD), step),
     ]
-    if samples and len(samples[-1].stat.cpus) <= MAX_CPU_SPARKLINES:
-        for index, cpu in enumerate(samples[-1].stat.cpus):
-            values = []
-            for a, b in pairs:
-                if index < len(a.stat.cpus) and index < len(b.stat.cpus):
-                    u = utilisation(a.stat.cpus[index], b.stat.cpus[index])
-                    if u is not None:
-                        values.append(round(u.busy, 1))
-            series.append(Series(f"Busy, {cpu.name} (%)", "percent", values, step))
+    if points and len(cpus) <= MAX_CPU_SPARKLINES:
+        for index, name in enumerate(cpus):
+            values = column(points, FIRST_CPU + index)
+            series.append(Series(f"Busy, {name} (%)", "percent", values, step))
     return series
 
 
@@ -254,16 +273,17 @@ class CpuModule(SampledModule):
 
     def __init__(self, context: ModuleContext, source: CpuSource = read_cpu_sample) -> None:
         self._source = source
-        self.sampler: Sampler[CpuSample] = Sampler(source, context.reactor, context.log)
+        self.readings = Recorder(source, cpu_point)
+        self.sampler: Sampler[array[float]] = Sampler(self.readings, context.reactor, context.log)
 
     def collect(self, query: Query) -> Page:
         now = self._source()
-        samples = list(self.sampler.samples)
-        # Utilisation since the latest sample a second or more ago (any older one will
-        # do before the sampler has two), so the table is always current.
-        base = next((s for s in reversed(samples) if now.taken_at - s.taken_at >= 1.0), None)
-        if base is None and samples:
-            base = samples[0]
+        latest = list(self.readings.latest)
+        # Utilisation since the latest sample a second or more ago (the older one will
+        # do if both are newer), so the table is always current.
+        base = next((s for s in reversed(latest) if now.taken_at - s.taken_at >= 1.0), None)
+        if base is None and latest:
+            base = latest[0]
         names = ["all", *(c.name for c in now.stat.cpus)]
         if base is None:
             shares: list[Utilisation | None] = [None] * len(names)
@@ -272,7 +292,8 @@ class CpuModule(SampledModule):
             shares = utilisations(base.stat, now.stat)
             interval = f"over the last {now.taken_at - base.taken_at:.1f} s"
         cpus = len(now.stat.cpus) or os.cpu_count() or 1
-        minutes = len(samples) * self.sampler.interval / 60
+        points = list(self.sampler.samples)
+        minutes = len(points) * self.sampler.interval / 60
         return Report(
             title=self.title,
             tables=(
@@ -285,7 +306,7 @@ class CpuModule(SampledModule):
                 f"History: one sample every {self.sampler.interval:g} s, "
                 f"the last {minutes:.1f} minutes.",
             ),
-            series=history(samples, self.sampler.interval),
+            series=history(points, names[1:], self.sampler.interval),
         )
 
 

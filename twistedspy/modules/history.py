@@ -1,6 +1,13 @@
 # -*- test-case-name: tests.test_cpu -*-
 """Recent history for a page: a sample taken every few seconds into a bounded ring.
 
+The ring keeps points, not readings: a `Recorder` turns each reading, with the one
+before it, into the few numbers the page's sparklines draw (an `array` of floats, NaN
+where there is none), and keeps only the last two readings whole. A cpu sample then
+costs 80 bytes and 8 a CPU instead of some 500 bytes a CPU: ten minutes of cpu and
+network history fit in 28 KiB on two CPUs instead of 315 (tests/test_cpu.py measures
+it), and on a hundred CPUs in 120 KiB instead of some 6 MiB.
+
 A `Sampler` belongs to a module that is also a Twisted `Service`; the SpyService starts
 and stops every built module that provides `IService`, so the `LoopingCall` runs exactly
 while the server does. Each module keeps its own sampler: modules are separate plugins
@@ -10,8 +17,10 @@ next to nothing (bench/metrics.py measures the whole sampling cost).
 
 from __future__ import annotations
 
+import math
+from array import array
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
 from twisted.application.service import Service
@@ -23,6 +32,7 @@ if TYPE_CHECKING:
     from twisted.internet.interfaces import IReactorTime
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 #: seconds between two samples
 SAMPLE_INTERVAL: Final = 5.0
@@ -70,6 +80,33 @@ class Sampler(Generic[T]):
     def stop(self) -> None:
         if self._loop.running:
             self._loop.stop()
+
+
+class Recorder(Generic[R]):
+    """
+    A Sampler's `read`: takes a reading with `read`, keeps the last two whole (a page
+    measures its current rates against them), and returns `point(previous, reading)`,
+    what the ring keeps.
+    """
+
+    def __init__(
+        self, read: Callable[[], R], point: Callable[[R | None, R], array[float]]
+    ) -> None:
+        self._read = read
+        self._point = point
+        #: the last two readings, oldest first
+        self.latest: deque[R] = deque(maxlen=2)
+
+    def __call__(self) -> array[float]:
+        reading = self._read()
+        point = self._point(self.latest[-1] if self.latest else None, reading)
+        self.latest.append(reading)
+        return point
+
+
+def column(points: Iterable[array[float]], index: int) -> list[float]:
+    """One quantity across the points, leaving out the points that have none."""
+    return [p[index] for p in points if index < len(p) and not math.isnan(p[index])]
 
 
 class SampledModule(Service):

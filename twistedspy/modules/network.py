@@ -10,9 +10,10 @@ reactor (a ~25 µs read of kernel memory, like cpu.py's), for the rate sparkline
 
 from __future__ import annotations
 
-import itertools
+import math
 import time
-from collections.abc import Callable
+from array import array
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from zope.interface import implementer
 
 from twistedspy.context import ModuleContext
 from twistedspy.interfaces import IInfoModule, IModuleFactory
-from twistedspy.modules.history import SampledModule, Sampler
+from twistedspy.modules.history import Recorder, SampledModule, Sampler, column
 from twistedspy.modules.inflight import SharedCollection
 from twistedspy.query import Query
 from twistedspy.report import Cell, Column, Page, Report, Series, Table
@@ -135,24 +136,32 @@ def network_rows(sample: NetworkSample, previous: NetworkSample | None) -> list[
     return rows
 
 
-def traffic_history(samples: list[NetworkSample], step: float) -> list[Series]:
-    """Bytes per second received and sent by every interface but loopback, sample to sample."""
-    received: list[float] = []
-    sent: list[float] = []
-    for a, b in itertools.pairwise(samples):
-        seconds = b.taken_at - a.taken_at
-        if seconds <= 0:
+#: where each quantity sits in a network history point
+RECEIVED, SENT = range(2)
+
+
+def traffic_point(before: NetworkSample | None, after: NetworkSample) -> array[float]:
+    """
+    Bytes per second received and sent by every interface but loopback since the
+    sample before; NaN without one.
+    """
+    seconds = 0.0 if before is None else after.taken_at - before.taken_at
+    if before is None or seconds <= 0:
+        return array("d", [math.nan, math.nan])
+    earlier = {i.name: i for i in before.interfaces}
+    rx = tx = 0
+    for i in after.interfaces:
+        e = earlier.get(i.name)
+        if i.name == "lo" or e is None:
             continue
-        before = {i.name: i for i in a.interfaces}
-        rx = tx = 0
-        for i in b.interfaces:
-            e = before.get(i.name)
-            if i.name == "lo" or e is None:
-                continue
-            rx += max(0, i.rx_bytes - e.rx_bytes)  # a reset counter counts as no traffic
-            tx += max(0, i.tx_bytes - e.tx_bytes)
-        received.append(round(rx / seconds, 1))
-        sent.append(round(tx / seconds, 1))
+        rx += max(0, i.rx_bytes - e.rx_bytes)  # a reset counter counts as no traffic
+        tx += max(0, i.tx_bytes - e.tx_bytes)
+    return array("d", [round(rx / seconds, 1), round(tx / seconds, 1)])
+
+
+def traffic_history(points: Sequence[array[float]], step: float) -> list[Series]:
+    """The sparklines of the ring of traffic points."""
+    received, sent = column(points, RECEIVED), column(points, SENT)
     return [
         Series("Received, all interfaces but lo (bytes/s)", "bytes", received, step),
         Series("Sent, all interfaces but lo (bytes/s)", "bytes", sent, step),
@@ -171,8 +180,8 @@ class NetworkModule(SampledModule):
         source: NetworkSource = read_proc_net_dev,
         history_source: NetworkSource = read_proc_net_dev,
     ) -> None:
-        self.sampler: Sampler[NetworkSample] = Sampler(
-            history_source, context.reactor, context.log
+        self.sampler: Sampler[array[float]] = Sampler(
+            Recorder(history_source, traffic_point), context.reactor, context.log
         )
         self._previous: NetworkSample | None = None
         # Each run pairs its sample with the one before, so every request sharing a run
@@ -203,7 +212,7 @@ class NetworkModule(SampledModule):
             title=self.title,
             tables=(Table("Interfaces", COLUMNS, network_rows(sample, previous)),),
             notes=(f"Counters since boot; rates{interval}.",),
-            series=traffic_history(list(self.sampler.samples), self.sampler.interval),
+            series=traffic_history(self.sampler.samples, self.sampler.interval),
         )
 
 
