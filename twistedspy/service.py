@@ -24,6 +24,7 @@ from twisted.python.threadpool import ThreadPool
 from typing_extensions import override
 
 from twistedspy.accounts import AccountsError
+from twistedspy.allocator import tune_malloc
 from twistedspy.auth import make_gatekeeper
 from twistedspy.context import ModuleContext, OneAtATime
 from twistedspy.dispatch import Dispatcher
@@ -251,6 +252,8 @@ class _CommandLineService(MultiService):
 
 def make_command_line_service(settings: Settings) -> MultiService:
     """`makeService` for `spy.tac` and `twistd spy`, where errors go to a person's terminal."""
+    # Before any worker thread exists: a thread's arena is chosen at its first malloc.
+    tune_malloc()
     try:
         spy = makeService(settings)
     except StartupError as e:
