@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from twistedspy.allocator import with_no_thread_cache
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -91,7 +93,8 @@ def start(
         f"--message-file={folder / 'messages.jsonl'}",
         *options,
     ]
-    environment = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    # As the systemd units and `make run` start it: glibc's per-thread caches off.
+    environment = with_no_thread_cache({**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
     # A file, not a pipe: nobody reads a pipe while the server runs, and a full one would
     # stop it at its next write.
     with open(folder / "stderr.txt", "wb") as stderr, open(folder / "twistd.log", "wb") as out:

@@ -53,16 +53,14 @@ PAGES = [
 #: RSS may grow at most this much per minute after the warm-up (allocator noise, caches).
 RSS_SLOPE_LIMIT = 64.0
 #: Minutes at the start left out of the slope that passes or fails. Run under tracemalloc
-#: (`--trace`), the Python heap is flat from the first minute on, bar the cpu and network
-#: history rings (below); what VmRSS gains meanwhile is the allocators settling: glibc's
-#: arena of each worker thread (the /proc scans, statvfs, bcrypt and page rendering run
-#: in the pool) and pymalloc's arenas grow to what the peaks of the load need and then
-#: stay, as do the bounded caches (pages, parsed request lines and Hosts, successful
-#: logins, the login throttle's table). That is a level, not a leak: it counts in the
-#: whole-run slope that the figure also shows, but not in the pass mark. An hour-long run
-#: (`make soak-hour`) shows the level: flat over its second half. The cpu and network
-#: history rings (twistedspy/modules/history.py) keep HISTORY_SECONDS = 10 min of
-#: samples, some 25 KiB/min until full; they are left in the slope.
+#: (`--trace`), the Python heap is flat from the first minute on; what VmRSS gains
+#: meanwhile is the allocators settling: glibc's arena (one for all threads, and no
+#: per-thread caches, as the systemd units run it: see twistedspy/allocator.py and
+#: proof/server.py) and pymalloc's arenas grow to what the peaks of the load
+#: need and then stay, as do the bounded caches (pages, parsed request lines and Hosts,
+#: successful logins, the login throttle's table). That is a level, not a leak: it
+#: counts in the whole-run slope that the figure also shows, but not in the pass mark.
+#: An hour-long run (`make soak-hour`) shows the level: flat over its second half.
 WARM_UP_MINUTES = 2.0
 #: Clients during the warm-up, against `workers` after it. What the allocators keep is set
 #: by the peaks of the load (several big pages built, rendered and written at once), which

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
+from typing import Any
 
 from twisted.trial.unittest import SkipTest, TestCase
 
-from twistedspy.allocator import tune_malloc
+from proof.server import start
+from twistedspy.allocator import NO_THREAD_CACHE, tune_malloc, with_no_thread_cache
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,21 +39,55 @@ print(json.dumps([applied, glibc_stats()]))
 """
 
 
-def probe(mode: str) -> tuple[list[str], int, int]:
-    """What was applied; glibc's arenas, and KiB in mappings of their own, in a child."""
+#: A worker thread frees 7 blocks of each of 31 sizes too big for pymalloc and stays
+#: alive (a thread's cache is given back when it ends): what glibc still counts in use.
+CACHE_PROBE = """
+import json, threading
+from proof.traced_server import glibc_stats
+from twistedspy.allocator import tune_malloc
+tune_malloc()
+def in_use():
+    words = glibc_stats().replace(",", "").split()
+    return int(words[words.index("use") + 1]) if "use" in words else None
+freed, done = threading.Event(), threading.Event()
+def work():
+    blocks = [bytearray(size) for size in range(520, 1010, 16) for _ in range(7)]
+    del blocks
+    freed.set()
+    done.wait()
+worker = threading.Thread(target=work)
+before = in_use()
+worker.start()
+freed.wait()
+after = in_use()
+done.set()
+worker.join()
+print(json.dumps(None if before is None else after - before))
+"""
+
+
+def run_child(source: str, *args: str, tunables: str | None = None) -> Any:
+    """What a fresh interpreter prints, as JSON, with only `tunables` for glibc."""
     environ = {
         k: v for k, v in os.environ.items() if not k.startswith(("MALLOC_", "GLIBC_TUNABLES"))
     }
     environ["PYTHONPATH"] = str(ROOT)
+    if tunables is not None:
+        environ["GLIBC_TUNABLES"] = tunables
     out = subprocess.run(
-        [sys.executable, "-c", PROBE, mode],
+        [sys.executable, "-c", source, *args],
         env=environ,
         capture_output=True,
         text=True,
         check=True,
         timeout=60,
     ).stdout
-    applied, stats = json.loads(out)
+    return json.loads(out)
+
+
+def probe(mode: str) -> tuple[list[str], int, int]:
+    """What was applied; glibc's arenas, and KiB in mappings of their own, in a child."""
+    applied, stats = run_child(PROBE, mode)
     if "not available" in stats:
         raise SkipTest(f"not glibc: {stats}")
     # "glibc: N arenas: arena A KiB, mmapped M KiB, ..."
@@ -72,3 +110,46 @@ class AllocatorTests(TestCase):
         self.assertEqual(tune_malloc({"MALLOC_ARENA_MAX": "4"}), ["M_MMAP_THRESHOLD=131072"])
         tunables = "glibc.malloc.arena_max=2:glibc.malloc.mmap_threshold=65536"
         self.assertEqual(tune_malloc({"GLIBC_TUNABLES": tunables}), [])
+
+    def test_no_thread_cache_gives_freed_blocks_back(self) -> None:
+        cached = run_child(CACHE_PROBE)
+        if cached is None:
+            raise SkipTest("not glibc")
+        # the control: with glibc's default the freed blocks (some 170 KiB) stay cached
+        self.assertGreater(cached, 100)
+        self.assertLess(run_child(CACHE_PROBE, tunables=NO_THREAD_CACHE), 20)
+        # a later entry wins, as `make run` relies on to leave the user's choice standing
+        self.assertGreater(
+            run_child(CACHE_PROBE, tunables=f"{NO_THREAD_CACHE}:glibc.malloc.tcache_count=7"), 100
+        )
+
+    def test_server_environment(self) -> None:
+        self.assertEqual(
+            with_no_thread_cache({"HOME": "/"}), {"HOME": "/", "GLIBC_TUNABLES": NO_THREAD_CACHE}
+        )
+        self.assertEqual(
+            with_no_thread_cache({"GLIBC_TUNABLES": "glibc.malloc.arena_max=2"}),
+            {"GLIBC_TUNABLES": f"glibc.malloc.arena_max=2:{NO_THREAD_CACHE}"},
+        )
+        own = {"GLIBC_TUNABLES": "glibc.malloc.tcache_count=3"}
+        self.assertEqual(with_no_thread_cache(own), own)
+
+    def test_units_and_make_run_turn_the_cache_off(self) -> None:
+        """The ways of running it that the README gives, and the proof's servers, agree."""
+        for unit in ("twistedspy.service", "twistedspy-socket.service"):
+            text = (ROOT / "contrib" / unit).read_text()
+            self.assertIn(f"Environment=GLIBC_TUNABLES={NO_THREAD_CACHE}\n", text, unit)
+        run = (ROOT / "Makefile").read_text().split("\nrun:", 1)[1].split("\n\n", 1)[0]
+        self.assertIn(
+            f"GLIBC_TUNABLES={NO_THREAD_CACHE}$${{GLIBC_TUNABLES:+:$$GLIBC_TUNABLES}}", run
+        )
+
+    def test_proof_servers_run_as_the_units_do(self) -> None:
+        folder = Path(tempfile.mkdtemp(prefix="twistedspy-allocator-"))
+        self.addCleanup(shutil.rmtree, folder, True)
+        server = start(folder)
+        self.addCleanup(server.stop)
+        environ = Path(f"/proc/{server.pid}/environ").read_bytes().split(b"\0")
+        tunables = [e for e in environ if e.startswith(b"GLIBC_TUNABLES=")]
+        self.assertEqual(len(tunables), 1)
+        self.assertIn(NO_THREAD_CACHE.encode(), tunables[0])
