@@ -4,6 +4,10 @@
 Settings: built-in defaults, then the file named by $TWISTEDSPY_CONFIG, else spy.conf
 beside this file if there is one. twistd does not put this folder on sys.path: install
 twistedspy (`pip install .`) or run with PYTHONPATH set to the repository.
+
+glibc reads its per-thread malloc caches' size only at the start of a process: start
+twistd with GLIBC_TUNABLES=glibc.malloc.tcache_count=0, as `make run` and the systemd
+units do, to keep them from holding some 2 MiB (twistedspy/allocator.py).
 """
 
 import sys
