@@ -15,7 +15,8 @@ Paths:
   comparison the project set itself.
 - `/-/healthy`: pure HTTP on both sides (a fixed short body), to compare the HTTP layers.
 
-Run: PYTHONPATH=. python bench/http_bench.py [--rounds 5] [--duration 10]
+Run: PYTHONPATH=. python bench/http_bench.py [--rounds 5] [--duration 10] [--baseline DIR]
+(--baseline: a third server, twistedspy from another source tree, in the same rounds).
 (named http_bench, not http: a bench/http.py would shadow the standard library's
 `http` package for every script run from bench/).
 """
@@ -42,6 +43,8 @@ import twisted
 REPO = Path(__file__).resolve().parent.parent
 SERVER_CPU = "0"
 LOAD_CPU = "1"
+#: the name the --baseline tree's server goes by in the tables
+BASELINE = "baseline"
 #: the bar (issue 2): CPU per request, twistedspy / twisted.web
 BAR = {"keep-alive": 1 / 1.3, "close": 1.0}
 _TICK = os.sysconf("SC_CLK_TCK")
@@ -101,12 +104,18 @@ def fetch(port: int, path: str) -> tuple[str, bytes]:
         connection.close()
 
 
-def start_twistedspy(port: int, work: Path) -> subprocess.Popen[bytes]:
-    env = dict(os.environ, PYTHONPATH=str(REPO))
+def start_twistedspy(
+    port: int, work: Path, *, connections: int, tree: Path = REPO
+) -> subprocess.Popen[bytes]:
+    """twistedspy from the source tree `tree`, with room for `connections` from wrk."""
+    env = dict(os.environ, PYTHONPATH=str(tree))
     command = [
         *("taskset", "-c", SERVER_CPU),
         *(sys.executable, "-m", "twistedspy.cli", "--pidfile="),
         *("-p", str(port), "--log-dir", str(work / "journal")),
+        # wrk's connections all come from 127.0.0.1, and one address is served a quarter
+        # of MaxClients at once: MaxClients four times wrk's, so that all are served.
+        *("--max-clients", str(4 * connections)),
     ]
     log = (work / "twistedspy.out").open("wb")
     proc = subprocess.Popen(command, cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -193,6 +202,12 @@ def main() -> None:
     parser.add_argument("--paths", default="/version,/-/healthy")
     parser.add_argument("--modes", default="keep-alive,close")
     parser.add_argument("--json", type=Path, help="also write every run here")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="another source tree of twistedspy (e.g. `git archive main`, unpacked) to load "
+        "beside this one in the same rounds: before and after, side by side",
+    )
     args = parser.parse_args()
     paths = args.paths.split(",")
     modes = args.modes.split(",")
@@ -204,12 +219,20 @@ def main() -> None:
         (work / "spy").mkdir()
         (work / "web").mkdir()
         spy_port, web_port = free_port(), free_port()
-        spy = start_twistedspy(spy_port, work / "spy")
-        peer = None
+        spy = start_twistedspy(spy_port, work / "spy", connections=args.connections)
+        peer = baseline = None
         try:
+            servers = {"twistedspy": (spy.pid, spy_port)}
+            if args.baseline is not None:
+                (work / "baseline").mkdir()
+                base_port = free_port()
+                baseline = start_twistedspy(
+                    base_port, work / "baseline", connections=args.connections, tree=args.baseline
+                )
+                servers[BASELINE] = (baseline.pid, base_port)
             pages = {path: fetch(spy_port, path) for path in paths}
             peer = start_peer(web_port, work / "web", pages)
-            servers = {"twistedspy": (spy.pid, spy_port), "twisted.web": (peer.pid, web_port)}
+            servers["twisted.web"] = (peer.pid, web_port)
             print(machine())
             for path, (kind, body) in pages.items():
                 print(f"{path}: {len(body)} bytes, {kind}")
@@ -240,7 +263,7 @@ def main() -> None:
                                 + (f"  ERRORS {result.errors}" if result.errors else ""),
                                 flush=True,
                             )
-            report(results, paths, modes)
+            report(results, paths, modes, list(servers))
             if args.json:
                 rows = [
                     {"path": p, "mode": m, "server": s, "round": i + 1, **asdict(r)}
@@ -249,21 +272,24 @@ def main() -> None:
                 ]
                 args.json.write_text(json.dumps(rows, indent=1))
         finally:
-            for proc in (spy, peer):
+            for proc in (spy, baseline, peer):
                 if proc is not None:
                     proc.terminate()
                     proc.wait(timeout=15)
 
 
 def report(
-    results: dict[tuple[str, str, str], list[Load]], paths: list[str], modes: list[str]
+    results: dict[tuple[str, str, str], list[Load]],
+    paths: list[str],
+    modes: list[str],
+    names: list[str],
 ) -> None:
     print()
     print("| path | mode | server | req/s | p50 ms | p99 ms | CPU µs/req |")
     print("| --- | --- | --- | ---: | ---: | ---: | ---: |")
     for path in paths:
         for mode in modes:
-            for name in ("twistedspy", "twisted.web"):
+            for name in names:
                 runs = results[(path, mode, name)]
                 print(
                     f"| `{path}` | {mode} | {name} "
@@ -289,6 +315,21 @@ def report(
                 f"| {median:.2f} | {statistics.median(rps):.2f} | ≤ {bar:.2f} "
                 f"| {'yes' if median <= bar else 'no'} |"
             )
+    if BASELINE in names:
+        print()
+        print(f"Ratios twistedspy / {BASELINE}, per round, then the median:")
+        print()
+        print("| path | mode | CPU/req per round | CPU/req median | req/s median |")
+        print("| --- | --- | --- | ---: | ---: |")
+        for path in paths:
+            for mode in modes:
+                now, then = results[(path, mode, "twistedspy")], results[(path, mode, BASELINE)]
+                cpu = [n.cpu_us / t.cpu_us for n, t in zip(now, then, strict=True)]
+                rps = [n.rps / t.rps for n, t in zip(now, then, strict=True)]
+                print(
+                    f"| `{path}` | {mode} | {' '.join(f'{r:.2f}' for r in cpu)} "
+                    f"| {statistics.median(cpu):.2f} | {statistics.median(rps):.2f} |"
+                )
     errors = sum(r.errors for runs in results.values() for r in runs)
     if errors:
         print(f"\n{errors} requests failed (non-2xx or socket errors): figures are suspect")

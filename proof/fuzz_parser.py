@@ -3,9 +3,10 @@
 Coverage-guided fuzzing of the sans-IO request parser (atheris, libFuzzer underneath).
 
 One input is one byte stream as a client might send it. It is fed three ways: whole,
-one byte at a time, and cut at a few places chosen by its own bytes. The parser must
-either return Requests or raise an `HTTPError`; anything else is a crash. And the three
-feedings must agree: the same Requests, or the same class of error.
+one byte at a time, and cut at a few places chosen by its own bytes, through
+`receive_data` and `next_event` (by way of `feed`): the entry point the connection uses.
+The parser must either return Requests or raise an `HTTPError`; anything else is a
+crash. And the three feedings must agree: the same Requests, or the same class of error.
 
     python -m proof.fuzz_parser -max_total_time=60        # what `make proof` runs
 

@@ -100,6 +100,8 @@ class LayerTests(ConfigFileMixin, TestCase):
             LogDir = logs
             LogMode = verbose
             RequestTimeout = 1.5
+            RequestLineTimeout = 0.5
+            MaxClientsPerAddress = 1
             KeepAliveTimeout = 2
             ModuleTimeout = 3
             MessageFile = ~/m.jsonl
@@ -122,6 +124,8 @@ class LayerTests(ConfigFileMixin, TestCase):
                 log_dir=here / "logs",
                 log_mode="verbose",
                 request_timeout=1.5,
+                request_line_timeout=0.5,
+                max_clients_per_address=1,
                 keepalive_timeout=2.0,
                 module_timeout=3.0,
                 message_file=Path.home() / "m.jsonl",

@@ -128,7 +128,7 @@ class BackPressureTests(ChannelCase):
 
     def test_request_line_a_byte_at_a_time_gets_408_in_time(self) -> None:
         """Slowloris: each byte must not restart RequestTimeout, in the request line too."""
-        channel, transport = self.connect(request_timeout=10)
+        channel, transport = self.connect(request_timeout=10, request_line_timeout=10)
         for byte in b"GET / HTTP/1.1\r\nHost: x\r\nX: aaaaaaaaaaaaaaaaaaaaaaa":
             if transport.disconnecting:
                 break

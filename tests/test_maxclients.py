@@ -1,5 +1,9 @@
 # -*- test-case-name: tests.test_maxclients -*-
-"""MaxClients over real sockets: at most N served at once, the rest wait, none refused."""
+"""
+MaxClients over real sockets: at most N served at once, the rest wait, none refused; one
+address at most its share of them; and connections that send no request line in time
+give their slot up.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
 from zope.interface import implementer
 
-from tests.servers import RunningServer, start_server
+from tests.servers import RunningServer, fetch, start_server
 from twistedspy.http.protocol import HTTPChannel
 from twistedspy.interfaces import IInfoModule
 from twistedspy.query import Query
@@ -61,7 +65,8 @@ def read_all(client: socket.socket) -> bytes:
 
 class MaxClientsTests(TestCase):
     def start(self) -> tuple[RunningServer, SlowModule, list[int]]:
-        server = start_server(self, max_clients=LIMIT)
+        # All the clients here come from one address: its share is the whole limit.
+        server = start_server(self, max_clients=LIMIT, max_clients_per_address=LIMIT)
         module = SlowModule()
         server.service.modules[module.name] = module
         factory = server.service.factory
@@ -114,3 +119,52 @@ class MaxClientsTests(TestCase):
         reply = await reading
         self.assertTrue(reply.startswith(b"HTTP/1.1 200 OK\r\n"), reply[:200])
         self.assertEqual(max(seen), LIMIT)
+
+
+def one_byte_connections(port: int, sources: list[str]) -> list[socket.socket]:
+    """A connection from each source address, each sending one byte of a request."""
+    held = []
+    for source in sources:
+        conn = socket.create_connection(("127.0.0.1", port), source_address=(source, 0))
+        conn.sendall(b"G")
+        held.append(conn)
+    return held
+
+
+class SlotHoldersTests(TestCase):
+    """The finding: 64 sockets sending a byte each held every slot; a request waited 9.7 s."""
+
+    async def test_one_address_cannot_hold_every_slot(self) -> None:
+        # The request line deadline far off, so that only the per-address limit can help.
+        server = start_server(self, request_line_timeout=60.0, request_timeout=60.0)
+        factory = server.service.factory
+        holders = one_byte_connections(server.port, ["127.0.0.1"] * factory.max_clients)
+        for conn in holders:
+            self.addCleanup(conn.close)
+        while len(factory.connections) < len(holders):
+            await deferLater(reactor, 0.05, lambda: None)
+        # Served at once from another address, while every holder is still connected.
+        reply = await deferToThread(fetch, server.port, "GET", "/-/healthy", {}, b"", "127.0.0.2")
+        self.assertEqual(reply.status, 200)
+        while len(factory.connections) > len(holders):
+            await deferLater(reactor, 0.05, lambda: None)
+        share = factory.max_clients_per_address
+        self.assertEqual(share, factory.max_clients // 4)
+        states = [channel.state.value for channel in factory.connections]
+        self.assertEqual(states.count("reading head"), share)
+        self.assertEqual(states.count("queued"), factory.max_clients - share)
+
+    async def test_connections_without_a_request_line_give_their_slots_up(self) -> None:
+        # Every slot held, each by a different address: the per-address limit cannot help.
+        server = start_server(self, max_clients=4, request_line_timeout=1.0, request_timeout=60.0)
+        holders = one_byte_connections(server.port, [f"127.0.0.{n}" for n in range(10, 14)])
+        factory = server.service.factory
+        while len(factory.connections) < len(holders):
+            await deferLater(reactor, 0.05, lambda: None)
+        reply = await deferToThread(fetch, server.port, "GET", "/-/healthy", {}, b"", "127.0.0.2")
+        self.assertEqual(reply.status, 200)
+        answers = await gatherResults([deferToThread(read_all, conn) for conn in holders])
+        for answer in answers:
+            self.assertTrue(answer.startswith(b"HTTP/1.1 408 "), answer[:60])
+            self.assertIn(b"request line did not arrive within 1 s", answer)
+        self.assertEqual(server.journal_text().count("status=408"), len(holders))

@@ -11,11 +11,16 @@ from dataclasses import dataclass, field
 from twisted.trial.unittest import SynchronousTestCase
 
 from twistedspy.http import (
+    NEED_DATA,
     BadRequest,
+    BodyData,
     ContentTooLarge,
+    Event,
     HeaderFieldsTooLarge,
     HTTPError,
     Request,
+    RequestAssembler,
+    RequestHead,
     RequestParser,
     RequestTimeout,
     TransferEncodingNotImplemented,
@@ -23,6 +28,7 @@ from twistedspy.http import (
     VersionNotSupported,
 )
 from twistedspy.http import parser as parser_module
+from twistedspy.http.parser import END_OF_MESSAGE
 
 NEXT = b"GET /second?n=2 HTTP/1.1\r\nHost: next.example\r\n\r\n"
 
@@ -290,6 +296,12 @@ INVALID = [
     Invalid("host_with_space", get(b"/", b"Host: a b"), BadRequest),
     Invalid("host_bad_port", get(b"/", b"Host: a:8x"), BadRequest),
     Invalid("host_bad_ipv6", get(b"/", b"Host: [::g]"), BadRequest),
+    # -- Authorization: 400
+    Invalid(
+        "two_authorizations",
+        get(b"/", b"Authorization: Basic YTpi", b"Authorization: Basic YzpkZA=="),
+        BadRequest,
+    ),
     # -- Content-Length: 400 / 413
     Invalid("content_length_negative", get(b"/", b"Content-Length: -1"), BadRequest),
     Invalid("content_length_plus", get(b"/", b"Content-Length: +1") + b"x", BadRequest),
@@ -352,6 +364,7 @@ REASONS = {
     "http11_without_host": "must have a Host",
     "two_hosts_http10": "more than one Host",
     "empty_host": "Host header field is empty",
+    "two_authorizations": "more than one Authorization",
     "content_length_list": "plain number",
     "content_length_twice": "more than one Content-Length",
     "te_and_content_length": "both Transfer-Encoding and Content-Length",
@@ -449,73 +462,118 @@ class StatusTests(SynchronousTestCase):
         self.assertEqual(BadRequest("plain words").message, "plain words")
 
 
-class LineInterfaceTests(SynchronousTestCase):
-    """`line_received` / `body_received` as the protocol drives them."""
+def events(parser: RequestParser, data: bytes = b"") -> list[Event]:
+    """Every event the bytes so far make, NEED_DATA last."""
+    parser.receive_data(data)
+    found = [parser.next_event()]
+    while found[-1] is not NEED_DATA:
+        found.append(parser.next_event())
+    return found
+
+
+class EventTests(SynchronousTestCase):
+    """`receive_data` / `next_event`, as the connection drives them."""
 
     def test_request_without_body(self) -> None:
         parser = RequestParser()
-        self.assertFalse(parser.in_progress)
-        self.assertIsNone(parser.line_received(b"GET /cpu HTTP/1.1"))
-        self.assertTrue(parser.in_progress)
-        self.assertIsNone(parser.line_received(b"Host: h"))
-        request = parser.line_received(b"")
+        self.assertTrue(parser.between_requests)
+        self.assertEqual(events(parser, b"GET /cpu HTTP/1.1\r\n"), [NEED_DATA])
+        self.assertFalse(parser.between_requests)
+        self.assertTrue(parser.request_line_received)
+        self.assertEqual(events(parser, b"Host: h\r"), [NEED_DATA])
+        head, end, need = events(parser, b"\n\r\n")
+        assert isinstance(head, RequestHead)
+        self.assertEqual(head.body_length, 0)
+        self.assertEqual((head.request.path, head.request.host), ("/cpu", "h"))
+        self.assertEqual((end, need), (END_OF_MESSAGE, NEED_DATA))
+        self.assertTrue(parser.between_requests)
+        self.assertFalse(parser.request_line_received)
+
+    def test_request_with_body_in_pieces(self) -> None:
+        parser = RequestParser()
+        head, body, need = events(
+            parser, b"POST /message HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\n\r\nhello"
+        )
+        assert isinstance(head, RequestHead)
+        self.assertEqual((head.body_length, head.request.body), (11, b""))
+        self.assertEqual((body, need), (BodyData(b"hello"), NEED_DATA))
+        self.assertFalse(parser.between_requests)
+        # The body ends inside this read; the next request begins in it.
+        rest, end, head2, end2, need = events(parser, b" world" + b"GET / HTTP/1.0\r\n\r\n")
+        self.assertEqual((rest, end, end2), (BodyData(b" world"), END_OF_MESSAGE, END_OF_MESSAGE))
+        self.assertEqual(head.complete([b"hello", b" world"]).body, b"hello world")
+        assert isinstance(head2, RequestHead)
+        self.assertEqual(head2.request.version, (1, 0))
+
+    def test_nothing_is_parsed_until_asked(self) -> None:
+        """Pipelined bytes wait in the parser, in order, while a response is prepared."""
+        parser = RequestParser()
+        parser.receive_data(b"GET /1 HTTP/1.1\r\nHost: h\r\n\r\nGET /2 HTTP/1.1\r\n")
+        first = parser.next_event()
+        assert isinstance(first, RequestHead)
+        self.assertEqual(parser.next_event(), END_OF_MESSAGE)
+        parser.receive_data(b"Host: h\r\n\r\n")
+        self.assertFalse(parser.between_requests)
+        second = parser.next_event()
+        assert isinstance(second, RequestHead)
+        self.assertEqual([first.request.path, second.request.path], ["/1", "/2"])
+
+    def test_assembler(self) -> None:
+        assembler = RequestAssembler()
+        parser = RequestParser()
+        parser.receive_data(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nab")
+        found = []
+        while (event := parser.next_event()) is not NEED_DATA:
+            found.append(assembler.add(event))
+        request = found[-1]
+        self.assertEqual(found[:-1], [None, None])
         assert isinstance(request, Request)
-        self.assertEqual((request.path, request.host, request.body), ("/cpu", "h", b""))
-        self.assertFalse(parser.in_progress)
-
-    def test_request_with_body(self) -> None:
-        parser = RequestParser()
-        parser.line_received(b"POST /message HTTP/1.1")
-        parser.line_received(b"Host: h")
-        self.assertIsNone(parser.line_received(b"Content-Length: 5"))
-        self.assertEqual(parser.line_received(b""), 5)
-        self.assertTrue(parser.in_progress)
-        request = parser.body_received(b"hello")
-        self.assertEqual(request.body, b"hello")
-        self.assertFalse(parser.in_progress)
-        # The parser is ready for the next request on the connection.
-        parser.line_received(b"GET / HTTP/1.0")
-        self.assertIsInstance(parser.line_received(b""), Request)
-
-    def test_body_of_wrong_length(self) -> None:
-        parser = RequestParser()
-        for line in (b"POST / HTTP/1.1", b"Host: h", b"Content-Length: 5", b""):
-            parser.line_received(line)
-        self.assertRaises(ValueError, parser.body_received, b"hell")
+        self.assertEqual(request.body, b"ab")
 
     def test_content_too_large_before_body(self) -> None:
         """413 comes as soon as the header is complete, before any body byte."""
         parser = RequestParser(max_body=10)
-        for line in (b"POST / HTTP/1.1", b"Host: h", b"Content-Length: 11"):
-            parser.line_received(line)
-        self.assertRaises(ContentTooLarge, parser.line_received, b"")
+        parser.receive_data(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\n\r\n")
+        self.assertRaises(ContentTooLarge, parser.next_event)
 
-    def test_empty_lines_are_not_in_progress(self) -> None:
+    def test_empty_lines_begin_a_request(self) -> None:
+        """Empty lines are skipped (RFC 9112 §2.2), but they are bytes of the next request."""
         parser = RequestParser()
-        self.assertIsNone(parser.line_received(b""))
-        self.assertFalse(parser.in_progress)
+        self.assertEqual(events(parser, b"\r\n"), [NEED_DATA])
+        self.assertFalse(parser.between_requests)
+        self.assertFalse(parser.request_line_received)
 
     def test_line_too_long(self) -> None:
-        """414 while the request line is awaited, 431 for a header line."""
+        """414 while the request line is awaited, 431 for a header line, before its end."""
         parser = RequestParser(max_line=20)
-        self.assertIsInstance(parser.line_too_long(), URITooLong)
-        self.assertRaises(URITooLong, parser.line_received, b"GET /" + b"a" * 12 + b" HTTP/1.1")
+        parser.receive_data(b"GET /" + b"a" * 17)
+        self.assertRaises(URITooLong, parser.next_event)
         parser = RequestParser(max_line=20)
-        parser.line_received(b"GET / HTTP/1.1")
-        self.assertIsInstance(parser.line_too_long(), HeaderFieldsTooLarge)
-        self.assertRaises(HeaderFieldsTooLarge, parser.line_received, b"X: " + b"a" * 18)
+        self.assertEqual(events(parser, b"GET / HTTP/1.1\r\nX: " + b"a" * 17), [NEED_DATA])
+        parser.receive_data(b"a")  # 21 bytes: a line at the limit and its CR
+        self.assertIs(parser.next_event(), NEED_DATA)
+        parser.receive_data(b"a")
+        self.assertRaises(HeaderFieldsTooLarge, parser.next_event)
+
+    def test_a_line_at_the_limit_with_its_cr(self) -> None:
+        parser = RequestParser(max_line=20)
+        line = b"GET /" + b"a" * 6 + b" HTTP/1.1"
+        self.assertEqual(len(line), 20)
+        self.assertEqual(events(parser, line + b"\r"), [NEED_DATA])
+        self.assertEqual(events(parser, b"\nHost: h\r\n")[-1], NEED_DATA)
 
     def test_limits_configurable(self) -> None:
         parser = RequestParser(max_fields=2)
-        for line in (b"GET / HTTP/1.1", b"Host: h", b"A: b"):
-            parser.line_received(line)
-        self.assertRaises(HeaderFieldsTooLarge, parser.line_received, b"C: d")
+        parser.receive_data(b"GET / HTTP/1.1\r\nHost: h\r\nA: b\r\nC: d\r\n")
+        self.assertRaises(HeaderFieldsTooLarge, parser.next_event)
 
     def test_error_is_sticky(self) -> None:
         """After an error the stream position is unknown: nothing more is parsed."""
         parser = RequestParser()
-        self.assertRaises(BadRequest, parser.line_received, b"GET  / HTTP/1.1")
-        self.assertRaises(BadRequest, parser.line_received, b"GET / HTTP/1.1")
+        parser.receive_data(b"GET  / HTTP/1.1\r\n")
+        error = self.assertRaises(BadRequest, parser.next_event)
+        parser.receive_data(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        self.assertIs(self.assertRaises(BadRequest, parser.next_event), error)
         self.assertRaises(BadRequest, parser.feed, b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
 
 
@@ -543,7 +601,7 @@ class PipelineTests(SynchronousTestCase):
     def test_partial_request_waits(self) -> None:
         parser = RequestParser()
         self.assertEqual(parser.feed(b"GET / HTTP/1.1\r\nHost: h\r\n"), [])
-        self.assertTrue(parser.in_progress)
+        self.assertFalse(parser.between_requests)
         [request] = parser.feed(b"\r\n")
         self.assertEqual(request.host, "h")
 
@@ -564,9 +622,11 @@ class RememberedLinesTests(SynchronousTestCase):
         self.assertEqual(second[0].host, "[::1]:8080")
 
     def test_limits_still_apply_to_a_known_line(self) -> None:
-        line = b"GET /" + b"a" * 200 + b" HTTP/1.1"
-        RequestParser().line_received(line)
-        self.assertRaises(URITooLong, RequestParser(max_line=100).line_received, line)
+        line = b"GET /" + b"a" * 200 + b" HTTP/1.1\r\n"
+        self.assertEqual(events(RequestParser(), line), [NEED_DATA])
+        parser = RequestParser(max_line=100)
+        parser.receive_data(line)
+        self.assertRaises(URITooLong, parser.next_event)
 
     def test_only_what_parsed_is_remembered(self) -> None:
         for _ in range(2):

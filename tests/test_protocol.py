@@ -17,8 +17,11 @@ from twisted.logger import Logger
 from twisted.trial.unittest import TestCase
 
 from twistedspy.http.parser import HTTPError, Request
-from twistedspy.http.protocol import HTTPChannel, HTTPFactory
+from twistedspy.http.protocol import ConnectionState, HTTPChannel, HTTPFactory, address_share
 from twistedspy.http.response import Outcome, Response
+from twistedspy.settings import Settings
+
+DEFAULTS = Settings()
 
 
 class RecordingSite:
@@ -47,7 +50,13 @@ class RecordingSite:
 
 class ChannelCase(TestCase):
     def connect(
-        self, *, max_clients: int = 10, request_timeout: float = 10, keepalive: float = 5
+        self,
+        *,
+        max_clients: int = 10,
+        request_timeout: float = 10,
+        keepalive: float = 5,
+        request_line_timeout: float = DEFAULTS.request_line_timeout,
+        max_clients_per_address: int | None = None,
     ) -> tuple[HTTPChannel, StringTransport]:
         self.clock = Clock()
         self.site = RecordingSite()
@@ -55,12 +64,18 @@ class ChannelCase(TestCase):
             self.site,
             self.clock,
             max_clients=max_clients,
+            max_clients_per_address=max_clients_per_address,
             request_timeout=request_timeout,
+            request_line_timeout=request_line_timeout,
             keepalive_timeout=keepalive,
             log=Logger(),
         )
-        channel = self.factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 5000))
-        transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 5000))
+        return self.another()
+
+    def another(self, host: str = "127.0.0.1") -> tuple[HTTPChannel, StringTransport]:
+        """One more connection to the same factory, from `host`."""
+        channel = self.factory.buildProtocol(IPv4Address("TCP", host, 5000))
+        transport = StringTransport(peerAddress=IPv4Address("TCP", host, 5000))
         channel.makeConnection(transport)
         return channel, transport
 
@@ -245,7 +260,13 @@ class FactoryTests(TestCase):
         site = RecordingSite()
         site.hold = True
         factory = HTTPFactory(
-            site, clock, max_clients=5, request_timeout=10, keepalive_timeout=5, log=Logger()
+            site,
+            clock,
+            max_clients=5,
+            request_timeout=10,
+            request_line_timeout=3,
+            keepalive_timeout=5,
+            log=Logger(),
         )
         busy = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 1))
         busy_transport = StringTransport()
@@ -273,6 +294,7 @@ class FactoryTests(TestCase):
             clock,
             max_clients=2,
             request_timeout=10,
+            request_line_timeout=3,
             keepalive_timeout=5,
             log=Logger(),
         )
@@ -292,7 +314,7 @@ class FactoryTests(TestCase):
         factory.ports.append(port)
         channels = []
         for n in range(2):
-            channel = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", n))
+            channel = factory.buildProtocol(IPv4Address("TCP", f"127.0.0.{n + 1}", n))
             channel.makeConnection(StringTransport())
             channels.append(channel)
         self.assertFalse(port.reading)
@@ -325,3 +347,209 @@ class HalfCloseTests(ChannelCase):
         channel.readConnectionLost()
         self.assertEqual(self.statuses(transport), [b"200"])
         self.assertTrue(transport.disconnecting)
+
+
+class StateTests(ChannelCase):
+    def test_states_through_requests(self) -> None:
+        channel, _ = self.connect()
+        self.assertIs(channel.state, ConnectionState.IDLE)
+        channel.dataReceived(b"POST /m HTTP/1.1\r\nHost: x\r\n")
+        self.assertIs(channel.state, ConnectionState.READING_HEAD)
+        channel.dataReceived(b"Content-Length: 2\r\n\r\na")
+        self.assertIs(channel.state, ConnectionState.READING_BODY)
+        self.site.hold = True
+        channel.dataReceived(b"b")
+        self.assertIs(channel.state, ConnectionState.DISPATCHED)
+        self.site.held[0].callback(None)
+        self.assertIs(channel.state, ConnectionState.IDLE)
+        channel.dataReceived(b"GET /last HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        self.site.held[1].callback(None)
+        self.assertIs(channel.state, ConnectionState.CLOSING)
+        channel.connectionLost(None)
+        self.assertIs(channel.state, ConnectionState.CLOSED)
+
+    def test_bytes_read_while_answering_wait_their_turn(self) -> None:
+        """What arrives while a response is prepared (TLS may hand it on) is kept, in order."""
+        channel, transport = self.connect()
+        self.site.hold = True
+        channel.dataReceived(b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\n")
+        channel.dataReceived(b"Host: x\r\n\r\n")
+        self.assertEqual(len(self.site.requests), 1)
+        self.site.held[0].callback(None)
+        self.site.held[1].callback(None)
+        self.assertEqual([r.path for r in self.site.requests], ["/1", "/2"])
+        self.assertEqual(self.statuses(transport), [b"200", b"200"])
+
+    def test_repeated_authorization_400(self) -> None:
+        channel, transport = self.connect()
+        channel.dataReceived(
+            b"GET / HTTP/1.1\r\nHost: x\r\nAuthorization: Basic YTpi\r\n"
+            b"Authorization: Basic Yzpk\r\n\r\n"
+        )
+        self.assertEqual(self.statuses(transport), [b"400"])
+        self.assertIn(b"more than one Authorization", transport.value())
+        self.assertEqual(self.site.requests, [])
+
+
+class RequestLineDeadlineTests(ChannelCase):
+    """A new connection has RequestLineTimeout to send its request line, then 408."""
+
+    def test_part_of_a_request_line_gets_408_at_the_deadline(self) -> None:
+        channel, transport = self.connect(request_line_timeout=3, request_timeout=10)
+        channel.dataReceived(b"G")
+        self.clock.advance(2.9)
+        self.assertEqual(transport.value(), b"")
+        self.clock.advance(0.1)
+        self.assertEqual(self.statuses(transport), [b"408"])
+        self.assertIn(b"request line did not arrive within 3 s", transport.value())
+        self.assertTrue(transport.disconnecting)
+
+    def test_a_request_line_a_byte_at_a_time_gets_408_at_the_deadline(self) -> None:
+        channel, transport = self.connect(request_line_timeout=3, request_timeout=10)
+        for byte in b"GET / HTTP/1.1\r\n":
+            if transport.disconnecting:
+                break
+            channel.dataReceived(bytes([byte]))
+            self.clock.advance(0.5)
+        self.assertEqual(self.statuses(transport), [b"408"])
+        self.assertEqual(self.clock.seconds(), 3)
+
+    def test_nothing_sent_is_closed_silently_at_the_deadline(self) -> None:
+        _, transport = self.connect(request_line_timeout=3, keepalive=5)
+        self.clock.advance(2.9)
+        self.assertFalse(transport.disconnecting)
+        self.clock.advance(0.1)
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(transport.value(), b"")
+
+    def test_request_line_in_time_leaves_request_timeout(self) -> None:
+        channel, transport = self.connect(request_line_timeout=3, request_timeout=10)
+        self.clock.advance(1)
+        channel.dataReceived(b"GET / HTTP/1.1\r\nHo")
+        self.clock.advance(9.9)
+        self.assertEqual(transport.value(), b"")
+        self.clock.advance(0.1)  # RequestTimeout, counted from the first byte
+        self.assertEqual(self.statuses(transport), [b"408"])
+        self.assertIn(b"not completed in time", transport.value())
+
+    def test_line_whole_in_later_pieces_leaves_request_timeout(self) -> None:
+        channel, transport = self.connect(request_line_timeout=3, request_timeout=10)
+        channel.dataReceived(b"GET / HTT")
+        self.clock.advance(2)
+        channel.dataReceived(b"P/1.1\r\n")
+        self.clock.advance(7.9)
+        self.assertEqual(transport.value(), b"")
+        channel.dataReceived(b"Host: x\r\n\r\n")
+        self.assertEqual(self.statuses(transport), [b"200"])
+
+    def test_shorter_request_timeout_still_applies(self) -> None:
+        channel, transport = self.connect(request_line_timeout=5, request_timeout=2)
+        self.clock.advance(1)
+        channel.dataReceived(b"G")
+        self.clock.advance(2)
+        self.assertEqual(self.statuses(transport), [b"408"])
+        self.assertIn(b"not completed in time", transport.value())
+
+    def test_only_the_first_request_line_has_the_deadline(self) -> None:
+        channel, transport = self.connect(request_line_timeout=3, request_timeout=10)
+        channel.dataReceived(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nG")
+        self.clock.advance(9.9)
+        self.assertEqual(self.statuses(transport), [b"200"])
+        self.clock.advance(0.1)
+        self.assertEqual(self.statuses(transport), [b"200", b"408"])
+
+    def test_deadline_runs_from_when_a_waiting_connection_is_served(self) -> None:
+        first, _ = self.connect(request_line_timeout=3, max_clients_per_address=1)
+        _, transport = self.another()
+        self.clock.advance(60)
+        self.assertFalse(transport.disconnecting)
+        first.connectionLost(None)
+        self.clock.advance(2.9)
+        self.assertFalse(transport.disconnecting)
+        self.clock.advance(0.1)
+        self.assertTrue(transport.disconnecting)
+
+
+class PerAddressTests(ChannelCase):
+    """One address is served at most its share of MaxClients; its other connections wait."""
+
+    def test_default_share_is_a_quarter_of_max_clients(self) -> None:
+        self.connect(max_clients=64)
+        self.assertEqual(self.factory.max_clients_per_address, 16)
+        self.connect(max_clients=3)
+        self.assertEqual(self.factory.max_clients_per_address, 1)
+        self.connect(max_clients=8, max_clients_per_address=5)
+        self.assertEqual(self.factory.max_clients_per_address, 5)
+
+    def test_over_its_share_a_connection_waits_unread_then_is_served(self) -> None:
+        first, _ = self.connect(max_clients=8, max_clients_per_address=2)
+        self.another()
+        third, transport = self.another()
+        self.assertIs(third.state, ConnectionState.QUEUED)
+        self.assertEqual(transport.producerState, "paused")
+        self.assertEqual(self.factory.free_slots, 6)
+        # No time-out runs while it waits, however long.
+        self.clock.advance(600)
+        self.assertFalse(transport.disconnecting)
+        first.connectionLost(None)
+        self.assertIs(third.state, ConnectionState.IDLE)
+        self.assertEqual(transport.producerState, "producing")
+        self.assertEqual(self.factory.free_slots, 6)
+        third.dataReceived(b"GET /third HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.assertEqual(self.statuses(transport), [b"200"])
+
+    def test_other_addresses_are_served_meanwhile(self) -> None:
+        self.connect(max_clients=8, max_clients_per_address=1)
+        waiting, _ = self.another("127.0.0.1")
+        other, transport = self.another("127.0.0.2")
+        self.assertIs(waiting.state, ConnectionState.QUEUED)
+        self.assertIs(other.state, ConnectionState.IDLE)
+        other.dataReceived(b"GET /other HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.assertEqual(self.statuses(transport), [b"200"])
+
+    def test_waiting_in_order(self) -> None:
+        first, _ = self.connect(max_clients=8, max_clients_per_address=1)
+        second, _ = self.another()
+        third, _ = self.another()
+        first.connectionLost(None)
+        self.assertEqual(
+            (second.state, third.state), (ConnectionState.IDLE, ConnectionState.QUEUED)
+        )
+
+    def test_a_waiting_connection_that_ends_leaves_the_queue(self) -> None:
+        first, _ = self.connect(max_clients=8, max_clients_per_address=1)
+        second, _ = self.another()
+        second.connectionLost(None)
+        first.connectionLost(None)
+        self.assertEqual(self.factory.connections, set())
+        self.assertEqual(self.factory.free_slots, 8)
+
+    def test_bytes_of_a_waiting_connection_are_answered_once_it_is_served(self) -> None:
+        first, _ = self.connect(max_clients=8, max_clients_per_address=1)
+        second, transport = self.another()
+        second.dataReceived(b"GET /early HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.assertEqual(transport.value(), b"")
+        first.connectionLost(None)
+        self.assertEqual(self.statuses(transport), [b"200"])
+
+    def test_past_max_clients_waiting_a_connection_is_closed(self) -> None:
+        self.connect(max_clients=2, max_clients_per_address=1)
+        waiting = [self.another()[1] for _ in range(2)]
+        _, refused = self.another()
+        self.assertFalse(any(t.disconnecting for t in waiting))
+        self.assertTrue(refused.disconnecting)
+        self.assertEqual(refused.value(), b"")
+
+    def test_shutdown_closes_waiting_connections(self) -> None:
+        self.connect(max_clients=8, max_clients_per_address=1)
+        _, transport = self.another()
+        self.factory.close_all(grace=5)
+        self.assertTrue(transport.disconnecting)
+
+    def test_address_share(self) -> None:
+        self.assertEqual(address_share("192.0.2.7"), "192.0.2.7")
+        self.assertEqual(address_share("2001:db8:1:2:3:4:5:6"), "2001:db8:1:2::/64")
+        self.assertEqual(address_share("2001:db8:1:2::9"), "2001:db8:1:2::/64")
+        self.assertNotEqual(address_share("2001:db8:1:3::9"), "2001:db8:1:2::/64")
+        self.assertEqual(address_share("::ffff:192.0.2.7"), "192.0.2.7")
+        self.assertEqual(address_share("None"), "None")

@@ -23,12 +23,17 @@ class Settings:
     security: bool = False
     account_file: Path = Path("accounts")
     max_clients: int = 64
+    #: connections served at once from one address (IPv6: one /64); None: MaxClients / 4
+    max_clients_per_address: int | None = None
     modules_dir: Path | None = None
     #: names of the modules to serve; None serves all (the index is always served)
     modules: tuple[str, ...] | None = None
     log_dir: Path = Path("logs")
     log_mode: LogMode = "short"
     request_timeout: float = 10.0
+    #: Seconds a new connection has to send its request line: a few, far less than
+    #: request_timeout, so that connections which send nothing whole cannot hold the slots.
+    request_line_timeout: float = 3.0
     keepalive_timeout: float = 5.0
     module_timeout: float = 10.0
     message_file: Path = Path("messages.jsonl")

@@ -48,6 +48,13 @@ _PARAMETERS: tuple[tuple[str, str | None, str, str], ...] = (
         "connections served at once; further ones wait their turn [default: 64]",
     ),
     (
+        "max-clients-per-address",
+        None,
+        "max_clients_per_address",
+        "connections served at once from one address (IPv6: one /64); its further ones "
+        "wait their turn [default: a quarter of --max-clients]",
+    ),
+    (
         "moddir",
         "m",
         "modules_dir",
@@ -65,6 +72,12 @@ _PARAMETERS: tuple[tuple[str, str | None, str, str], ...] = (
         None,
         "request_timeout",
         "seconds to receive a whole request once begun [default: 10]",
+    ),
+    (
+        "request-line-timeout",
+        None,
+        "request_line_timeout",
+        "seconds a new connection has to send its request line [default: 3]",
     ),
     (
         "keepalive-timeout",

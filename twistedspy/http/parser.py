@@ -1,12 +1,13 @@
 # -*- test-case-name: tests.test_parser -*-
 """
-A sans-IO HTTP/1.x request parser: lines and body bytes in, `Request`s or `HTTPError`s out.
+A sans-IO HTTP/1.x request parser: bytes in, events out (h11's `receive_data` and
+`next_event`), or an `HTTPError` carrying the status to answer.
 
-It knows nothing of sockets or Twisted; the protocol splits the byte stream into lines
-and bodies and hands them over, so the same code runs under trial, hypothesis and a
-fuzzer. Where it is stricter than RFC 9112 / RFC 9110 the reason is written beside the
-check: mostly, every lenient reading here is one a front-end proxy might read
-differently, which is how request smuggling happens.
+It knows nothing of sockets or Twisted, and it alone finds where lines and bodies end:
+the connection hands it every byte it reads, so trial, hypothesis and the fuzzer run
+exactly what production runs. Where it is stricter than RFC 9112 / RFC 9110 the reason
+is written beside the check: mostly, every lenient reading here is one a front-end proxy
+might read differently, which is how request smuggling happens.
 """
 
 from __future__ import annotations
@@ -14,13 +15,16 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, Final, NamedTuple
 from urllib.parse import unquote_to_bytes
 
 from twistedspy.http import grammar
 
-#: the fields read while parsing (framing, persistence, Host), collected as they arrive
-_FRAMING_FIELDS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
+#: the fields read while parsing (framing, persistence, Host, credentials), collected as
+#: they arrive
+_CHECKED_FIELDS = frozenset(
+    {"host", "content-length", "transfer-encoding", "connection", "authorization"}
+)
 
 MAX_LINE = 8192
 """Longest request line and header line, in bytes, without the line end."""
@@ -152,6 +156,8 @@ class _State(enum.Enum):
     REQUEST_LINE = enum.auto()
     HEADERS = enum.auto()
     BODY = enum.auto()
+    #: the message is complete; EndOfMessage is the next event
+    DONE = enum.auto()
     FAILED = enum.auto()
 
 
@@ -161,8 +167,84 @@ class _RequestHead(NamedTuple):
     version: tuple[int, int]
 
 
+# -- events (h11's shape: `receive_data` puts bytes in, `next_event` takes events out) ----
+
+
+class NeedData(enum.Enum):
+    """The type of `NEED_DATA`."""
+
+    NEED_DATA = enum.auto()
+
+
+NEED_DATA: Final = NeedData.NEED_DATA
+"""Event: nothing more can be told until more bytes arrive."""
+
+
+@dataclass(frozen=True, slots=True)
+class RequestHead:
+    """Event: a request line and its header fields; `body_length` body bytes follow."""
+
+    #: the request, its body still empty
+    request: Request
+    body_length: int
+
+    def complete(self, body: Sequence[bytes]) -> Request:
+        """The request with the body its BodyData events carried."""
+        if not body:
+            return self.request
+        return _with_body(self.request, b"".join(body))
+
+
+@dataclass(frozen=True, slots=True)
+class BodyData:
+    """Event: the next piece of the body."""
+
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class EndOfMessage:
+    """Event: the request is complete; the next one may begin."""
+
+
+END_OF_MESSAGE: Final = EndOfMessage()
+
+Event = RequestHead | BodyData | EndOfMessage | NeedData
+
+
+class RequestAssembler:
+    """Gathers one request's events into the `Request` they make."""
+
+    __slots__ = ("_body", "_head")
+
+    def __init__(self) -> None:
+        self._head: RequestHead | None = None
+        self._body: list[bytes] = []
+
+    def add(self, event: RequestHead | BodyData | EndOfMessage) -> Request | None:
+        """The complete request at its EndOfMessage, else None."""
+        if type(event) is RequestHead:
+            self._head, self._body = event, []
+            return None
+        if type(event) is BodyData:
+            self._body.append(event.data)
+            return None
+        assert self._head is not None, "EndOfMessage before a RequestHead"
+        request = self._head.complete(self._body)
+        self._head, self._body = None, []
+        return request
+
+
 class RequestParser:
-    """One per connection; parses requests one after another."""
+    """
+    One per connection; parses its requests one after another.
+
+    `receive_data` takes the bytes as they arrive, `next_event` hands out what they mean:
+    a `RequestHead`, `BodyData`, `EndOfMessage`, or `NEED_DATA`; a request that cannot be
+    served raises its `HTTPError`, and so does every later call (after an error the place
+    in the stream is unknown). This is the only code that finds where lines and bodies
+    end: the connection, the tests and the fuzzer all go through it.
+    """
 
     def __init__(
         self,
@@ -180,108 +262,130 @@ class RequestParser:
         self._empty_lines = 0
         self._head: _RequestHead | None = None
         self._fields: list[tuple[str, str]] = []
-        #: the values of the fields that frame the message, gathered as they arrive
-        self._framing: dict[str, list[str]] = {}
+        #: the values of the fields read while parsing, gathered as they arrive
+        self._checked: dict[str, list[str]] = {}
         self._header_bytes = 0
-        self._pending: Request | None = None
-        self._body_length = 0
+        self._body_left = 0
         self._error: HTTPError | None = None
-        # feed(): bytes not yet handed to line_received/body_received
-        self._buffer = bytearray()
+        # Bytes received: those before `_pos` are parsed already, and no LF lies between
+        # `_pos` and `_scanned` (so a line arriving a byte at a time is searched once).
+        self._data = b""
+        self._pos = 0
+        self._scanned = 0
+        self._assembler = RequestAssembler()
 
     @property
-    def in_progress(self) -> bool:
-        """Whether a request has begun (its request line arrived) and is not finished."""
+    def between_requests(self) -> bool:
+        """Whether no byte of the next request has arrived (not even an empty line)."""
+        return (
+            self._state is _State.REQUEST_LINE
+            and not self._empty_lines
+            and self._pos == len(self._data)
+        )
+
+    @property
+    def request_line_received(self) -> bool:
+        """Whether the current request's line has arrived whole (and parsed)."""
         return self._state is not _State.REQUEST_LINE
 
-    def line_too_long(self) -> HTTPError:
-        """The error for a line over the limit, by what that line would have been."""
-        if self._state is _State.REQUEST_LINE:
-            return URITooLong(f"The request line is longer than {self._max_line} bytes.")
-        return HeaderFieldsTooLarge(f"A header line is longer than {self._max_line} bytes.")
-
-    def line_received(self, line: bytes) -> Request | int | None:
-        """
-        Take one line, without its line end. None: more lines needed; a Request: complete
-        without a body; n > 0: exactly n body bytes must go to `body_received` next.
-        """
+    def receive_data(self, data: bytes) -> None:
+        """Take the next bytes of the stream, in any pieces."""
         if self._state is _State.FAILED:
+            return
+        if self._pos == len(self._data):
+            # All parsed: the common case, a request in one read, costs no copy.
+            self._data, self._pos, self._scanned = data, 0, 0
+        else:
+            # What is left is at most one line (it has no LF) or an unread pipelined part.
+            self._data = self._data[self._pos :] + data
+            self._scanned -= self._pos
+            self._pos = 0
+
+    def next_event(self) -> Event:
+        """The next event the bytes received so far make (see the class docstring)."""
+        state = self._state
+        if state is _State.BODY:
+            return self._body_data()
+        if state is _State.DONE:
+            self._reset()
+            return END_OF_MESSAGE
+        if state is _State.FAILED:
             assert self._error is not None
             raise self._error
-        if self._state is _State.BODY:
-            raise RuntimeError("a body is expected, not a line")
         try:
-            if self._state is _State.REQUEST_LINE:
-                self._request_line(line)
-                return None
-            return self._header_line(line)
+            while (line := self._next_line()) is not None:
+                if self._state is _State.REQUEST_LINE:
+                    self._request_line(line)
+                else:
+                    head = self._header_line(line)
+                    if head is not None:
+                        return head
         except HTTPError as error:
-            self._fail(error)
+            self._state, self._error = _State.FAILED, error
             raise
-
-    def body_received(self, body: bytes) -> Request:
-        """Take exactly the body bytes announced by `line_received`."""
-        if self._state is not _State.BODY or self._pending is None:
-            raise RuntimeError("no body is expected")
-        if len(body) != self._body_length:
-            raise ValueError(f"expected {self._body_length} body bytes, got {len(body)}")
-        request = _with_body(self._pending, bytes(body))
-        self._reset()
-        return request
+        return NEED_DATA
 
     def feed(self, data: bytes) -> list[Request]:
         """
-        Take any piece of the byte stream; return the requests it completed.
-
-        A driver over `line_received`/`body_received` for tests and fuzzers; it splits
-        lines as the protocol does (on LF, then one trailing CR is dropped: RFC 9112 §2.2
-        lets a recipient accept a bare LF as a line terminator).
+        `receive_data`, then the requests completed so far: for tests and tools, which
+        want whole requests; the connection takes the same events one at a time.
         """
-        if self._state is _State.FAILED:
-            assert self._error is not None
-            raise self._error
-        self._buffer += data
+        self.receive_data(data)
         done: list[Request] = []
-        while True:
-            if self._state is _State.BODY:
-                if len(self._buffer) < self._body_length:
-                    break
-                body = bytes(self._buffer[: self._body_length])
-                del self._buffer[: self._body_length]
-                done.append(self.body_received(body))
-                continue
-            end = self._buffer.find(b"\n")
-            if end < 0:
-                # +1: the CR of a CRLF may already be here while its LF is not.
-                if len(self._buffer) > self._max_line + 1:
-                    error = self.line_too_long()
-                    self._fail(error)
-                    raise error
-                break
-            line = bytes(self._buffer[:end])
-            del self._buffer[: end + 1]
-            if line.endswith(b"\r"):
-                line = line[:-1]
-            result = self.line_received(line)
-            if isinstance(result, Request):
-                done.append(result)
+        while (event := self.next_event()) is not NEED_DATA:
+            request = self._assembler.add(event)
+            if request is not None:
+                done.append(request)
         return done
 
     # -- the states -------------------------------------------------------------------
 
-    def _fail(self, error: HTTPError) -> None:
-        self._state = _State.FAILED
-        self._error = error
+    def _next_line(self) -> bytes | None:
+        """The next whole line without its line end, or None until its LF arrives."""
+        data, pos = self._data, self._pos
+        # RFC 9112 §2.2: a recipient may take a bare LF as a line terminator; one CR
+        # before it is part of the line end, and any other CR is refused by the grammar.
+        end = data.find(b"\n", self._scanned)
+        if end < 0:
+            # +1: the CR of a CRLF may already be here while its LF is not.
+            if len(data) - pos > self._max_line + 1:
+                raise self._line_too_long()
+            self._scanned = len(data)
+            return None
+        self._pos = self._scanned = end + 1
+        if end > pos and data[end - 1] == 13:  # CR
+            end -= 1
+        return data[pos:end]
+
+    def _body_data(self) -> BodyData | NeedData:
+        available = len(self._data) - self._pos
+        if not available:
+            return NEED_DATA
+        size = min(available, self._body_left)
+        start = self._pos
+        self._pos += size
+        self._scanned = self._pos
+        self._body_left -= size
+        if not self._body_left:
+            self._state = _State.DONE
+        return BodyData(self._data[start : self._pos])
+
+    def _line_too_long(self) -> HTTPError:
+        """The error for a line over the limit, by what that line would have been."""
+        if self._state is _State.REQUEST_LINE:
+            return URITooLong(f"The request line is longer than {self._max_line} bytes.")
+        return HeaderFieldsTooLarge(f"A header line is longer than {self._max_line} bytes.")
 
     def _reset(self) -> None:
         self._state = _State.REQUEST_LINE
         self._empty_lines = 0
         self._head = None
         self._fields = []
-        self._framing = {}
+        self._checked = {}
         self._header_bytes = 0
-        self._pending = None
-        self._body_length = 0
+        if self._pos == len(self._data):
+            # Nothing of the next request yet: let go of the last read's bytes.
+            self._data, self._pos, self._scanned = b"", 0, 0
 
     def _request_line(self, line: bytes) -> None:
         if not line:
@@ -292,7 +396,7 @@ class RequestParser:
                 raise BadRequest("Too many empty lines before the request line.")
             return
         if len(line) > self._max_line:
-            raise self.line_too_long()
+            raise self._line_too_long()
         head = _known_heads.get(line)
         if head is not None:
             self._head = head
@@ -326,24 +430,20 @@ class RequestParser:
             # its request.
             _remember(_known_heads, line, self._head)
 
-    def _header_line(self, line: bytes) -> Request | int | None:
+    def _header_line(self, line: bytes) -> RequestHead | None:
         if line:
             self._add_field(line)
             return None
         assert self._head is not None
         request = self._finish_head(self._head, tuple(self._fields))
         length = self._content_length()
-        if length == 0:
-            self._reset()
-            return request
-        self._pending = request
-        self._body_length = length
-        self._state = _State.BODY
-        return length
+        self._body_left = length
+        self._state = _State.BODY if length else _State.DONE
+        return RequestHead(request, length)
 
     def _add_field(self, line: bytes) -> None:
         if len(line) > self._max_line:
-            raise self.line_too_long()
+            raise self._line_too_long()
         self._header_bytes += len(line) + 2
         if self._header_bytes > self._max_header_bytes:
             raise HeaderFieldsTooLarge(
@@ -371,12 +471,12 @@ class RequestParser:
         # obs-text (RFC 9110 §5.5) is kept as the Latin-1 characters it stands for.
         value = match["value"].decode("latin-1")
         self._fields.append((name, value))
-        if name in _FRAMING_FIELDS:
-            self._framing.setdefault(name, []).append(value)
+        if name in _CHECKED_FIELDS:
+            self._checked.setdefault(name, []).append(value)
 
     def _finish_head(self, head: _RequestHead, fields: tuple[tuple[str, str], ...]) -> Request:
         target = _parse_target(head.method, head.target)
-        hosts = self._framing.get("host", ())
+        hosts = self._checked.get("host", ())
         # RFC 9112 §3.2: 400 for an HTTP/1.1 request without Host, and for any request with
         # more than one Host line or an invalid Host value.
         if len(hosts) > 1:
@@ -394,6 +494,10 @@ class RequestParser:
                 if not grammar.host_re.fullmatch(host):
                     raise BadRequest("The Host header field is not a valid host name and port.")
                 _remember(_known_hosts, host, True)
+        if len(self._checked.get("authorization", ())) > 1:
+            # RFC 9110 §11.6.2: Authorization holds one set of credentials, not a list. Of
+            # two, a front end may check one while this server would read the other.
+            raise BadRequest("The request has more than one Authorization header field.")
         if target.authority is not None:
             # RFC 9112 §3.2.2: the absolute-form authority wins over Host.
             host = target.authority
@@ -406,12 +510,12 @@ class RequestParser:
             headers=fields,
             body=b"",
             host=host,
-            keep_alive=_keep_alive(head.version, self._framing.get("connection", ())),
+            keep_alive=_keep_alive(head.version, self._checked.get("connection", ())),
         )
 
     def _content_length(self) -> int:
-        lengths = self._framing.get("content-length", ())
-        if "transfer-encoding" in self._framing:
+        lengths = self._checked.get("content-length", ())
+        if "transfer-encoding" in self._checked:
             if lengths:
                 # RFC 9112 §6.1: both together "ought to be handled as an error"; they are
                 # the classic request-smuggling vector, so never pick one of the two.

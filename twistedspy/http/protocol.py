@@ -1,15 +1,18 @@
 # -*- test-case-name: tests.test_protocol -*-
 """The connection: a thin `LineReceiver` that drives the sans-IO request parser.
 
-It owns only what belongs to a connection: framing (lines, then a raw body), time-outs,
-persistence, answering pipelined requests in order, and the limit on connections served
-at once. What a request means is the dispatcher's business; what it looks like on the
+It owns only what belongs to a connection: time-outs, persistence, answering pipelined
+requests in order, and the limits on connections served at once (in all, and from one
+address). What a request means is the dispatcher's business; what it looks like on the
 wire is the parser's and the response writer's.
 """
 
 from __future__ import annotations
 
+import enum
+import ipaddress
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol, cast
 
@@ -28,7 +31,15 @@ from typing_extensions import override
 from zope.interface import implementer
 
 from twistedspy.events import keeps, record, record_fields
-from twistedspy.http.parser import MAX_LINE, HTTPError, Request, RequestParser, RequestTimeout
+from twistedspy.http.parser import (
+    NEED_DATA,
+    HTTPError,
+    Request,
+    RequestAssembler,
+    RequestHead,
+    RequestParser,
+    RequestTimeout,
+)
 from twistedspy.http.response import DateCache, Outcome, Response, serialize
 from twistedspy.http.stats import RequestStats
 
@@ -93,39 +104,82 @@ class InternalServerError(HTTPError):
     close = False
 
 
+class ConnectionState(enum.Enum):
+    """Where a connection is in its life; `_MOVES` lists the transitions between them."""
+
+    #: accepted, and waiting (unread) for a slot in its address's share of MaxClients
+    QUEUED = "queued"
+    #: waiting for a request: RequestLineTimeout on a new connection, else KeepAliveTimeout
+    IDLE = "idle"
+    #: bytes of a request have arrived, not yet its whole head; RequestTimeout runs
+    READING_HEAD = "reading head"
+    #: the head is parsed and body bytes are awaited; RequestTimeout runs
+    READING_BODY = "reading body"
+    #: the site is preparing the answer; nothing more is read meanwhile
+    DISPATCHED = "dispatched"
+    #: the answer goes to the transport a chunk at a time, as fast as the client takes it
+    WRITING = "writing"
+    #: loseConnection is called: the transport writes what it holds, then closes
+    CLOSING = "closing"
+    #: connectionLost
+    CLOSED = "closed"
+
+
+_QUEUED, _IDLE, _HEAD, _BODY, _DISPATCHED, _WRITING, _CLOSING, _CLOSED = ConnectionState
+#: the states in which the parser's events are taken, and the socket is read
+_READING = frozenset({_IDLE, _HEAD, _BODY})
+#: every transition a connection makes; anything else is a bug (checked as it happens)
+_MOVES: dict[ConnectionState, frozenset[ConnectionState]] = {
+    _QUEUED: frozenset({_IDLE, _CLOSING, _CLOSED}),
+    _IDLE: frozenset({_HEAD, _CLOSING, _CLOSED}),
+    _HEAD: frozenset({_BODY, _DISPATCHED, _CLOSING, _CLOSED}),
+    _BODY: frozenset({_DISPATCHED, _CLOSING, _CLOSED}),
+    _DISPATCHED: frozenset({_WRITING, _CLOSED}),
+    # After a response: the next request's bytes are here already (HEAD), or not (IDLE).
+    _WRITING: frozenset({_IDLE, _HEAD, _CLOSING, _CLOSED}),
+    _CLOSING: frozenset({_CLOSED}),
+    _CLOSED: frozenset(),
+}
+
+
 @implementer(IHalfCloseableProtocol)
 class HTTPChannel(LineReceiver, TimeoutMixin):
-    """One client connection, serving its requests one at a time, in order."""
+    """
+    One client connection, serving its requests one at a time, in order.
 
-    # RFC 9112 §2.2: a recipient MAY accept a bare LF as a line terminator; one trailing
-    # CR is stripped in lineReceived and the parser rejects any other CR.
-    delimiter = b"\n"
-    # The longest line the parser allows, plus its CR; LineReceiver then hands longer ones
-    # to lineLengthExceeded, which answers 414 or 431 instead of dropping the connection.
-    MAX_LENGTH = MAX_LINE + 1
+    A `LineReceiver` kept in raw mode from the start: the request parser alone finds
+    where lines and bodies end, so every byte read goes to it through `rawDataReceived`
+    and the connection never splits anything itself (splitting lines here too would make
+    a second splitter, one the parser's tests and fuzzer do not reach).
+
+    Its state is one `ConnectionState`, plus two facts independent of it: the transport's
+    write buffer is full (`_write_blocked`), and the client has closed its sending side
+    (`_peer_closed`).
+    """
 
     factory: HTTPFactory
 
     def __init__(self, client: str) -> None:
         self.client = client
+        #: the address whose share of MaxClients this connection counts against
+        self.share = address_share(client)
+        self._state = _QUEUED
+        self._write_blocked = False
+        self._peer_closed = False
         self._parser = RequestParser()
-        self._body_needed = 0
-        self._body_parts: list[bytes] = []
-        self._body_received = 0
-        self._pending: Deferred[Outcome] | None = None
+        self._assembler = RequestAssembler()
+        # When the request line (on a new connection) and the whole request are due, by
+        # the factory's clock; the TimeoutMixin timer is set for the earlier.
+        self._line_due: float | None = None
+        self._request_due = 0.0
         # The response being handed to the transport, SEND_CHUNK at a time, and how far.
         self._outgoing = b""
         self._offset = 0
         self._keep_alive_after = False
-        # The transport's write buffer is full: the client is not reading.
-        self._blocked = False
-        self._registered = False
-        # The first bytes of the next request have arrived (and its RequestTimeout runs).
-        self._request_begun = False
-        self._closing = False
-        self._close_when_idle = False
-        self._read_closed = False
-        self.lost = False
+
+    @property
+    def state(self) -> ConnectionState:
+        return self._state
 
     @property
     def consumer(self) -> IConsumer:
@@ -134,23 +188,46 @@ class HTTPChannel(LineReceiver, TimeoutMixin):
         return cast("IConsumer", self.transport)
 
     @property
+    def incoming(self) -> IPushProducer:
+        """The transport, as the producer of what the client sends: paused, it reads none."""
+        assert self.transport is not None
+        return cast("IPushProducer", self.transport)
+
+    @property
     def link(self) -> ITCPTransport:
         """The transport, typed: every stream transport Twisted gives us is a TCP one."""
         assert self.transport is not None
         return cast("ITCPTransport", self.transport)
 
+    def _enter(self, state: ConnectionState) -> None:
+        assert state in _MOVES[self._state], f"{self._state} -> {state}"
+        self._state = state
+
     # -- connection life
 
     @override
     def connectionMade(self) -> None:
-        self.setTimeout(self.factory.keepalive_timeout)
+        self.setRawMode()
         self.consumer.registerProducer(_WriteBackPressure(self), True)
-        self._registered = True
         self.factory.connection_opened(self)
+        if self._state is _QUEUED:
+            # No slot in its address's share yet: what it sends waits in the kernel.
+            self.incoming.pauseProducing()
+
+    def serve(self) -> None:
+        """QUEUED -> IDLE: the factory gives this connection a slot; its request line is due."""
+        self._enter(_IDLE)
+        self.incoming.resumeProducing()
+        timeout = self.factory.request_line_timeout
+        self._line_due = self.factory.clock.seconds() + timeout
+        self.setTimeout(timeout)
+        if not self._parser.between_requests:
+            self._begin_request()
+            self._process()
 
     @override
     def connectionLost(self, reason: Failure | None = None) -> None:
-        self.lost = True
+        self._enter(_CLOSED)
         self._outgoing = b""
         self.setTimeout(None)
         self.factory.connection_closed(self)
@@ -159,26 +236,23 @@ class HTTPChannel(LineReceiver, TimeoutMixin):
     # (`nc -N`, some HTTP/1.0 clients). Without this, Twisted would close the whole
     # connection at that end of input and drop the answers still to be written.
     def readConnectionLost(self) -> None:
-        self._read_closed = True
+        self._peer_closed = True
         self.close_when_idle()
 
     def writeConnectionLost(self) -> None:
         self.close_when_idle()
 
     def close_when_idle(self) -> None:
-        """Close now if no response is being prepared, else right after it is written."""
-        self._close_when_idle = True
-        if self._pending is None and not self._outgoing and not self._closing:
+        """Close now if no response is under way, else right after it is written."""
+        if self._state in _READING or self._state is _QUEUED:
             self._close()
 
     def _close(self) -> None:
         """Close once what the transport holds is written; abort if the client won't read it."""
-        self._closing = True
-        if self._registered:
-            # abstract.FileDescriptor.loseConnection: with a producer registered, the
-            # connection is not closed until the producer is unregistered.
-            self._registered = False
-            self.consumer.unregisterProducer()
+        self._enter(_CLOSING)
+        # abstract.FileDescriptor.loseConnection: with a producer registered, the
+        # connection is not closed until the producer is unregistered.
+        self.consumer.unregisterProducer()
         self.link.loseConnection()
         # A client that never reads its answer must not hold the connection for ever.
         self.setTimeout(self.factory.keepalive_timeout)
@@ -192,101 +266,109 @@ class HTTPChannel(LineReceiver, TimeoutMixin):
 
     @override
     def timeoutConnection(self) -> None:
-        if self._closing or self._blocked or self._outgoing:
-            # Closing, or answering, and the client has not taken our bytes in time.
-            self.link.abortConnection()
-        elif self._parser.in_progress or not self.line_mode or self._buffer:
-            # Part of a request has arrived (perhaps not one whole line yet).
-            self._fail(RequestTimeout())
-        else:
-            # An idle keep-alive connection ends silently (RFC 9112 §9.8).
+        state = self._state
+        if state is _IDLE:
+            # Nothing of a request has arrived: an idle connection ends silently (RFC 9112
+            # §9.8), a new one as an idle keep-alive one does.
             self._close()
+        elif state is _HEAD or state is _BODY:
+            line_due = self._line_due
+            if line_due is not None and line_due <= self._request_due:
+                seconds = self.factory.request_line_timeout
+                self._fail(
+                    RequestTimeout(f"The request line did not arrive within {seconds:g} s.")
+                )
+            else:
+                self._fail(RequestTimeout())
+        else:
+            # Answering or closing, and the client has not taken our bytes in time.
+            self.link.abortConnection()
 
     # -- receiving
 
     @override
-    def dataReceived(self, data: bytes) -> None:
-        if data and not self._request_begun and self._pending is None and self.line_mode:
-            # The first bytes of a request: from now it has RequestTimeout to arrive whole,
-            # however slowly it trickles in. Not "the parser is in progress": that starts
-            # only once the request line is whole, so a request line sent a byte at a time
-            # (slowloris) would restart the clock with every byte.
-            self._request_begun = True
-            self.setTimeout(self.factory.request_timeout)
-        super().dataReceived(data)
-
-    @override
-    def lineReceived(self, line: bytes) -> None:
-        if self._closing:
-            return
-        if line.endswith(b"\r"):
-            line = line[:-1]
-        try:
-            result = self._parser.line_received(line)
-        except HTTPError as error:
-            self._fail(error)
-            return
-        if isinstance(result, Request):
-            self._dispatch(result)
-        elif result is not None:
-            self._body_needed = result
-            self._body_parts = []
-            self._body_received = 0
-            self.setRawMode()
-
-    @override
     def rawDataReceived(self, data: bytes) -> None:
-        if self._closing:
+        state = self._state
+        if state is _IDLE:
+            self._begin_request()
+        elif state is not _HEAD and state is not _BODY:
+            if state is not _CLOSING:
+                # Read before a pause took hold (TLS hands on all it has decrypted): kept,
+                # in order, for when this connection reads again.
+                self._parser.receive_data(data)
             return
-        missing = self._body_needed - self._body_received
-        part, rest = data[:missing], data[missing:]
-        self._body_parts.append(part)
-        self._body_received += len(part)
-        if self._body_received < self._body_needed:
-            return
-        body = b"".join(self._body_parts)
-        self._body_parts = []
-        try:
-            request = self._parser.body_received(body)
-        except HTTPError as error:
-            self._fail(error)
-            return
-        self._dispatch(request)
-        # Only the rest of one read goes back through line mode: never a large buffer,
-        # whose line splitting would cost the square of its size.
-        self.setLineMode(rest)
+        self._parser.receive_data(data)
+        self._process()
 
-    @override
-    def lineLengthExceeded(self, line: bytes) -> None:
-        self._fail(self._parser.line_too_long())
+    def _begin_request(self) -> None:
+        """IDLE -> READING_HEAD: the first bytes of a request are here; RequestTimeout runs."""
+        self._enter(_HEAD)
+        # From now the whole request has RequestTimeout to arrive, however slowly it
+        # trickles in: a request line sent a byte at a time (slowloris) must not restart
+        # the clock with every byte.
+        now = self.factory.clock.seconds()
+        self._request_due = now + self.factory.request_timeout
+        due = (
+            self._request_due if self._line_due is None else min(self._line_due, self._request_due)
+        )
+        self.setTimeout(due - now)
+
+    def _process(self) -> None:
+        """Take the parser's events until it needs more bytes or a request is dispatched."""
+        parser = self._parser
+        while (self._state is _HEAD or self._state is _BODY) and not self._write_blocked:
+            try:
+                event = parser.next_event()
+            except HTTPError as error:
+                self._fail(error)
+                return
+            if event is NEED_DATA:
+                if self._peer_closed:
+                    # Nothing more can arrive: a request cut short is never answered.
+                    self._close()
+                elif self._line_due is not None and parser.request_line_received:
+                    # The request line came in time; only RequestTimeout is left.
+                    self._line_due = None
+                    self.setTimeout(self._request_due - self.factory.clock.seconds())
+                return
+            request = self._assembler.add(event)
+            if request is not None:
+                self._dispatch(request)
+            elif type(event) is RequestHead and event.body_length:
+                self._enter(_BODY)
 
     # -- answering
 
     def _dispatch(self, request: Request) -> None:
+        self._enter(_DISPATCHED)
+        self._line_due = None
         self.setTimeout(None)
-        self._request_begun = False
         started = time.monotonic()
         self._journal_headers(request)
         pending = self.factory.site.respond(request, self.client)
         if isinstance(pending, Outcome):
-            # Ready at once: written before the next line is read, without a Deferred.
+            # Ready at once: written before the next request is parsed, without a
+            # Deferred, and without pausing the transport (two epoll_ctl calls saved).
             try:
-                self._write(pending, request, started)
+                self._respond(pending, request, started)
             except Exception:
                 self._internal_error(Failure(), request, started)
             return
         if not pending.called:
-            # Stop reading until this one is answered: pipelined requests wait in the
-            # buffer (and then in the kernel), and are answered in order (RFC 9112
-            # §9.3.2). An answer ready at once is written before the next line is read,
-            # so it needs no pause (and spares two epoll_ctl calls a request).
-            self.pauseProducing()
-        self._pending = pending
-        pending.addCallback(self._write, request, started)
-        pending.addErrback(self._internal_error, request, started)
+            # Read nothing more until this one is answered: pipelined requests wait in
+            # the parser (and then in the kernel), and are answered in order (RFC 9112
+            # §9.3.2).
+            self.incoming.pauseProducing()
+        pending.addCallback(self._respond, request, started).addErrback(
+            self._internal_error, request, started
+        ).addCallback(self._answered)
+
+    def _answered(self, _: None) -> None:
+        """The site's Deferred has fired and its answer is written: go on."""
+        self._go_on()
 
     def _journal_headers(self, request: Request) -> None:
-        """The `headers` event, which the journal keeps in verbose mode only (SPEC §5)."""
+        """The `headers` event, kept in verbose mode only (docs/operations.md)."""
         if not keeps(self.factory.log, "headers"):
             return
         fields: dict[str, object] = {"client": self.client}
@@ -294,7 +376,7 @@ class HTTPChannel(LineReceiver, TimeoutMixin):
         for name, _value in request.headers:
             if name in fields:
                 continue
-            # Credentials never reach the journal (SPEC §3).
+            # Credentials never reach the journal (docs/security.md).
             secret = name in SECRET_HEADERS
             fields[name] = "***" if secret else ", ".join(request.header_values(name))
         record_fields(self.factory.log, "headers", fields)
@@ -303,18 +385,24 @@ class HTTPChannel(LineReceiver, TimeoutMixin):
         self.factory.log.failure("response failed", failure)
         error = InternalServerError()
         outcome = Outcome(self.factory.site.error_response(error))
-        self._write(outcome, request, started)
+        self._respond(outcome, request, started)
 
-    def _write(self, outcome: Outcome, request: Request, started: float) -> None:
-        self._pending = None
-        if self.lost:
+    def _keeps_alive(self, request: Request) -> bool:
+        """Whether another request may follow this one's answer."""
+        return (
+            request.keep_alive
+            and not self.factory.stopping
+            # The client has finished sending: this is the last answer, unless requests
+            # it sent before closing its side are still waiting.
+            and not (self._peer_closed and self._parser.between_requests)
+        )
+
+    def _respond(self, outcome: Outcome, request: Request, started: float) -> None:
+        if self._state is not _DISPATCHED:
+            # The client went away while the answer was being prepared.
             return
         response = outcome.response
-        keep_alive = request.keep_alive and not response.close
-        if self._close_when_idle and not (self._read_closed and self._buffer):
-            # Shutting down, or the client has finished sending: this is the last answer,
-            # unless requests it sent before closing its side are still waiting.
-            keep_alive = False
+        keep_alive = not response.close and self._keeps_alive(request)
         data = serialize(
             response,
             now=self.factory.clock.seconds(),
@@ -337,12 +425,14 @@ class HTTPChannel(LineReceiver, TimeoutMixin):
             bytes=len(data),
             ms=round(seconds * 1000, 1),
         )
+        # Entered only now: if anything above raised, the 500 is answered in its place.
+        self._enter(_WRITING)
         self._outgoing, self._offset, self._keep_alive_after = data, 0, keep_alive
         self._send_more()
 
     def _send_more(self) -> None:
         """Hand the response to the transport a chunk at a time, while it has room."""
-        while self._offset < len(self._outgoing) and not self._blocked:
+        while self._offset < len(self._outgoing) and not self._write_blocked:
             chunk = self._outgoing[self._offset : self._offset + SEND_CHUNK]
             self._offset += len(chunk)
             # May call write_blocked() before it returns.
@@ -352,60 +442,39 @@ class HTTPChannel(LineReceiver, TimeoutMixin):
             self.setTimeout(self.factory.request_timeout)
             return
         self._outgoing = b""
-        if not self._keep_alive_after or (
-            self._close_when_idle and not (self._read_closed and self._buffer)
-        ):
+        if not self._keep_alive_after or self.factory.stopping:
             self._close()
-            return
-        self._read_on()
+        elif self._parser.between_requests:
+            self._enter(_IDLE)
+            self.setTimeout(self.factory.keepalive_timeout)
+        else:
+            # Bytes of the next request are here already: its RequestTimeout starts now.
+            self._enter(_HEAD)
+            self._request_due = self.factory.clock.seconds() + self.factory.request_timeout
+            self.setTimeout(self.factory.request_timeout)
+
+    def _go_on(self) -> None:
+        """After an answer or a drained buffer: parse what waits, and read again."""
+        self._process()
+        if self._state in _READING and not self._write_blocked and not self._peer_closed:
+            self.incoming.resumeProducing()
 
     def write_blocked(self) -> None:
         """The transport's buffer is full: read no more requests until the client catches up."""
-        self._blocked = True
-        if not self.paused:
-            self.pauseProducing()
-        if not self._closing:
+        self._write_blocked = True
+        self.incoming.pauseProducing()
+        if self._state is not _CLOSING:
             self.setTimeout(self.factory.request_timeout)
 
     def write_drained(self) -> None:
         """The transport has passed all it held to the kernel."""
-        self._blocked = False
-        if self._closing or self.lost:
-            return
-        if self._outgoing:
+        self._write_blocked = False
+        if self._state is _WRITING:
             self._send_more()
-        else:
-            self._read_on()
-
-    def _read_on(self) -> None:
-        """Go on to the next request, unless a response or a full buffer still holds us."""
-        if self._closing or self._pending is not None or self._outgoing or self._blocked:
-            return
-        if self._read_closed:
-            # Nothing more can arrive: answer what is buffered, without reading again.
-            self.paused = False
-            self.dataReceived(b"")
-            if self._pending is None and not self._outgoing and not self._closing:
-                self._close()
-            return
-        self.resumeProducing()
-        if self._pending is None and not self._outgoing and not self._closing:
-            # Bytes of the next request already here: its RequestTimeout starts now.
-            self._request_begun = self._parser.in_progress or bool(self._buffer)
-            self.setTimeout(
-                self.factory.request_timeout
-                if self._request_begun
-                else self.factory.keepalive_timeout
-            )
+        self._go_on()
 
     def _fail(self, error: HTTPError) -> None:
-        """Answer a request that cannot be parsed, then close (SPEC §2)."""
-        if self._closing:
-            return
-        self._closing = True
-        self.setTimeout(None)
-        if not self.paused:
-            self.pauseProducing()
+        """Answer a request that cannot be parsed (or came too slowly), then close."""
         response = self.factory.site.error_response(error)
         data = serialize(
             response, now=self.factory.clock.seconds(), date=self.factory.date, keep_alive=False
@@ -429,13 +498,22 @@ class HTTPChannel(LineReceiver, TimeoutMixin):
 @implementer(IProtocolNegotiationFactory)
 class HTTPFactory(ServerFactory):
     """
-    Makes connections and keeps count of them, for MaxClients and for a clean shutdown.
+    Makes connections and keeps count of them: for MaxClients, for each address's share
+    of it, and for a clean shutdown.
 
-    MaxClients queues instead of refusing (SPEC §1): at the limit the listening port stops
-    reading, so further connections wait in the kernel's listen backlog and are accepted
-    in turn as slots free up. Pausing the port is not enough on its own: one accept
-    wake-up takes up to `numberAccepts` sockets in a loop (100 and growing), so that number
-    is clamped to the free slots before every accept.
+    MaxClients queues instead of refusing (docs/configuration.md): at the limit the
+    listening port stops reading, so further connections wait in the kernel's listen
+    backlog and are accepted in turn as slots free up. Pausing the port is not enough on
+    its own: one accept wake-up takes up to `numberAccepts` sockets in a loop (100 and
+    growing), so that number is clamped to the free slots before every accept.
+
+    One address is served at most `max_clients_per_address` connections at once (a
+    quarter of MaxClients unless set), so that one client cannot hold every slot. Its
+    further connections wait too, in the same spirit as MaxClients: accepted, but not read
+    until one of its own ends (the kernel's backlog cannot be sorted by address). Such a
+    waiting connection takes no slot from anybody else. At most MaxClients connections
+    wait so in all; past that, a connection from an address over its share is closed at
+    once, as the kernel drops connections once its backlog is full.
     """
 
     protocol = HTTPChannel  # type: ignore[assignment]
@@ -447,9 +525,10 @@ class HTTPFactory(ServerFactory):
         *,
         max_clients: int,
         request_timeout: float,
+        request_line_timeout: float,
         keepalive_timeout: float,
         log: Logger,
-        on_connection: Callable[[str], None] | None = None,
+        max_clients_per_address: int | None = None,
         stats: RequestStats | None = None,
     ) -> None:
         self.site = site
@@ -457,18 +536,28 @@ class HTTPFactory(ServerFactory):
         self.stats = stats if stats is not None else RequestStats()
         self.clock = clock
         self.max_clients = max_clients
+        self.max_clients_per_address = max_clients_per_address or max(1, max_clients // 4)
         self.request_timeout = request_timeout
+        self.request_line_timeout = request_line_timeout
         self.keepalive_timeout = keepalive_timeout
         self.log = log
         self.date = DateCache()
+        #: every open connection, waiting ones included
         self.connections: set[HTTPChannel] = set()
         self.ports: list[object] = []
+        #: the shutdown has begun: answers under way are the last on their connection
+        self.stopping = False
+        # Connections being served, by their address's share, and their number.
+        self._served: dict[str, set[HTTPChannel]] = {}
+        self._served_count = 0
+        # Connections waiting for a slot in their address's share, oldest first.
+        self._waiting: dict[str, deque[HTTPChannel]] = {}
+        self._waiting_count = 0
         self._all_closed: list[Deferred[None]] = []
         self._clamp_scheduled = False
-        self._accepting = True
 
     # IProtocolNegotiationFactory: Twisted 26.4 to 26.10's TLS endpoints fail the handshake
-    # with clients that offer ALPN unless the factory names a protocol (TWISTED-NOTES).
+    # with clients that offer ALPN unless the factory names a protocol.
     def acceptableProtocols(self) -> list[bytes]:
         return [b"http/1.1"]
 
@@ -491,21 +580,55 @@ class HTTPFactory(ServerFactory):
         self._clamp_accepts()
 
     def connection_opened(self, channel: HTTPChannel) -> None:
+        """Serve a new connection, or let it wait for its address's share, or close it."""
         self.connections.add(channel)
         record(self.log, "connection", client=channel.client)
+        served = self._served.setdefault(channel.share, set())
+        if len(served) < self.max_clients_per_address:
+            served.add(channel)
+            self._served_count += 1
+            channel.serve()
+        elif self._waiting_count < self.max_clients:
+            self._waiting.setdefault(channel.share, deque()).append(channel)
+            self._waiting_count += 1
+        else:
+            channel.close_when_idle()
         self._limit_accepts()
 
     def connection_closed(self, channel: HTTPChannel) -> None:
         self.connections.discard(channel)
+        share = channel.share
+        served = self._served.get(share, set())
+        waiting = self._waiting.get(share, deque())
+        if channel in served:
+            served.discard(channel)
+            self._served_count -= 1
+            # The slot passes to the oldest waiting connection of the same address (one
+            # closed while it waited, at shutdown, is only let go of).
+            while waiting:
+                successor = waiting.popleft()
+                self._waiting_count -= 1
+                if successor.state is ConnectionState.QUEUED:
+                    served.add(successor)
+                    self._served_count += 1
+                    successor.serve()
+                    break
+        elif channel in waiting:
+            waiting.remove(channel)
+            self._waiting_count -= 1
+        if not served:
+            self._served.pop(share, None)
+        if not waiting:
+            self._waiting.pop(share, None)
         self._limit_accepts()
         if not self.connections:
-            waiting, self._all_closed = self._all_closed, []
-            for d in waiting:
+            done, self._all_closed = self._all_closed, []
+            for d in done:
                 d.callback(None)
 
     @property
     def free_slots(self) -> int:
-        return max(0, self.max_clients - len(self.connections))
+        return max(0, self.max_clients - self._served_count)
 
     def _limit_accepts(self) -> None:
         if self.free_slots == 0:
@@ -525,18 +648,19 @@ class HTTPFactory(ServerFactory):
                 port.numberAccepts = max(1, free)
             if free == 0:
                 _stop_reading(port)
-            elif self._accepting:
+            elif not self.stopping:
                 _start_reading(port)
 
     def stop_accepting(self) -> None:
         """Accept nothing more; the ports themselves are closed by their owner."""
-        self._accepting = False
+        self.stopping = True
 
     def close_all(self, grace: float) -> Deferred[None]:
         """
         Close every connection once its response is written; after `grace` seconds, drop
         the ones still open. Fires when all are gone (buffered bytes flushed first).
         """
+        self.stopping = True
         if not self.connections:
             return succeed(None)
         done: Deferred[None] = Deferred()
@@ -556,6 +680,24 @@ class HTTPFactory(ServerFactory):
 
         done.addCallback(cancel_deadline)
         return done
+
+
+def address_share(host: str) -> str:
+    """
+    The address whose share of MaxClients a client's connections count against: an IPv4
+    address itself, an IPv6 one by its /64, the block one host or link normally holds
+    (RFC 4291 §2.5.1: 64-bit interface identifiers), so that a host cannot take a fresh
+    share with each of its addresses.
+    """
+    if ":" not in host:
+        return host
+    try:
+        address = ipaddress.IPv6Address(host)
+    except ValueError:
+        return host
+    if address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(ipaddress.IPv6Network((address, 64), strict=False))
 
 
 def _stop_reading(port: object) -> None:
