@@ -18,7 +18,7 @@ from twisted.trial.unittest import TestCase
 from zope.interface import implementer
 
 from tests.servers import RunningServer, fetch, start_server
-from twistedspy.http.protocol import HTTPChannel
+from twistedspy.http.protocol import ConnectionState, HTTPChannel
 from twistedspy.interfaces import IInfoModule
 from twistedspy.query import Query
 from twistedspy.report import Page, Report, Table
@@ -150,9 +150,9 @@ class SlotHoldersTests(TestCase):
             await deferLater(reactor, 0.05, lambda: None)
         share = factory.max_clients_per_address
         self.assertEqual(share, factory.max_clients // 4)
-        states = [channel.state.value for channel in factory.connections]
-        self.assertEqual(states.count("reading head"), share)
-        self.assertEqual(states.count("queued"), factory.max_clients - share)
+        states = [channel.state for channel in factory.connections]
+        self.assertEqual(states.count(ConnectionState.READING_HEAD), share)
+        self.assertEqual(states.count(ConnectionState.QUEUED), factory.max_clients - share)
 
     async def test_connections_without_a_request_line_give_their_slots_up(self) -> None:
         # Every slot held, each by a different address: the per-address limit cannot help.

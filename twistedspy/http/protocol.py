@@ -104,25 +104,29 @@ class InternalServerError(HTTPError):
     close = False
 
 
-class ConnectionState(enum.Enum):
-    """Where a connection is in its life; `_MOVES` lists the transitions between them."""
+class ConnectionState(enum.IntEnum):
+    """
+    Where a connection is in its life; `_MOVES` lists the transitions between them.
+
+    An IntEnum for its hash: a plain Enum's is a Python call, paid at every transition.
+    """
 
     #: accepted, and waiting (unread) for a slot in its address's share of MaxClients
-    QUEUED = "queued"
+    QUEUED = enum.auto()
     #: waiting for a request: RequestLineTimeout on a new connection, else KeepAliveTimeout
-    IDLE = "idle"
+    IDLE = enum.auto()
     #: bytes of a request have arrived, not yet its whole head; RequestTimeout runs
-    READING_HEAD = "reading head"
+    READING_HEAD = enum.auto()
     #: the head is parsed and body bytes are awaited; RequestTimeout runs
-    READING_BODY = "reading body"
+    READING_BODY = enum.auto()
     #: the site is preparing the answer; nothing more is read meanwhile
-    DISPATCHED = "dispatched"
+    DISPATCHED = enum.auto()
     #: the answer goes to the transport a chunk at a time, as fast as the client takes it
-    WRITING = "writing"
+    WRITING = enum.auto()
     #: loseConnection is called: the transport writes what it holds, then closes
-    CLOSING = "closing"
+    CLOSING = enum.auto()
     #: connectionLost
-    CLOSED = "closed"
+    CLOSED = enum.auto()
 
 
 _QUEUED, _IDLE, _HEAD, _BODY, _DISPATCHED, _WRITING, _CLOSING, _CLOSED = ConnectionState
@@ -563,7 +567,9 @@ class HTTPFactory(ServerFactory):
 
     @override
     def buildProtocol(self, addr: IAddress | None) -> HTTPChannel:  # type: ignore[override]
-        channel = HTTPChannel(getattr(addr, "host", str(addr)))
+        # Not getattr(addr, "host", str(addr)): that formats every address it is given.
+        host = getattr(addr, "host", None)
+        channel = HTTPChannel(host if isinstance(host, str) else str(addr))
         channel.factory = self
         return channel
 
