@@ -42,10 +42,14 @@ def server_sockets(server: ServerProcess) -> int:
 
 @dataclass
 class FreshClient:
-    """A well-behaved client asking /-/healthy every `interval` s while an attack runs."""
+    """
+    A well-behaved client asking /-/healthy every `interval` s while an attack runs, from
+    an address of its own: the attackers' address has only its own share of MaxClients.
+    """
 
     server: ServerProcess
     interval: float = 1.0
+    source: str = "127.0.0.2"
     latencies: list[float] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -65,7 +69,7 @@ class FreshClient:
         while not self._stop.is_set():
             started = time.monotonic()
             try:
-                status = self.server.get("/-/healthy", timeout=150)
+                status = self.server.get("/-/healthy", timeout=150, source=self.source)
             except OSError as e:
                 self.failures.append(repr(e))
             else:

@@ -42,9 +42,17 @@ class ServerProcess:
     def journal_text(self) -> str:
         return "".join(p.read_text() for p in sorted((self.folder / "logs").glob("*.log")))
 
-    def get(self, path: str, headers: dict[str, str] | None = None, timeout: float = 30.0) -> int:
-        """The status of one GET over a fresh connection."""
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+    def get(
+        self,
+        path: str,
+        headers: dict[str, str] | None = None,
+        timeout: float = 30.0,
+        source: str | None = None,
+    ) -> int:
+        """The status of one GET over a fresh connection, from `source` if given."""
+        connection = http.client.HTTPConnection(
+            "127.0.0.1", self.port, timeout=timeout, source_address=(source, 0) if source else None
+        )
         try:
             connection.request("GET", path, headers=headers or {})
             response = connection.getresponse()
