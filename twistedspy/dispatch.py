@@ -238,7 +238,8 @@ class Dispatcher:
             credentials = self._credentials(request, query)
         except LoginFailed:
             return None, None  # malformed credentials: answered the long way
-        attempt = self.gatekeeper.login(credentials, client)
+        forwarded = request.header_values("x-forwarded-for")
+        attempt = self.gatekeeper.login(credentials, client, forwarded)
         admitted: list[Viewer] = []
 
         def now(viewer: Viewer) -> Viewer:
@@ -278,7 +279,9 @@ class Dispatcher:
             return fail(421, f"This server does not answer for the host {request.host!r}.")
         try:
             if attempt is None:
-                attempt = self.gatekeeper.login(self._credentials(request, query), client)
+                credentials = self._credentials(request, query)
+                forwarded = request.header_values("x-forwarded-for")
+                attempt = self.gatekeeper.login(credentials, client, forwarded)
             viewer = await attempt
         except LoginThrottled as throttled:
             return fail(
@@ -390,6 +393,9 @@ class Dispatcher:
                 headers=(("Allow", "GET, HEAD"),),
             )
         if request.path == "/-/healthy":
+            problem = self.gatekeeper.health_problem()
+            if problem is not None:
+                return text_response(503, f"twistedspy cannot serve pages: {problem}.\n")
             return self._healthy
         static = self._static.get(request.path)
         if static is None:

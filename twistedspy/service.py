@@ -26,6 +26,7 @@ from typing_extensions import override
 from twistedspy.accounts import AccountsError
 from twistedspy.allocator import tune_malloc
 from twistedspy.auth import make_gatekeeper
+from twistedspy.config import ConfigError, check_listening
 from twistedspy.context import ModuleContext, OneAtATime
 from twistedspy.dispatch import Dispatcher
 from twistedspy.events import record, record_failure
@@ -36,6 +37,7 @@ from twistedspy.journal import JournalError, JournalObserver, JournalRoute, open
 from twistedspy.registry import LoadError, build, discover
 from twistedspy.render import Renderer
 from twistedspy.settings import Settings
+from twistedspy.tls import harden
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IListeningPort, IReactorCore, IReactorTime
@@ -137,6 +139,7 @@ class SpyService(MultiService):
         # in use stops start-up with the reason instead of a server that serves nothing.
         globalLogPublisher.addObserver(self.journal)
         endpoint = serverFromString(self.reactor, _with_backlog(self.settings.endpoint()))
+        self.factory.extra_headers = harden(endpoint, self.settings)
         outcome: list[object] = []
         endpoint.listen(self.factory).addBoth(outcome.append)
         if not outcome:
@@ -148,6 +151,14 @@ class SpyService(MultiService):
                 f"cannot listen on {self.settings.endpoint()}: {outcome[0].getErrorMessage()}"
             )
         self.port = cast("IListeningPort", outcome[0])
+        try:
+            # Judged on the socket as bound: whatever the endpoint string said.
+            check_listening(self.settings, self.port.getHost())
+        except ConfigError as e:
+            self.port.stopListening()
+            self.port = None
+            globalLogPublisher.removeObserver(self.journal)
+            raise StartupError(str(e)) from None
         self.factory.add_port(self.port)
         super().privilegedStartService()
 

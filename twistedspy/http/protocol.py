@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Protocol, cast
 
 from twisted.internet.defer import Deferred, succeed
@@ -309,7 +310,7 @@ class HTTPChannel(LineReceiver, TimeoutMixin):
         self._pending = None
         if self.lost:
             return
-        response = outcome.response
+        response = self.factory.with_extra_headers(outcome.response)
         keep_alive = request.keep_alive and not response.close
         if self._close_when_idle and not (self._read_closed and self._buffer):
             # Shutting down, or the client has finished sending: this is the last answer,
@@ -406,7 +407,7 @@ class HTTPChannel(LineReceiver, TimeoutMixin):
         self.setTimeout(None)
         if not self.paused:
             self.pauseProducing()
-        response = self.factory.site.error_response(error)
+        response = self.factory.with_extra_headers(self.factory.site.error_response(error))
         data = serialize(
             response, now=self.factory.clock.seconds(), date=self.factory.date, keep_alive=False
         )
@@ -466,6 +467,14 @@ class HTTPFactory(ServerFactory):
         self._all_closed: list[Deferred[None]] = []
         self._clamp_scheduled = False
         self._accepting = True
+        #: header fields every response on this factory's listener carries (HSTS on TLS)
+        self.extra_headers: tuple[tuple[str, str], ...] = ()
+
+    def with_extra_headers(self, response: Response) -> Response:
+        """The response with `extra_headers` added, if there are any."""
+        if not self.extra_headers:
+            return response
+        return replace(response, headers=response.headers + self.extra_headers)
 
     # IProtocolNegotiationFactory: Twisted 26.4 to 26.10's TLS endpoints fail the handshake
     # with clients that offer ALPN unless the factory names a protocol (TWISTED-NOTES).
