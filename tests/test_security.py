@@ -370,6 +370,11 @@ class ThrottleTests(TestCase):
         self.assertNotIn("192.0.2.5", journal)
 
 
+def _kill_if_running(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.kill()
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -723,7 +728,7 @@ class SafeDefaultsTests(TestCase):
                 start_new_session=True,
             )
         self.addCleanup(process.wait)
-        self.addCleanup(lambda: process.poll() is None and process.kill())
+        self.addCleanup(_kill_if_running, process)
         # The tool binds at once and starts twistd on the first connection, which then
         # refuses the socket it was handed: no answer, only a closed connection.
         deadline = time.monotonic() + 60
