@@ -78,9 +78,11 @@ def start(
     preexec_fn: Callable[[], None] | None = None,
     env: dict[str, str] | None = None,
     module: str = "twistedspy.cli",
+    tls: bool = False,
 ) -> ServerProcess:
     """Start `twistedspy` (or a wrapper `module` of its cli) on a free loopback port
-    with its files in `folder`."""
+    with its files in `folder`; `tls` for an `ssl:` listener, which plain HTTP cannot ask
+    whether it is healthy (its start event, written once it listens, is enough)."""
     folder = folder.resolve()  # the server runs in it: relative paths would move
     folder.mkdir(parents=True, exist_ok=True)
     args = [
@@ -114,7 +116,7 @@ def start(
         match = re.search(r" start .*\bport=(\d+)", server.journal_text())
         if match:
             server.port = int(match[1])
-            if server.get("/-/healthy") == 200:
+            if tls or server.get("/-/healthy") == 200:
                 return server
         time.sleep(0.1)
     process.kill()
