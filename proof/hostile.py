@@ -409,8 +409,12 @@ def broken_accounts(server: ServerProcess, accounts: Path) -> Row:
     )
 
 
-def _handshake(port: int, *options: str) -> str:
-    """The cipher `openssl s_client` agreed on, or "refused"."""
+def handshake(port: int, *options: str) -> tuple[bool, str]:
+    """
+    Whether `openssl s_client` with these options completes a handshake with a server on
+    loopback, and the protocol and cipher agreed ("TLSv1.2 ECDHE-RSA-AES128-GCM-SHA256"),
+    or the end of what it said when it did not.
+    """
     done = subprocess.run(
         ["openssl", "s_client", "-connect", f"{HOST}:{port}", *options],
         input="",
@@ -419,10 +423,14 @@ def _handshake(port: int, *options: str) -> str:
         timeout=60,
         check=False,
     )
-    agreed = re.search(r"^New, \S+, Cipher is (\S+)$", done.stdout, re.MULTILINE)
-    if done.returncode != 0 or agreed is None or agreed[1] == "(NONE)":
-        return "refused"
-    return agreed[1]
+    # "New, TLSv1.3, Cipher is X" after the handshake names the cipher, and the protocol
+    # too but for ciphers older than TLS 1.2 ("SSLv3"); the session block, printed at
+    # once for TLS 1.2 (and only with a ticket for 1.3), names the protocol.
+    new = re.search(r"^New, (\S+), Cipher is (\S+)$", done.stdout, re.MULTILINE)
+    protocol = re.search(r"^\s+Protocol\s*: (\S+)$", done.stdout, re.MULTILINE)
+    if done.returncode != 0 or new is None or new[2] == "(NONE)":
+        return False, done.stdout[-300:] + done.stderr[-300:]
+    return True, f"{protocol[1] if protocol else new[1]} {new[2]}"
 
 
 def tls_downgrade(folder: Path) -> Row:
@@ -445,7 +453,11 @@ def tls_downgrade(folder: Path) -> Row:
             "TLS 1.2": ("-tls1_2",),
             "TLS 1.3": ("-tls1_3",),
         }
-        answers = {name: _handshake(server.port, *options) for name, options in offers.items()}
+        answers = {
+            name: (agreed if ok else "refused")
+            for name, options in offers.items()
+            for ok, agreed in [handshake(server.port, *options)]
+        }
     finally:
         server.stop()
     refused = [name for name, agreed in answers.items() if agreed == "refused"]

@@ -11,12 +11,14 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.support import require_tool
 from twistedspy.config import CONFIG_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -114,6 +116,36 @@ def run_to_exit(
         timeout=60,
         check=False,
     )
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def socket_activated(address: str, port: int, log_dir: Path) -> list[str]:
+    """
+    `twistd spy` under systemd's own `systemd-socket-activate`, handed the socket it binds
+    on `address:port` (it binds at once and starts twistd on the first connection).
+    """
+    activate = require_tool("systemd-socket-activate")
+    return [
+        activate,
+        f"--listen={address}:{port}",
+        # twistd's systemd: endpoint needs LISTEN_FDNAMES as well as LISTEN_FDS; the tool sets
+        # it only when given a name, as FileDescriptorName= does.
+        "--fdname=twistedspy",
+        f"--setenv=PYTHONPATH={child_environment()['PYTHONPATH']}",
+        *TWISTD,
+        "-n",
+        "--pidfile=",
+        "spy",
+        "--listen=systemd:domain=INET:index=0",
+        f"--log-dir={log_dir}",
+    ]
 
 
 def journal_text(log_dir: Path) -> str:

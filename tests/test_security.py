@@ -14,9 +14,7 @@ import http.client
 import ipaddress
 import json
 import os
-import re
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -38,9 +36,18 @@ from twisted.internet.threads import deferToThread, deferToThreadPool
 from twisted.trial.unittest import TestCase
 from zope.interface import implementer
 
+from proof.hostile import handshake
 from tests import servers
 from tests.browser import chromium
-from tests.daemons import TWISTD, SpyProcess, child_environment, journal_text, run_to_exit
+from tests.daemons import (
+    TWISTD,
+    SpyProcess,
+    child_environment,
+    free_port,
+    journal_text,
+    run_to_exit,
+    socket_activated,
+)
 from tests.servers import Reply, RunningServer, start_server
 from tests.support import require_tool
 from twistedspy.auth import Gatekeeper, LoginThrottle, ViewerRealm, make_gatekeeper
@@ -260,6 +267,18 @@ class LoginTests(TestCase):
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 2)
 
 
+def clocked_gatekeeper(server: RunningServer) -> task.Clock:
+    """Give the server the gatekeeper the service builds, with a clock the test moves."""
+    clock = task.Clock()
+    run_blocking = functools.partial(
+        deferToThreadPool, server.service.reactor, server.service.pool
+    )
+    server.service.dispatcher.gatekeeper = make_gatekeeper(
+        server.service.settings, clock, run_blocking, server.service.log
+    )
+    return clock
+
+
 class ThrottleTests(TestCase):
     async def fail_until_throttled(self, server: RunningServer, limit: int = 10) -> Reply:
         for attempt in range(limit):
@@ -284,14 +303,7 @@ class ThrottleTests(TestCase):
 
     async def test_throttle_lifts_when_the_window_has_passed(self) -> None:
         server, _ = secure_server(self)
-        # The same gatekeeper the service builds, with a clock this test moves.
-        clock = task.Clock()
-        run_blocking = functools.partial(
-            deferToThreadPool, server.service.reactor, server.service.pool
-        )
-        server.service.dispatcher.gatekeeper = make_gatekeeper(
-            server.service.settings, clock, run_blocking, server.service.log
-        )
+        clock = clocked_gatekeeper(server)
         reply = await self.fail_until_throttled(server)
         self.assertEqual(reply.status, 429)
         retry_after = int(reply.header("Retry-After") or "0")
@@ -323,13 +335,7 @@ class ThrottleTests(TestCase):
 
     async def test_right_password_while_throttled_then_after_the_delay(self) -> None:
         server, _ = secure_server(self)
-        clock = task.Clock()
-        run_blocking = functools.partial(
-            deferToThreadPool, server.service.reactor, server.service.pool
-        )
-        server.service.dispatcher.gatekeeper = make_gatekeeper(
-            server.service.settings, clock, run_blocking, server.service.log
-        )
+        clock = clocked_gatekeeper(server)
         reply = await self.fail_until_throttled(server)
         self.assertEqual(reply.status, 429)
         # While throttled the password is not checked: right and wrong get the same
@@ -373,13 +379,6 @@ class ThrottleTests(TestCase):
 def _kill_if_running(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         process.kill()
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _basic_line(user: str, password: str) -> str:
@@ -701,28 +700,15 @@ class SafeDefaultsTests(TestCase):
         self.assertEqual(servers.fetch(spy.port, "GET", "/version", {}).status, 200)
 
     def test_systemd_socket_on_a_public_address_refused(self) -> None:
-        activate = require_tool("systemd-socket-activate")
         folder = Path(self.mktemp()).resolve()
         folder.mkdir(parents=True)
-        port = _free_port()
-        environment = child_environment()
+        port = free_port()
         output = folder / "output.txt"
         with output.open("wb") as sink:
             process = subprocess.Popen(
-                [
-                    activate,
-                    f"--listen=0.0.0.0:{port}",
-                    "--fdname=twistedspy",
-                    f"--setenv=PYTHONPATH={environment['PYTHONPATH']}",
-                    *TWISTD,
-                    "-n",
-                    "--pidfile=",
-                    "spy",
-                    "--listen=systemd:domain=INET:index=0",
-                    f"--log-dir={folder / 'logs'}",
-                ],
+                socket_activated("0.0.0.0", port, folder / "logs"),
                 cwd=folder,
-                env=environment,
+                env=child_environment(),
                 stdout=sink,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
@@ -890,31 +876,11 @@ class TLSTests(TestCase):
         self.assertIn("Version", title)
 
 
-def handshake(port: int, *options: str) -> tuple[bool, str]:
-    """
-    Whether `openssl s_client` with these options completes a handshake, and the
-    protocol and cipher of its session ("TLSv1.2 ECDHE-RSA-AES128-GCM-SHA256").
-    """
-    done = subprocess.run(
-        [require_tool("openssl"), "s_client", "-connect", f"127.0.0.1:{port}", *options],
-        input="",
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    # "New, TLSv1.3, Cipher is X" after the handshake names the cipher, and the protocol
-    # too but for ciphers older than TLS 1.2 ("SSLv3"); the session block, printed at
-    # once for TLS 1.2 (and only with a ticket for 1.3), names the protocol.
-    new = re.search(r"^New, (\S+), Cipher is (\S+)$", done.stdout, re.MULTILINE)
-    protocol = re.search(r"^\s+Protocol\s*: (\S+)$", done.stdout, re.MULTILINE)
-    if done.returncode != 0 or new is None or new[2] == "(NONE)":
-        return False, done.stdout[-300:] + done.stderr[-300:]
-    return True, f"{protocol[1] if protocol else new[1]} {new[2]}"
-
-
 class TLSPolicyTests(TestCase):
     """TLS 1.2 or later, forward-secret AEAD ciphers only, HSTS when asked: as openssl sees it."""
+
+    def setUp(self) -> None:
+        require_tool("openssl")
 
     async def test_versions(self) -> None:
         server, _ = tls_server(self, rsa_key=True)
