@@ -364,8 +364,8 @@ class ThrottleTests(TestCase):
         headers = {**basic("alice", SECRET), "X-Forwarded-For": "198.51.100.7"}
         self.assertEqual((await fetch(server, "/version", headers)).status, 200)
         journal = server.journal_text()
-        self.assertIn("client=192.0.2.5 outcome=failed", journal)
-        self.assertIn("client=198.51.100.7 outcome=ok", journal)
+        self.assertIn("client=192.0.2.5 outcome=failed via=127.0.0.1", journal)
+        self.assertIn("client=198.51.100.7 outcome=ok via=127.0.0.1", journal)
 
     async def test_forwarded_for_ignored_by_default(self) -> None:
         server, _ = secure_server(self)

@@ -522,6 +522,8 @@ class Gatekeeper:
         trusted proxies); fails with LoginThrottled or LoginFailed.
         """
         client = self._proxies.client_of(peer, forwarded_for)
+        # the proxy it came through, beside the client it named
+        via = {"via": peer} if client != peer else {}
         if self._ignore_credentials:
             # Security off: every request through the Portal as anonymous, all the same,
             # without the throttle's bookkeeping (nothing to guess) and without the
@@ -541,7 +543,7 @@ class Gatekeeper:
             try:
                 self._throttle.begin(client)
             except LoginThrottled as error:
-                self._journal(user, client, "throttled", LogLevel.warn, budget=error.budget)
+                self._journal(user, client, "throttled", LogLevel.warn, budget=error.budget, **via)
                 return fail(error)
 
         def admitted(result: tuple[type[Interface], object, Callable[[], None]]) -> Viewer:
@@ -552,7 +554,7 @@ class Gatekeeper:
             # Security off lets every request in anonymously: debug detail, which the
             # journal keeps in verbose mode only.
             level = LogLevel.info if guessing else LogLevel.debug
-            self._journal(user, client, "ok", level)
+            self._journal(user, client, "ok", level, **via)
             return avatar
 
         def refused(failure: Failure) -> Failure:
@@ -561,10 +563,11 @@ class Gatekeeper:
                 self._throttle.end(client, failed=unauthorized)
             if not unauthorized:
                 # the checker broke (a thread time-out, say): not the client's fault
-                self._journal(user, client, "error", LogLevel.error)
+                self._journal(user, client, "error", LogLevel.error, **via)
                 return failure
             outcome = "failed" if guessing else "missing"
-            self._journal(user, client, outcome, LogLevel.warn if guessing else LogLevel.info)
+            level = LogLevel.warn if guessing else LogLevel.info
+            self._journal(user, client, outcome, level, **via)
             raise LoginFailed(
                 "wrong user name or password" if guessing else "credentials required"
             )
