@@ -1,5 +1,5 @@
 # -*- test-case-name: tests.test_security -*-
-"""SPEC §3 over a real socket: logins, throttling, the Host allow-list, CSRF, secrets, TLS.
+"""docs/security.md over a real socket: logins, throttling, Host allow-list, CSRF, secrets, TLS.
 
 Accounts are written by the real `htpasswd -B` (apache2-utils); clients are plain
 `http.client`, `curl` and Chromium talking to a server on 127.0.0.1.
@@ -213,7 +213,7 @@ class LoginTests(TestCase):
         self.assertEqual(reply.status, 404)
         reply = await fetch(server, "/", basic("alice", SECRET))
         self.assertEqual(reply.status, 200)
-        # For load balancers and service managers (SPEC §2).
+        # For load balancers and service managers (docs/operations.md).
         reply = await fetch(server, "/-/healthy")
         self.assertEqual(reply.status, 200)
 

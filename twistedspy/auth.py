@@ -285,7 +285,7 @@ def _basic_credentials(authorization: str) -> UsernamePassword:
 
 
 class LoginThrottled(Exception):
-    """Too many failed logins from this address: answered 429 with `Retry-After`."""
+    """Too many failed logins from this address, its network or everyone: answered 429."""
 
     def __init__(self, retry_after: int, budget: str = "address") -> None:
         super().__init__(f"too many failed logins; retry after {retry_after} s")
