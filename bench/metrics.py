@@ -30,9 +30,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet.task import Clock
 from twisted.logger import Logger
 
+from twistedspy.history import SAMPLE_INTERVAL, Recorder, Sampler
 from twistedspy.modules.cpu import cpu_point, read_cpu_sample
-from twistedspy.modules.history import SAMPLE_INTERVAL, Recorder, Sampler
-from twistedspy.modules.network import read_proc_net_dev, traffic_point
+from twistedspy.modules.network import read_network_sample, traffic_point
 
 ROUNDS = 20
 NODE_EXPORTER = "/usr/bin/prometheus-node-exporter"
@@ -120,7 +120,7 @@ def sampler_cost(ticks: int = 5000) -> tuple[float, float]:
     log = Logger()
     samplers = [
         Sampler(Recorder(read_cpu_sample, cpu_point), clock, log),
-        Sampler(Recorder(read_proc_net_dev, traffic_point), clock, log),
+        Sampler(Recorder(read_network_sample, traffic_point), clock, log),
     ]
     for s in samplers:
         s.start()

@@ -22,12 +22,16 @@ from zope.interface import implementer
 from tests.contexts import collect_report, module_context, run_in_thread
 from twistedspy.context import ModuleContext
 from twistedspy.interfaces import IInfoModule
-from twistedspy.modules.diskfree import DiskfreeModule, parse_mounts
+from twistedspy.modules.diskfree import DiskfreeModule
 from twistedspy.modules.index import IndexModule
 from twistedspy.modules.meminfo import MeminfoModule
-from twistedspy.modules.network import NetworkModule, NetworkSample, parse_net_dev
-from twistedspy.modules.processes import ProcessesModule, ProcessSample, ProcessSnapshot
+from twistedspy.modules.network import NetworkModule, NetworkSample
+from twistedspy.modules.processes import ProcessesModule
 from twistedspy.modules.version import SystemFacts, VersionModule, expand_issue
+from twistedspy.procfs.meminfo import parse_meminfo
+from twistedspy.procfs.mounts import parse_mounts
+from twistedspy.procfs.netdev import parse_net_dev
+from twistedspy.procfs.processes import ProcessSample, ProcessSnapshot
 from twistedspy.query import Query
 from twistedspy.render import NavItem, PageContext, Renderer
 from twistedspy.report import Page, Report
@@ -240,7 +244,7 @@ class GoldenTests(TestCase):
         self.assertIn('href="?limit=3&amp;sort=cpu&amp;order=asc">CPU ▼</a>', html)
 
     async def test_meminfo(self) -> None:
-        module = MeminfoModule(module_context(), lambda: MEMINFO)
+        module = MeminfoModule(module_context(), lambda: parse_meminfo(MEMINFO))
         report = await collect_report(module)
         self.check("meminfo", "meminfo", report)
         self.assertIn('title="swap in use', (GOLDEN / "meminfo.html").read_text())
