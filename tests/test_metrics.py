@@ -34,6 +34,7 @@ from twistedspy.query import Query
 from twistedspy.report import InvalidQuery, RawBody, Report
 
 FIXTURES = Path(__file__).parent / "fixtures"
+WRITING_MODULES = Path(__file__).parent.parent / "docs" / "writing-modules.md"
 HOSTILE = 'a"b\\c\n{x="y"} # HELP'
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -323,6 +324,33 @@ class RequestStatsTests(TestCase):
             ],
             2,
         )
+
+
+def documented_drop_in() -> str:
+    """The drop-in example of docs/writing-modules.md, as the reader copies it."""
+    text = WRITING_MODULES.read_text()
+    section = text[text.index("## Contributing Prometheus families") :]
+    start = section.index("```python\n") + len("```python\n")
+    return section[start : section.index("```", start)]
+
+
+class DropInTests(TestCase):
+    async def test_the_documented_module_contributes_its_families(self) -> None:
+        moddir = Path(self.mktemp()).resolve()
+        moddir.mkdir(parents=True)
+        (moddir / "greetings.py").write_text(documented_drop_in())
+        server = start_server(self, modules_dir=moddir)
+        for who in ("Ada", "Grace"):
+            self.assertEqual((await server.request("GET", f"/greetings?who={who}")).status, 200)
+        reply = await server.request("GET", "/metrics?collect[]=greetings")
+        found = samples(reply.body.decode())
+        self.assertEqual(found["greetings_total", ()], 2)
+        success = by_name(found, "twistedspy_scrape_collector_success")
+        self.assertEqual(success, {(("collector", "greetings"),): 1})
+        # and it is one collector among the others in a whole scrape
+        whole = samples((await server.request("GET", "/metrics")).body.decode())
+        self.assertEqual(whole["greetings_total", ()], 2)
+        self.assertIn(("node_load1", ()), whole)
 
 
 class TypedBracketsTests(TestCase):
