@@ -384,6 +384,11 @@ class LayeringTests(TestCase):
             }
             self.assertEqual(outside, set(), path.name)
 
+    def test_nothing_imports_psutil(self) -> None:
+        """psutil is no dependency of twistedspy's (pyproject.toml): only bench/ uses it."""
+        for path in sorted(PACKAGE.rglob("*.py")):
+            self.assertNotIn("psutil", {n.split(".")[0] for n in imports_of(path)}, path)
+
     def test_every_proc_and_sys_path_is_named_in_procfs(self) -> None:
         for path in sorted(PACKAGE.rglob("*.py")):
             if path.parent.name == "procfs":
