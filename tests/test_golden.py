@@ -8,7 +8,6 @@ diff before committing it.
 
 from __future__ import annotations
 
-import difflib
 import json
 import os
 import time
@@ -20,6 +19,7 @@ from twisted.trial.unittest import TestCase
 from zope.interface import implementer
 
 from tests.contexts import collect_report, module_context, run_in_thread
+from tests.support import check_golden
 from twistedspy.context import ModuleContext
 from twistedspy.interfaces import IInfoModule
 from twistedspy.modules.diskfree import DiskfreeModule
@@ -201,20 +201,7 @@ class GoldenTests(TestCase):
         html = renderer.html(module, report, query or Query(), context).body
         document = renderer.json(module, report, context).body
         for path, body in ((GOLDEN / f"{name}.html", html), (GOLDEN / f"{name}.json", document)):
-            if os.environ.get("UPDATE_GOLDEN") == "1":
-                path.write_bytes(body)
-            if not path.exists():
-                self.fail(f"{path} is missing; UPDATE_GOLDEN=1 writes it")
-            expected = path.read_bytes()
-            if body != expected:
-                diff = difflib.unified_diff(
-                    expected.decode().splitlines(),
-                    body.decode().splitlines(),
-                    str(path),
-                    "rendered",
-                    lineterm="",
-                )
-                self.fail("\n".join(diff) + "\n(UPDATE_GOLDEN=1 rewrites it on purpose)")
+            check_golden(self, path, body)
 
     async def processes_report(self, query: Query) -> Report:
         snapshots = process_snapshots()

@@ -8,10 +8,8 @@ committing it. When Prometheus' `promtool` is installed, the file must also pass
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
-import shutil
 import subprocess
 import time
 from collections.abc import Callable
@@ -23,6 +21,7 @@ from twisted.internet.task import Clock
 from twisted.logger import Logger
 from twisted.trial.unittest import TestCase
 
+from tests.support import check_golden, require_tool
 from twistedspy.context import ModuleContext
 from twistedspy.http.stats import RequestStats
 from twistedspy.interfaces import IInfoModule
@@ -118,26 +117,10 @@ class GoldenMetricsTests(TestCase):
         return page.content
 
     async def test_exposition_is_golden(self) -> None:
-        body = await self.exposition()
-        if os.environ.get("UPDATE_GOLDEN") == "1":
-            GOLDEN.write_bytes(body)
-        if not GOLDEN.exists():
-            self.fail(f"{GOLDEN} is missing; UPDATE_GOLDEN=1 writes it")
-        expected = GOLDEN.read_bytes()
-        if body != expected:
-            diff = difflib.unified_diff(
-                expected.decode().splitlines(),
-                body.decode().splitlines(),
-                str(GOLDEN),
-                "scraped",
-                lineterm="",
-            )
-            self.fail("\n".join(diff) + "\n(UPDATE_GOLDEN=1 rewrites it on purpose)")
+        check_golden(self, GOLDEN, await self.exposition())
 
     def test_promtool_finds_nothing_wrong(self) -> None:
-        promtool = shutil.which("promtool")
-        if promtool is None:
-            self.skipTest("promtool (Debian's prometheus package) is not installed")
+        promtool = require_tool("promtool")  # Debian's prometheus package
         checked = subprocess.run(
             [promtool, "check", "metrics"],
             input=GOLDEN.read_bytes(),

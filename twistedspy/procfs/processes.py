@@ -24,6 +24,7 @@ import os
 import pwd
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -136,6 +137,20 @@ def parse_cmdline(data: bytes) -> tuple[str, ...]:
     return tuple(arg.decode("utf-8", "backslashreplace") for arg in data.split(b"\0"))
 
 
+def _named(known: dict[int, str], look_up: Callable[[int], str], number: int | None) -> str | None:
+    """A user or group id's name, looked up once; the number itself if it has none."""
+    if number is None:
+        return None
+    name = known.get(number)
+    if name is None:
+        try:
+            name = look_up(number)
+        except KeyError:
+            name = str(number)
+        known[number] = name
+    return name
+
+
 class ProcfsProcessSource:
     """
     Reads every process under `proc`; uid and gid names are looked up once each
@@ -154,28 +169,10 @@ class ProcfsProcessSource:
         self._groups: dict[int, str] = {}
 
     def _user(self, uid: int | None) -> str | None:
-        if uid is None:
-            return None
-        name = self._users.get(uid)
-        if name is None:
-            try:
-                name = pwd.getpwuid(uid).pw_name
-            except KeyError:
-                name = str(uid)
-            self._users[uid] = name
-        return name
+        return _named(self._users, lambda n: pwd.getpwuid(n).pw_name, uid)
 
     def _group(self, gid: int | None) -> str | None:
-        if gid is None:
-            return None
-        name = self._groups.get(gid)
-        if name is None:
-            try:
-                name = grp.getgrgid(gid).gr_name
-            except KeyError:
-                name = str(gid)
-            self._groups[gid] = name
-        return name
+        return _named(self._groups, lambda n: grp.getgrgid(n).gr_name, gid)
 
     def _sample(self, pid: int) -> ProcessSample | None:
         base = f"{self._proc}/{pid}/"
