@@ -14,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet.defer import Deferred, fail
 from twisted.trial.unittest import TestCase
 from zope.interface import implementer
+from zope.interface.verify import verifyObject
 
 from tests.contexts import module_context
 from tests.servers import start_server
@@ -195,6 +196,12 @@ class SelectionTests(TestCase):
         expected = ["cpu", "diskfree", "meminfo", "network", "processes", "time", "version"]
         self.assertEqual(list(module.collectors()), expected)
         self.assertEqual(self.succeeded(await scrape(module)), expected)
+
+    def test_every_source_provides_the_interface_whole(self) -> None:
+        module = serving_all()
+        for name, source in module.collectors().items():
+            self.assertTrue(verifyObject(IMetricsSource, source), name)
+            self.assertEqual(source.name, name)
 
     async def test_only_served_modules_contribute(self) -> None:
         """A module left out with `Modules =` leaves its families out of /metrics too."""
