@@ -1,11 +1,14 @@
-"""Shared test support: finding the external tools that real-world tests drive."""
+"""Shared test support: finding the external tools that real-world tests drive, and
+comparing output with golden files."""
 
 from __future__ import annotations
 
+import difflib
 import os
 import shutil
+from pathlib import Path
 
-from twisted.trial.unittest import SkipTest
+from twisted.trial.unittest import SkipTest, TestCase
 
 
 def require_tool(name: str) -> str:
@@ -22,3 +25,21 @@ def require_tool(name: str) -> str:
             raise AssertionError(message + " (CI must install it)")
         raise SkipTest(message)
     return path
+
+
+def check_golden(case: TestCase, path: Path, body: bytes) -> None:
+    """
+    `body` must equal the golden file `path` byte for byte, or the test fails with the
+    difference; `UPDATE_GOLDEN=1` rewrites the file on purpose instead.
+    """
+    if os.environ.get("UPDATE_GOLDEN") == "1":
+        path.write_bytes(body)
+    if not path.exists():
+        case.fail(f"{path} is missing; UPDATE_GOLDEN=1 writes it")
+    expected = path.read_bytes()
+    if body != expected:
+        diff = difflib.unified_diff(
+            expected.decode().splitlines(), body.decode().splitlines(), str(path), "now",
+            lineterm="",
+        )  # fmt: skip
+        case.fail("\n".join(diff) + "\n(UPDATE_GOLDEN=1 rewrites it on purpose)")

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, ParamSpec, Protocol, TypeVar
 from twisted.internet.defer import Deferred, DeferredLock
 from twisted.logger import Logger
 
-from twistedspy.http.stats import RequestStats
 from twistedspy.settings import Settings
 
 if TYPE_CHECKING:
@@ -46,8 +45,6 @@ class ModuleContext:
     #: the modules the service serves, for the index (filled once all are built)
     served: Callable[[], Sequence[IInfoModule]]
     log: Logger
-    #: the service's own request counts, which the metrics module exposes
-    requests: RequestStats | None = None
     #: for pure-Python work that holds the GIL (sorting and building a big report): in
     #: the pool, but one call at a time, so that the reactor competes with at most one
     #: such thread for the GIL and small pages stay quick while big ones are built

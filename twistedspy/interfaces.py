@@ -69,3 +69,36 @@ class IModuleFactory(Interface):
 
     def build(context: ModuleContext) -> IInfoModule:
         """Make the module, given the service's settings, reactor and thread pool."""
+
+
+if TYPE_CHECKING:
+    from prometheus_client.metrics_core import Metric
+
+
+class IMetricsSource(Interface):
+    """
+    Prometheus families for `/metrics`, from the same reading the module's page uses.
+
+    An info module may provide this beside `IInfoModule`; the metrics module asks every
+    served module that does, times each one and reports its duration and success
+    (docs/writing-modules.md shows a drop-in module doing it).
+    """
+
+    name = Attribute(
+        "The collector's name: the `collector` label of twistedspy_scrape_collector_*, "
+        "and what `collect[]=` and `exclude[]=` choose. A module's own name."
+    )
+
+    def metrics() -> list[Metric] | Deferred[list[Metric]]:
+        """
+        The families now. Called on the reactor thread: return families made from what
+        is in memory, or a Deferred (from the context's `run_blocking`, say) for work that
+        reads files or may block. A failure costs only this collector's families.
+        """
+
+
+class IMetricsAggregator(Interface):
+    """A module that exposes other sources' families too (the metrics module)."""
+
+    def add_source(source: IMetricsSource) -> None:
+        """Include `source` in every scrape: the service adds its own request counts."""

@@ -32,7 +32,7 @@ from twistedspy.dispatch import Dispatcher
 from twistedspy.events import record, record_failure
 from twistedspy.http.protocol import HTTPFactory
 from twistedspy.http.stats import RequestStats
-from twistedspy.interfaces import IInfoModule
+from twistedspy.interfaces import IInfoModule, IMetricsAggregator
 from twistedspy.journal import JournalError, JournalObserver, JournalRoute, open_journal
 from twistedspy.registry import LoadError, build, discover
 from twistedspy.render import Renderer
@@ -94,7 +94,6 @@ class SpyService(MultiService):
             run_blocking=run_blocking,
             served=lambda: list(self.modules.values()),
             log=self.log,
-            requests=self.requests,
             run_computation=run_computation,
         )
         try:
@@ -113,6 +112,8 @@ class SpyService(MultiService):
         for module in self.modules.values():
             if IService.providedBy(module):
                 cast("IService", module).setServiceParent(self)
+            if IMetricsAggregator.providedBy(module):
+                cast("IMetricsAggregator", module).add_source(self.requests)
         self.dispatcher = Dispatcher(
             settings=settings,
             modules=lambda: self.modules,
