@@ -27,8 +27,11 @@ from twistedspy.report import Cell, Column, Mark, Report, Series, cell_value
 
 HTML = "text/html; charset=utf-8"
 JSON = "application/json; charset=utf-8"
-#: query keys that never appear in a link the server writes (SPEC §3)
+#: query keys that never appear in a link the server writes (docs/security.md)
 SECRET_KEYS = frozenset({"login", "password"})
+#: Error statuses answered before, or instead of, a login: a malformed request, missing
+#: or wrong credentials, a refused Host, too many attempts. Their pages are anonymous.
+ANSWERED_BEFORE_LOGIN = frozenset({400, 401, 421, 429})
 
 _environment = Environment(
     loader=PackageLoader("twistedspy", "templates"),
@@ -268,9 +271,22 @@ class Renderer:
         if as_json:
             body = _dump({"error": {"status": status, "message": message}})
             return Response(status, body, JSON, headers, close)
-        context = context or PageContext(self.host, (), time.time())
+        title = f"{status} {reason}"
+        if context is None or status in ANSWERED_BEFORE_LOGIN:
+            # Nobody known asked: the page names nothing of the machine (no host name, no
+            # module list, no version), so it tells a stranger nothing to aim at.
+            common: dict[str, object] = {
+                "title": title,
+                "host": None,
+                "nav": (),
+                "current": "",
+                "generated": local_time(time.time()),
+                "version": None,
+            }
+        else:
+            common = self._common(context, title, "")
         page = _environment.get_template("error.html").render(
-            **self._common(context, f"{status} {reason}", ""),
+            **common,
             status=status,
             reason=reason,
             message=message,
