@@ -273,7 +273,10 @@ RULES: Final = (
 
 _SCHEME: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*+")
 _AUTHORITY_END: Final = re.compile(r"[?#\s'\"]")
-_QUERY_PARAMETER: Final = re.compile(r"[?&;]([A-Za-z_][A-Za-z0-9_.\[\]-]*+)=([^&;#\s'\"]*+)")
+#: `name=value` at the start, or after a query's or a list's separator
+_QUERY_PARAMETER: Final = re.compile(
+    r"(?:^|[?&;,\s])([A-Za-z_][A-Za-z0-9_.\[\]-]*+)=([^&;,#\s'\"]*+)"
+)
 
 
 def _mask_userinfo(word: str) -> str:
@@ -304,6 +307,15 @@ def _mask_userinfo(word: str) -> str:
         start = following
     parts.append(word[done:])
     return "".join(parts)
+
+
+def mask_text(text: str) -> str:
+    """URL userinfo and secret parameters (`password=`, `token=`) masked in any text."""
+    if "://" in text:
+        text = _mask_userinfo(text)
+    if "=" in text:
+        text = _mask_query(text)
+    return text
 
 
 def _mask_query(word: str) -> str:
@@ -358,10 +370,7 @@ def _mask_words(words: Sequence[str], depth: int) -> list[str]:
 
 def _mask_inside(word: str, depth: int) -> str:
     """A word no rule claimed: its URLs, its query, and the shell words it may hold."""
-    if "://" in word:
-        word = _mask_userinfo(word)
-    if "=" in word:
-        word = _mask_query(word)
+    word = mask_text(word)
     if depth >= _MAX_DEPTH or _WHITESPACE.search(word) is None:
         return word
     text = _unquoted(word)

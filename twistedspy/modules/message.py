@@ -120,10 +120,10 @@ def _lines(data: bytes, base: int) -> Iterator[tuple[int, bytes, bool]]:
 def read_tail(path: Path, count: int = RECENT) -> Tail:
     """The last `count` records of the file (blocking: run it in a thread)."""
     try:
-        file = path.open("rb")
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
     except FileNotFoundError:
         return Tail((), (), torn_end=False)
-    with file:
+    with os.fdopen(fd, "rb") as file:
         size = os.fstat(file.fileno()).st_size
         window = TAIL_FIRST
         while True:
@@ -163,8 +163,10 @@ def append_line(path: Path, line: bytes) -> bool:
     record starts on its own line.
     """
     created = not path.exists()
-    # O_APPEND: every write lands at the current end (open(2)).
-    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    # O_APPEND: every write lands at the current end; O_NOFOLLOW: a symlink put in the
+    # file's place is refused, not written through (open(2)).
+    flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
+    fd = os.open(path, flags, 0o600)
     try:
         size = os.fstat(fd).st_size
         torn = size > 0 and os.pread(fd, 1, size - 1) != b"\n"
