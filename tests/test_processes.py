@@ -176,10 +176,10 @@ class FixedDataTests(TestCase):
         for params, allowed in [
             ({"sort": "colour"}, "pid, name, state, user, group, rss, cpu, threads, start"),
             ({"order": "up"}, "asc or desc"),
-            ({"limit": "0"}, "positive whole number"),
-            ({"limit": "-3"}, "positive whole number"),
-            ({"limit": "ten"}, "positive whole number"),
-            ({"limit": "\u0663"}, "positive whole number"),  # Arabic-Indic three
+            ({"limit": "0"}, "whole number from 1 to"),
+            ({"limit": "-3"}, "whole number from 1 to"),
+            ({"limit": "ten"}, "whole number from 1 to"),
+            ({"limit": "\u0663"}, "whole number from 1 to"),  # Arabic-Indic three
         ]:
             with self.subTest(params=params):
                 error = self.assertRaises(

@@ -27,7 +27,7 @@ from twistedspy.http.response import Outcome, Response, text_response
 from twistedspy.interfaces import IFormModule, IInfoModule
 from twistedspy.pagecache import PageCache, PageKey, max_age_of
 from twistedspy.query import Query, Submission
-from twistedspy.render import SECRET_KEYS, NavItem, PageContext, Renderer
+from twistedspy.render import SECRET_KEYS, NavItem, PageContext, Renderer, refresh_seconds
 from twistedspy.report import Committed, PageError, RawBody, Report
 
 if TYPE_CHECKING:
@@ -263,6 +263,7 @@ class Dispatcher:
         context = self._context(modules)
         try:
             as_json = wants_json(request, query)
+            refresh_seconds(query)  # refused with 400 here, not once the page is made
         except PageError as error:
             return Outcome(
                 self.renderer.error(error.status, error.message, as_json=False, context=context)

@@ -226,7 +226,7 @@ class Renderer:
             )
             for s in report.series
         ]
-        refresh = _refresh_seconds(query)
+        refresh = refresh_seconds(query)
         kept = [(k, v) for k, v in query.pairs() if k not in SECRET_KEYS | {"format"}]
         page = _environment.get_template("report.html").render(
             **self._common(context, report.title, module),
@@ -300,12 +300,13 @@ def _last_value(series: Series) -> str:
     return format_value(series.values[-1], series.unit) if series.values else ""
 
 
-def _refresh_seconds(query: Query) -> int | None:
-    """`refresh=N` reloads the page every N seconds (5 to 3600), with no script."""
-    raw = query.get("refresh")
-    if raw is None or not raw.isdigit():
-        return None
-    return min(max(int(raw), 5), 3600)
+def refresh_seconds(query: Query) -> int | None:
+    """
+    `refresh=N` reloads the page every N seconds (held to 5 to 3600), with no script;
+    InvalidQuery if N is not a whole number.
+    """
+    seconds = query.whole_number("refresh")
+    return None if seconds is None else min(max(seconds, 5), 3600)
 
 
 def _dump(document: object) -> bytes:

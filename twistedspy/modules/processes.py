@@ -292,12 +292,7 @@ class ProcessQuery:
             descending = order.lower() == "desc"
         else:
             raise InvalidQuery(f"order must be asc or desc; got {order!r}")
-        limit_text = query.get("limit")
-        limit = None
-        if limit_text is not None and limit_text != "":
-            if not limit_text.isascii() or not limit_text.isdigit() or int(limit_text) < 1:
-                raise InvalidQuery(f"limit must be a positive whole number; got {limit_text!r}")
-            limit = int(limit_text)
+        limit = query.whole_number("limit", minimum=1)
         return cls(
             sort=sort,
             descending=descending,
