@@ -220,6 +220,7 @@ class RefusalTests(TestCase):
             {"Sec-Fetch-Site": "same-site"},
             {"Origin": "http://evil.example"},
             {"Origin": "http://evil.example", "Sec-Fetch-Site": "cross-site"},
+            {"Origin": "null"},  # a sandboxed frame or data: page on any site
         ):
             reply = await server.request("POST", "/message", {**FORM, **headers}, b"text=x")
             await self.assert_refused(server, 403, reply)

@@ -111,14 +111,19 @@ def is_cross_site(request: Request) -> bool:
     Whether a POST comes from another site's page (CSRF, SPEC §2's 403 row).
 
     Browsers send `Sec-Fetch-Site`: trust it where present. Otherwise an `Origin` other
-    than this server is cross-site; `null` (which Chromium sends for some same-origin
-    form posts) and no Origin at all (curl, scripts) are not.
+    than this server is cross-site, and no Origin at all (curl, scripts) is not.
+    `Origin: null` is an opaque origin (a sandboxed frame, a `data:` page, a redirect
+    across sites: RFC 6454 §7.3) that any site can make a form post with; Chromium also
+    sends it for some same-origin posts, which it marks `Sec-Fetch-Site: same-origin`.
+    So `null` passes with that mark only.
     """
     site = request.header("sec-fetch-site")
+    origin = request.header("origin")
+    if origin == "null":
+        return site is None or site.lower() != "same-origin"
     if site is not None:
         return site.lower() not in ("same-origin", "none")
-    origin = request.header("origin")
-    if origin is None or origin == "null":
+    if origin is None:
         return False
     host = request.host.lower()
     return origin.lower() not in (f"http://{host}", f"https://{host}")
