@@ -103,6 +103,8 @@ class LayerTests(ConfigFileMixin, TestCase):
             KeepAliveTimeout = 2
             ModuleTimeout = 3
             MessageFile = ~/m.jsonl
+            MessageMaxBytes = 4096
+            MessageRate = 3
             AllowedHosts = *
             Insecure = no
             """
@@ -125,6 +127,8 @@ class LayerTests(ConfigFileMixin, TestCase):
                 keepalive_timeout=2.0,
                 module_timeout=3.0,
                 message_file=Path.home() / "m.jsonl",
+                message_max_bytes=4096,
+                message_rate=3,
                 allowed_hosts=("*",),
                 insecure=False,
             ),
@@ -181,6 +185,8 @@ class FileErrorTests(ConfigFileMixin, TestCase):
             ("ModuleTimeout = nan", "ModuleTimeout"),
             ("ModuleTimeout = inf", "ModuleTimeout"),
             ("AllowedHosts = a b", "AllowedHosts"),
+            ("MessageMaxBytes = 10M", "MessageMaxBytes: '10M' is not a whole number"),
+            ("MessageRate = 0", "MessageRate: '0' is not a whole number of at least 1"),
         ]
         for line, fragment in cases:
             self.assertFileError(f"{line}\n", 1, fragment)

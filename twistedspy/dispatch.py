@@ -323,7 +323,7 @@ class Dispatcher:
             try:
                 found = await self._collect(module, request, visible, client, user)
             except PageError as error:
-                return fail(error.status, error.message).response
+                return fail(error.status, error.message, *error.headers).response
             except TimeoutError:
                 message = f"The module {name!r} did not answer within the time allowed."
                 return fail(504, message).response
