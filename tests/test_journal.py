@@ -316,7 +316,10 @@ class SecretsAndModesTests(TestCase):
 
     async def test_referer_with_a_password_never_reaches_the_verbose_journal(self) -> None:
         server = start_server(self, log_mode="verbose")
-        referer = f"http://127.0.0.1:{server.port}/processes?login=alice&password=hunter2"
+        referer = (
+            f"http://127.0.0.1:{server.port}/processes?login=alice&password=hunter2"
+            "&pass%77ord=hunter3"
+        )
         reply = await server.request(
             "GET",
             "/-/static/spy.css?token=abc",
@@ -327,7 +330,7 @@ class SecretsAndModesTests(TestCase):
         journal = server.journal_text()
         self.assertIn("referer=", journal)
         self.assertIn("password=***", journal)
-        for secret in ("hunter2", "abc", "pw2"):
+        for secret in ("hunter2", "hunter3", "abc", "pw2"):
             self.assertNotIn(secret, journal)
 
     def test_files_are_0640_and_never_through_a_symlink(self) -> None:

@@ -131,6 +131,7 @@ ROWS: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
         ("git", "clone", "https://***@github.com/o/r"),
     ),
     ("userinfo", ("app", "--url=redis://:pw@h:6379"), ("app", "--url=redis://:***@h:6379")),
+    ("query", ("curl", "https://h/?pass%77ord=x&y=1"), ("curl", "https://h/?pass%77ord=***&y=1")),
     (
         "query",
         ("curl", "https://h/api?x=1&token=abc&y=2"),

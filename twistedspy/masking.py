@@ -20,6 +20,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
+from urllib.parse import unquote_plus
 
 MASK: Final = "***"
 
@@ -273,9 +274,10 @@ RULES: Final = (
 
 _SCHEME: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*+")
 _AUTHORITY_END: Final = re.compile(r"[?#\s'\"]")
-#: `name=value` at the start, or after a query's or a list's separator
+#: `name=value` at the start, or after a query's or a list's separator; the name may be
+#: percent-encoded (`pass%77ord=`), as a browser or an attacker may write it
 _QUERY_PARAMETER: Final = re.compile(
-    r"(?:^|[?&;,\s])([A-Za-z_][A-Za-z0-9_.\[\]-]*+)=([^&;,#\s'\"]*+)"
+    r"(?:^|[?&;,\s])((?:[A-Za-z0-9_.\[\]-]|%[0-9A-Fa-f]{2})++)=([^&;,#\s'\"]*+)"
 )
 
 
@@ -320,7 +322,7 @@ def mask_text(text: str) -> str:
 
 def _mask_query(word: str) -> str:
     def parameter(found: re.Match[str]) -> str:
-        if not is_secret_name(found.group(1)):
+        if not is_secret_name(unquote_plus(found.group(1))):
             return found.group(0)
         return found.group(0)[: found.start(2) - found.start(0)] + MASK
 
