@@ -176,10 +176,10 @@ class FixedDataTests(TestCase):
         for params, allowed in [
             ({"sort": "colour"}, "pid, name, state, user, group, rss, cpu, threads, start"),
             ({"order": "up"}, "asc or desc"),
-            ({"limit": "0"}, "whole number from 1 to"),
-            ({"limit": "-3"}, "whole number from 1 to"),
-            ({"limit": "ten"}, "whole number from 1 to"),
-            ({"limit": "\u0663"}, "whole number from 1 to"),  # Arabic-Indic three
+            ({"limit": "0"}, "whole number of at least 1"),
+            ({"limit": "-3"}, "whole number of at least 1"),
+            ({"limit": "ten"}, "whole number of at least 1"),
+            ({"limit": "\u0663"}, "whole number of at least 1"),  # Arabic-Indic three
         ]:
             with self.subTest(params=params):
                 error = self.assertRaises(

@@ -64,8 +64,9 @@ class Query(Mapping[str, str]):
             return None
         if _WHOLE_NUMBER.fullmatch(text) is None or not minimum <= int(text) <= maximum:
             shown = text if len(text) <= _SHOWN else text[:_SHOWN] + "…"
+            most = "" if maximum == WHOLE_NUMBER_MAX else f" and at most {maximum}"
             raise InvalidQuery(
-                f"{key} must be a whole number from {minimum} to {maximum}; got {shown!r}"
+                f"{key} must be a whole number of at least {minimum}{most}; got {shown!r}"
             )
         return int(text)
 
