@@ -105,8 +105,26 @@ def name_words(name: str) -> list[str]:
     return [w for w in _WORD_SEPARATORS.sub(" ", spaced).lower().split() if w]
 
 
+#: verdicts on short names, which repeat from process to process (`--port`, `--config`);
+#: bounded, as names come from any local user
+_VERDICTS: dict[str, bool] = {}
+_VERDICTS_MAX = 4096
+_VERDICT_NAME_LONGEST = 64
+
+
 def is_secret_name(name: str) -> bool:
     """Whether an option, variable or parameter name names a secret (module docstring)."""
+    verdict = _VERDICTS.get(name)
+    if verdict is None:
+        verdict = _judge_name(name)
+        if len(name) <= _VERDICT_NAME_LONGEST:
+            if len(_VERDICTS) >= _VERDICTS_MAX:
+                _VERDICTS.clear()
+            _VERDICTS[name] = verdict
+    return verdict
+
+
+def _judge_name(name: str) -> bool:
     if name in SHELL_DIRECTORY_VARIABLES:
         return False
     words = name_words(name)
@@ -222,10 +240,9 @@ def _option_value(at: Words) -> Masked | None:
     if found is None:
         return None
     name = found.group(1)
-    if at.word.startswith("--") or len(name) > 1:
-        words = name_words(name)
-        if words and words[0] not in SWITCH_FIRST and is_secret_name(name):
-            return Masked(at.word, (MASK,))
+    long_option = at.word.startswith("--") or len(name) > 1
+    if long_option and is_secret_name(name) and name_words(name)[0] not in SWITCH_FIRST:
+        return Masked(at.word, (MASK,))
     return None
 
 
@@ -338,7 +355,7 @@ _MAX_DEPTH: Final = 3
 
 
 def _tool_of(word: str) -> str | None:
-    name = _unquoted(word).rsplit("/", 1)[-1]
+    name = _unquoted(word).rpartition("/")[2]
     return name if name in _TOOLS else None
 
 
@@ -415,10 +432,25 @@ def cut_command_line(argv: Sequence[str]) -> tuple[tuple[str, ...], int]:
     return tuple(kept), total
 
 
-def shown_command_line(argv: Sequence[str]) -> str:
+#: Command lines as shown, by argument vector: a page of a thousand processes masks the
+#: same command lines request after request (masking them all costs about 80 ms). Only
+#: short ones are kept, and at most `_SHOWN_MAX` of them, as any local user makes them.
+_SHOWN: dict[tuple[str, ...], str] = {}
+_SHOWN_MAX = 8192
+_SHOWN_LONGEST = 4096
+
+
+def shown_command_line(argv: tuple[str, ...]) -> str:
     """The command line as a page shows it: cut at the limit (saying so), then masked."""
+    shown = _SHOWN.get(argv)
+    if shown is not None:
+        return shown
     kept, total = cut_command_line(argv)
     shown = " ".join(mask_secrets(kept))
     if total > COMMAND_LINE_LIMIT:
         shown += f" [cut: {total:,} characters, the first {COMMAND_LINE_LIMIT:,} shown]"
+    elif total <= _SHOWN_LONGEST:
+        if len(_SHOWN) >= _SHOWN_MAX:
+            _SHOWN.clear()
+        _SHOWN[argv] = shown
     return shown
