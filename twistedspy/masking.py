@@ -289,7 +289,7 @@ RULES: Final = (
 
 # --- inside a word: URL userinfo and query parameters ------------------------------------
 
-_SCHEME: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*+")
+_SCHEME_CHARACTER: Final = re.compile(r"[A-Za-z0-9+.-]")
 _AUTHORITY_END: Final = re.compile(r"[?#\s'\"]")
 #: `name=value` at the start, or after a query's or a list's separator; the name may be
 #: percent-encoded (`pass%77ord=`), as a browser or an attacker may write it
@@ -314,10 +314,8 @@ def _mask_userinfo(word: str) -> str:
         end = _AUTHORITY_END.search(word, start + 3, window_end)
         authority_end = window_end if end is None else end.start()
         at = word.rfind("@", start + 3, authority_end)
-        scheme_start = start
-        while scheme_start > done and _SCHEME.fullmatch(word, scheme_start - 1, start):
-            scheme_start -= 1
-        if at >= 0 and scheme_start < start:
+        # A scheme ends where "://" begins (RFC 3986 §3.1): one character of it will do.
+        if at >= 0 and start > done and _SCHEME_CHARACTER.fullmatch(word, start - 1, start):
             userinfo = word[start + 3 : at]
             user, colon, _ = userinfo.partition(":")
             parts.append(word[done : start + 3])
