@@ -94,6 +94,8 @@ def _refuse_unsafe(package: ModuleType, directory: Path) -> tuple[list[LoadError
     `__pycache__` or the plugin cache refused (the cache is a pickle, and loading it
     runs code) leaves out every drop-in: the second value says so.
     """
+    if not directory.is_dir():
+        return [], False  # nothing to import, as the plugin scan finds
     refused: list[LoadError] = []
     everything = {directory, directory / "__pycache__", directory / DROPIN_CACHE}
     for path in [directory, *sorted(directory.iterdir())]:
@@ -146,6 +148,11 @@ def discover(
                 on_error(error)
         if everything:
             return found
+        cache = directory / DROPIN_CACHE
+        if refused:
+            # The plugin cache holds what a refused file offered when it was last read,
+            # and the scan would use that without reading the file (twisted.plugin).
+            cache.unlink(missing_ok=True)
         catcher = FailureCatcher()
         globalLogPublisher.addObserver(catcher)
         try:
@@ -153,9 +160,8 @@ def discover(
         finally:
             globalLogPublisher.removeObserver(catcher)
         if refused:
-            # The scan cached an empty entry for each refused file: forgotten, so that
-            # once its permissions are mended it is read again.
-            (directory / DROPIN_CACHE).unlink(missing_ok=True)
+            # Nor is the empty entry the scan made for it kept: mended, it is read again.
+            cache.unlink(missing_ok=True)
         for plugin in plugins:
             found[plugin.name] = plugin
         if on_error is not None:
