@@ -36,6 +36,7 @@ from zope.interface import implementer
 
 from twistedspy.events import VERBOSE_ONLY
 from twistedspy.masking import mask_text
+from twistedspy.memo import BoundedMemo
 from twistedspy.settings import LogMode
 
 #: the event name under which Twisted's own warnings and errors are journalled
@@ -128,13 +129,6 @@ def _escape_char(char: str) -> str:
     return f"\\U{code:08x}"
 
 
-#: formatted field names and short string values, which repeat from line to line (the
-#: same few names, methods, paths, addresses); bounded, as values come from clients
-_FORMATTED: dict[str, str] = {}
-_FORMATTED_MAX = 4096
-_FORMATTED_LONGEST = 256
-
-
 def _format_text(text: str) -> str:
     if "=" in text or "://" in text:
         # A Referer or any other URL or header value may carry `password=` (a login by
@@ -145,26 +139,23 @@ def _format_text(text: str) -> str:
     return '"' + "".join(_escape_char(c) for c in text) + '"'
 
 
+#: formatted field names and short string values, which repeat from line to line (the
+#: same few names, methods, paths, addresses)
+_formatted = BoundedMemo(_format_text, entries=4096, longest=256, size=len)
+
+
 def format_value(value: object) -> str:
     """One field value as the journal writes it: bare when safe, else quoted and escaped."""
     if type(value) is not str:
         return _format_text("-" if value is None else str(value))
-    text: str = value
-    formatted = _FORMATTED.get(text)
-    if formatted is None:
-        formatted = _format_text(text)
-        if len(text) <= _FORMATTED_LONGEST:
-            if len(_FORMATTED) >= _FORMATTED_MAX:
-                _FORMATTED.clear()
-            _FORMATTED[text] = formatted
-    return formatted
+    return _formatted(value)
 
 
 def format_fields(fields: Iterable[tuple[str, object]]) -> str:
     """`key=value` pairs, space-separated, in the order given."""
     # The same text as format_value for each key and value, with its common cases inline:
     # a request line has seven fields, and a busy server writes hundreds of lines a second.
-    formatted = _FORMATTED
+    formatted = _formatted.known
     parts = []
     for key, value in fields:
         name = formatted.get(key) or format_value(key)

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from typing import Final
 from urllib.parse import unquote_plus
 
+from twistedspy.memo import BoundedMemo
+
 MASK: Final = "***"
 
 #: a command line longer than this many characters is cut before it is masked or shown
@@ -105,32 +107,18 @@ def name_words(name: str) -> list[str]:
     return [w for w in _WORD_SEPARATORS.sub(" ", spaced).lower().split() if w]
 
 
-#: verdicts on short names, which repeat from process to process (`--port`, `--config`);
-#: bounded, as names come from any local user
-_VERDICTS: dict[str, bool] = {}
-_VERDICTS_MAX = 4096
-_VERDICT_NAME_LONGEST = 64
-
-
-def is_secret_name(name: str) -> bool:
-    """Whether an option, variable or parameter name names a secret (module docstring)."""
-    verdict = _VERDICTS.get(name)
-    if verdict is None:
-        verdict = _judge_name(name)
-        if len(name) <= _VERDICT_NAME_LONGEST:
-            if len(_VERDICTS) >= _VERDICTS_MAX:
-                _VERDICTS.clear()
-            _VERDICTS[name] = verdict
-    return verdict
-
-
 def _judge_name(name: str) -> bool:
+    """Whether an option, variable or parameter name names a secret (module docstring)."""
     if name in SHELL_DIRECTORY_VARIABLES:
         return False
     words = name_words(name)
     if not words or words[-1] in NOT_SECRET_LAST:
         return False
     return any(w in SECRET_WORDS or any(f in w for f in SECRET_FRAGMENTS) for w in words)
+
+
+#: Verdicts on short names, which repeat from process to process (`--port`, `--config`).
+is_secret_name: Final = BoundedMemo(_judge_name, entries=4096, longest=64, size=len)
 
 
 # --- shell words ------------------------------------------------------------------------
@@ -430,25 +418,21 @@ def cut_command_line(argv: Sequence[str]) -> tuple[tuple[str, ...], int]:
     return tuple(kept), total
 
 
-#: Command lines as shown, by argument vector: a page of a thousand processes masks the
-#: same command lines request after request (masking them all costs about 80 ms). Only
-#: short ones are kept, and at most `_SHOWN_MAX` of them, as any local user makes them.
-_SHOWN: dict[tuple[str, ...], str] = {}
-_SHOWN_MAX = 8192
-_SHOWN_LONGEST = 4096
-
-
-def shown_command_line(argv: tuple[str, ...]) -> str:
-    """The command line as a page shows it: cut at the limit (saying so), then masked."""
-    shown = _SHOWN.get(argv)
-    if shown is not None:
-        return shown
+def _shown_command_line(argv: tuple[str, ...]) -> str:
     kept, total = cut_command_line(argv)
     shown = " ".join(mask_secrets(kept))
     if total > COMMAND_LINE_LIMIT:
         shown += f" [cut: {total:,} characters, the first {COMMAND_LINE_LIMIT:,} shown]"
-    elif total <= _SHOWN_LONGEST:
-        if len(_SHOWN) >= _SHOWN_MAX:
-            _SHOWN.clear()
-        _SHOWN[argv] = shown
     return shown
+
+
+def _characters(argv: tuple[str, ...]) -> int:
+    return sum(len(arg) for arg in argv)
+
+
+#: The command line as a page shows it: cut at the limit (saying so), then masked. Kept
+#: for the next request, as a page of a thousand processes shows the same command lines
+#: request after request, and masking them all takes about 45 ms.
+shown_command_line: Final = BoundedMemo(
+    _shown_command_line, entries=8192, longest=4096, size=_characters
+)
