@@ -200,14 +200,15 @@ class Renderer:
     def __init__(self, host: str | None = None) -> None:
         self.host = host or socket.gethostname()
 
-    def _common(self, context: PageContext, title: str, current: str) -> dict[str, object]:
+    def _common(self, context: PageContext | None, title: str, current: str) -> dict[str, object]:
+        """What the layout shows around a page; without a context, nothing of the machine."""
         return {
             "title": title,
-            "host": context.host,
-            "nav": context.nav,
+            "host": context and context.host,
+            "nav": context.nav if context else (),
             "current": current,
-            "generated": local_time(context.now),
-            "version": __version__,
+            "generated": local_time(context.now if context else time.time()),
+            "version": context and __version__,
         }
 
     def html(self, module: str, report: Report, query: Query, context: PageContext) -> Response:
@@ -271,22 +272,12 @@ class Renderer:
         if as_json:
             body = _dump({"error": {"status": status, "message": message}})
             return Response(status, body, JSON, headers, close)
-        title = f"{status} {reason}"
-        if context is None or status in ANSWERED_BEFORE_LOGIN:
+        if status in ANSWERED_BEFORE_LOGIN:
             # Nobody known asked: the page names nothing of the machine (no host name, no
             # module list, no version), so it tells a stranger nothing to aim at.
-            common: dict[str, object] = {
-                "title": title,
-                "host": None,
-                "nav": (),
-                "current": "",
-                "generated": local_time(time.time()),
-                "version": None,
-            }
-        else:
-            common = self._common(context, title, "")
+            context = None
         page = _environment.get_template("error.html").render(
-            **common,
+            **self._common(context, f"{status} {reason}", ""),
             status=status,
             reason=reason,
             message=message,
