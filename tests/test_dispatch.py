@@ -66,7 +66,9 @@ class CrossSiteTests(TestCase):
             (("Sec-Fetch-Site: cross-site",), True),
             (("Sec-Fetch-Site: same-site",), True),
             (("Origin: null", "Sec-Fetch-Site: same-origin"), False),
-            (("Origin: null",), False),
+            (("Origin: null",), True),
+            (("Origin: null", "Sec-Fetch-Site: none"), True),
+            (("Origin: null", "Sec-Fetch-Site: cross-site"), True),
             (("Origin: http://localhost:8080",), False),
             (("Origin: http://evil.example",), True),
         ]

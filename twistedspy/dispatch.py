@@ -27,7 +27,7 @@ from twistedspy.http.response import Outcome, Response, text_response
 from twistedspy.interfaces import IFormModule, IInfoModule
 from twistedspy.pagecache import PageCache, PageKey, max_age_of
 from twistedspy.query import Query, Submission
-from twistedspy.render import SECRET_KEYS, NavItem, PageContext, Renderer
+from twistedspy.render import SECRET_KEYS, NavItem, PageContext, Renderer, refresh_seconds
 from twistedspy.report import Committed, PageError, RawBody, Report
 
 if TYPE_CHECKING:
@@ -111,14 +111,19 @@ def is_cross_site(request: Request) -> bool:
     Whether a POST comes from another site's page (CSRF, SPEC §2's 403 row).
 
     Browsers send `Sec-Fetch-Site`: trust it where present. Otherwise an `Origin` other
-    than this server is cross-site; `null` (which Chromium sends for some same-origin
-    form posts) and no Origin at all (curl, scripts) are not.
+    than this server is cross-site, and no Origin at all (curl, scripts) is not.
+    `Origin: null` is an opaque origin (a sandboxed frame, a `data:` page, a redirect
+    across sites: RFC 6454 §7.3) that any site can make a form post with; Chromium also
+    sends it for some same-origin posts, which it marks `Sec-Fetch-Site: same-origin`.
+    So `null` passes with that mark only.
     """
     site = request.header("sec-fetch-site")
+    origin = request.header("origin")
+    if origin == "null":
+        return site is None or site.lower() != "same-origin"
     if site is not None:
         return site.lower() not in ("same-origin", "none")
-    origin = request.header("origin")
-    if origin is None or origin == "null":
+    if origin is None:
         return False
     host = request.host.lower()
     return origin.lower() not in (f"http://{host}", f"https://{host}")
@@ -264,6 +269,7 @@ class Dispatcher:
         context = self._context(modules)
         try:
             as_json = wants_json(request, query)
+            refresh_seconds(query)  # refused with 400 here, not once the page is made
         except PageError as error:
             return Outcome(
                 self.renderer.error(error.status, error.message, as_json=False, context=context)
@@ -320,7 +326,7 @@ class Dispatcher:
             try:
                 found = await self._collect(module, request, visible, client, user)
             except PageError as error:
-                return fail(error.status, error.message).response
+                return fail(error.status, error.message, *error.headers).response
             except TimeoutError:
                 message = f"The module {name!r} did not answer within the time allowed."
                 return fail(504, message).response

@@ -12,6 +12,7 @@ import functools
 import os
 import sys
 import threading
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 from twisted.application.service import IService, MultiService
@@ -34,6 +35,7 @@ from twistedspy.http.protocol import HTTPFactory
 from twistedspy.http.stats import RequestStats
 from twistedspy.interfaces import IInfoModule, IMetricsAggregator
 from twistedspy.journal import JournalError, JournalObserver, JournalRoute, open_journal
+from twistedspy.ownership import OwnershipError, own_path
 from twistedspy.registry import LoadError, build, discover
 from twistedspy.render import Renderer
 from twistedspy.settings import Settings
@@ -235,8 +237,13 @@ def makeService(settings: Settings, reactor: IReactorCore | None = None) -> SpyS
 
         reactor = cast("IReactorCore", global_reactor)
     try:
+        settings = replace(
+            settings,
+            log_dir=own_path(settings.log_dir, "LogDir"),
+            message_file=own_path(settings.message_file, "MessageFile"),
+        )
         journal = open_journal(settings.log_dir, settings.log_mode)
-    except JournalError as e:
+    except (JournalError, OwnershipError) as e:
         raise StartupError(str(e)) from None
     try:
         return SpyService(settings, reactor, journal)
