@@ -1,13 +1,11 @@
 # -*- test-case-name: tests.test_processes -*-
 """The `processes` module: every process, like `ps`, with CPU % between two samples.
 
-Collection reads /proc directly instead of through psutil: psutil's full listing costs
-about 90 ms per 1000 processes where `ps` needs 28 ms (TWISTED-NOTES), and SPEC asks
-for a page no slower than 1.5 times `ps`. Three reads per process (`stat`, `status`,
-`cmdline`) with `os.open`/`os.read` keep it close to `ps` (bench/processes_speed.py,
-1069 processes on 2 CPUs: ps 52 ms, this reader with the table built 54 ms, psutil
-105 ms). The parsers are pure
-functions so fixtures test them. As psutil does, a process that exits mid-scan is
+Collection reads /proc directly instead of through psutil, three reads per process
+(`stat`, `status`, `cmdline`) with `os.open`/`os.read`: psutil's full listing is much
+slower than `ps`, and the page should be no slower than 1.5 times `ps`
+(docs/performance.md, "The processes page under load", has the figures). The parsers are
+pure functions so fixtures test them. As psutil does, a process that exits mid-scan is
 skipped and a file we may not read leaves its fields empty.
 """
 
