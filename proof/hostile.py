@@ -21,8 +21,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from proof.server import ServerProcess, start
 from proof.table import Row, markdown
+from tests.daemons import SpyProcess, start_cli
 
 HOST = "127.0.0.1"
 #: the server's defaults (SPEC §1), which the attack is measured against
@@ -30,7 +30,7 @@ MAX_CLIENTS = 64
 REQUEST_TIMEOUT = 10.0
 
 
-def server_sockets(server: ServerProcess) -> int:
+def server_sockets(server: SpyProcess) -> int:
     """Sockets the server process holds open (its listening socket included)."""
     count = 0
     for fd in Path(f"/proc/{server.pid}/fd").iterdir():
@@ -44,7 +44,7 @@ def server_sockets(server: ServerProcess) -> int:
 class FreshClient:
     """A well-behaved client asking /-/healthy every `interval` s while an attack runs."""
 
-    server: ServerProcess
+    server: SpyProcess
     interval: float = 1.0
     latencies: list[float] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
@@ -85,7 +85,7 @@ class FreshClient:
         )
 
 
-def slowloris(server: ServerProcess, attackers: int, seconds: float) -> Row:
+def slowloris(server: SpyProcess, attackers: int, seconds: float) -> Row:
     """`attackers` connections, each sending its request a byte every second, for ever."""
     request = b"GET / HTTP/1.1\r\nHost: localhost\r\nX-Slow: " + b"a" * 100_000
     selector = selectors.DefaultSelector()
@@ -142,10 +142,10 @@ def slowloris(server: ServerProcess, attackers: int, seconds: float) -> Row:
     )
 
 
-def never_reading(server: ServerProcess, clients: int, seconds: float) -> Row:
+def never_reading(server: SpyProcess, clients: int, seconds: float) -> Row:
     """Clients that pipeline requests for the biggest page and never read a byte."""
     rss_before = server.rss_kib()
-    answered_before = server.journal_text().count(" request ")
+    answered_before = server.journal().count(" request ")
     request = b"GET /processes?format=json HTTP/1.1\r\nHost: localhost\r\n\r\n"
     conns = []
     for _ in range(clients):
@@ -163,7 +163,7 @@ def never_reading(server: ServerProcess, clients: int, seconds: float) -> Row:
     while time.monotonic() < deadline:
         peak = max(peak, server.rss_kib())
         time.sleep(0.5)
-    answered = server.journal_text().count(" request ") - answered_before
+    answered = server.journal().count(" request ") - answered_before
     # The server lets go of each once it has taken nothing for RequestTimeout: its kernel
     # buffers are full by now, or soon on a busy machine, where the pages come slower.
     started_waiting = time.monotonic()
@@ -189,7 +189,7 @@ def never_reading(server: ServerProcess, clients: int, seconds: float) -> Row:
     )
 
 
-def len_of_page(server: ServerProcess, path: str) -> int:
+def len_of_page(server: SpyProcess, path: str) -> int:
     with socket.create_connection((HOST, server.port), timeout=30) as conn:
         conn.sendall(
             f"GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode()
@@ -200,7 +200,7 @@ def len_of_page(server: ServerProcess, path: str) -> int:
     return len(data.partition(b"\r\n\r\n")[2])
 
 
-def hang_ups(server: ServerProcess, count: int) -> Row:
+def hang_ups(server: SpyProcess, count: int) -> Row:
     """Clients that ask for a big page, read a little, and reset the connection."""
     for _ in range(count):
         with socket.create_connection((HOST, server.port), timeout=30) as conn:
@@ -220,7 +220,7 @@ def hang_ups(server: ServerProcess, count: int) -> Row:
     )
 
 
-def flood(server: ServerProcess, count: int) -> Row:
+def flood(server: SpyProcess, count: int) -> Row:
     """One connection pipelining `count` requests at once, then reading the answers."""
     requests = b"".join(
         b"GET /-/healthy?n=%d HTTP/1.1\r\nHost: localhost\r\n\r\n" % i for i in range(count)
@@ -250,7 +250,7 @@ def flood(server: ServerProcess, count: int) -> Row:
     )
 
 
-def oversized(server: ServerProcess) -> Row:
+def oversized(server: SpyProcess) -> Row:
     cases = [
         (b"GET /" + b"a" * 1_000_000 + b" HTTP/1.1\r\n", b"414"),
         (b"GET / HTTP/1.1\r\nHost: localhost\r\nX: " + b"a" * 1_000_000 + b"\r\n", b"431"),
@@ -284,7 +284,7 @@ def oversized(server: ServerProcess) -> Row:
 
 def run(quick: bool = False) -> list[Row]:
     with tempfile.TemporaryDirectory(prefix="twistedspy-hostile-") as folder:
-        server = start(Path(folder))
+        server = start_cli(Path(folder))
         try:
             rss_before, fds_before = server.rss_kib(), server.fds()
             rows = [

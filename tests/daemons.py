@@ -3,20 +3,24 @@
 The process runs in its own session: a child started from a non-interactive shell may
 inherit SIGINT ignored (TWISTED-NOTES), and a session of its own also keeps a signal
 meant for it away from the test runner. Its port is read from the journal's `start`
-event, so every test can ask for port 0.
+event, so every test can ask for port 0. `make proof` starts its servers here too, and
+reads their memory and descriptors.
 """
 
 from __future__ import annotations
 
+import http.client
 import os
 import re
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from twistedspy.allocator import with_no_thread_cache
 from twistedspy.config import CONFIG_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -131,7 +135,18 @@ class SpyProcess:
     port: int = field(default=0)
 
     @classmethod
-    def start(cls, argv: list[str], folder: Path, log_dir: Path, **env: str) -> SpyProcess:
+    def start(
+        cls,
+        argv: list[str],
+        folder: Path,
+        log_dir: Path,
+        *,
+        preexec_fn: Callable[[], None] | None = None,
+        **env: str,
+    ) -> SpyProcess:
+        """Start `argv` in `folder` and wait for the journal's `start` event in `log_dir`."""
+        # A file, not a pipe: nobody reads a pipe while the server runs, and a full one
+        # would stop it at its next write.
         output = folder / f"output-{time.monotonic_ns()}.txt"
         with output.open("wb") as sink:
             process = subprocess.Popen(
@@ -142,6 +157,7 @@ class SpyProcess:
                 stdout=sink,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=preexec_fn,  # noqa: PLW1509 - only resource limits, set before exec
             )
         running = cls(process, folder, log_dir, output)
         running.port = running._wait_for_start()
@@ -161,8 +177,33 @@ class SpyProcess:
         self.kill()
         raise AssertionError(f"twistedspy did not start: {self.output_text()}")
 
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
     def journal(self) -> str:
         return journal_text(self.log_dir)
+
+    def rss_kib(self) -> int:
+        """Resident set size, from /proc/PID/status (VmRSS, in KiB)."""
+        status = Path(f"/proc/{self.pid}/status").read_text()
+        match = re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE)
+        assert match is not None
+        return int(match[1])
+
+    def fds(self) -> int:
+        return sum(1 for _ in Path(f"/proc/{self.pid}/fd").iterdir())
+
+    def get(self, path: str, headers: dict[str, str] | None = None, timeout: float = 30.0) -> int:
+        """The status of one GET over a fresh connection."""
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            connection.request("GET", path, headers=headers or {})
+            response = connection.getresponse()
+            response.read()
+            return response.status
+        finally:
+            connection.close()
 
     def output_text(self) -> str:
         return self.output.read_text(errors="replace")
@@ -171,14 +212,60 @@ class SpyProcess:
         self.process.send_signal(number)
 
     def wait(self) -> int:
-        return self.process.wait(timeout=START_DEADLINE)
+        try:
+            return self.process.wait(timeout=START_DEADLINE)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise
 
-    def stop(self) -> int:
+    def stop(self, number: int | None = None) -> int:
+        """Signal the server (SIGTERM unless told) and wait for it to end; its exit status."""
         if self.process.poll() is None:
-            self.signal(signal.SIGTERM)
+            self.signal(signal.SIGTERM if number is None else number)
         return self.wait()
 
     def kill(self) -> None:
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+
+
+def start_cli(
+    folder: Path,
+    *options: str,
+    preexec_fn: Callable[[], None] | None = None,
+    env: dict[str, str] | None = None,
+    module: str = "twistedspy.cli",
+) -> SpyProcess:
+    """
+    `twistedspy` (or `module`, a wrapper of its cli) on a free loopback port with its
+    files in `folder`, run as the systemd units run it (glibc's per-thread caches off),
+    once it answers /-/healthy.
+    """
+    folder = folder.resolve()  # the server runs in it: relative paths would move
+    folder.mkdir(parents=True, exist_ok=True)
+    argv = [
+        PYTHON,
+        "-m",
+        module,
+        "--pidfile=",
+        "--port=0",
+        f"--log-dir={folder / 'logs'}",
+        f"--message-file={folder / 'messages.jsonl'}",
+        *options,
+    ]
+    tunables = with_no_thread_cache(os.environ)["GLIBC_TUNABLES"]
+    server = SpyProcess.start(
+        argv,
+        folder,
+        folder / "logs",
+        preexec_fn=preexec_fn,
+        **{"GLIBC_TUNABLES": tunables, **(env or {})},
+    )
+    deadline = time.monotonic() + START_DEADLINE
+    while server.get("/-/healthy") != 200:
+        if time.monotonic() > deadline:
+            server.kill()
+            raise AssertionError(f"twistedspy never answered: {server.output_text()}")
+        time.sleep(0.1)
+    return server
