@@ -22,40 +22,18 @@ from pathlib import Path
 import bcrypt
 
 from proof.table import Row, markdown
-from tests.daemons import start_cli
+from tests.daemons import drop_in_source, start_cli
 
 PLUGINS = {
-    "spy_raises.py": """
-from twisted.plugin import IPlugin
-from zope.interface import implementer
-from twistedspy.interfaces import IInfoModule
-
-@implementer(IPlugin, IInfoModule)
-class Raises:
-    name = "raises"
-    title = "Raises"
-    description = "Fails every time."
-    def collect(self, query):
-        raise RuntimeError("the disk is on fire")
-
-raises = Raises()
-""",
-    "spy_silent.py": """
-from twisted.internet.defer import Deferred
-from twisted.plugin import IPlugin
-from zope.interface import implementer
-from twistedspy.interfaces import IInfoModule
-
-@implementer(IPlugin, IInfoModule)
-class Silent:
-    name = "silent"
-    title = "Silent"
-    description = "Never answers, like a hung NFS mount."
-    def collect(self, query):
-        return Deferred()
-
-silent = Silent()
-""",
+    "spy_raises.py": drop_in_source(
+        "raises", 'raise RuntimeError("the disk is on fire")', description="Fails every time."
+    ),
+    "spy_silent.py": drop_in_source(
+        "silent",
+        "return Deferred()",
+        imports="from twisted.internet.defer import Deferred",
+        description="Never answers, like a hung NFS mount.",
+    ),
     "spy_broken.py": "import no_such_module_anywhere\n",
 }
 

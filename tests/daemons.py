@@ -15,6 +15,7 @@ import re
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,70 +33,79 @@ START_DEADLINE = 60.0
 
 _START = re.compile(r"^\S+ info start .*\bport=(\d+)", re.MULTILINE)
 
+
+def drop_in_source(
+    name: str,
+    collect: str,
+    *,
+    imports: str = "",
+    title: str | None = None,
+    description: str = "A module a test drops in.",
+    factory: bool = False,
+) -> str:
+    """
+    The text of a ModulesDir file: one info module called `name`, whose
+    `collect(self, query)` runs the statements `collect`, after `imports`. With `factory`,
+    the plugin is an `IModuleFactory` and the module gets the service's `self.context`.
+    """
+    body = textwrap.indent(textwrap.dedent(collect).strip(), " " * 8)
+    plugin = (
+        "@implementer(IPlugin, IModuleFactory)\n"
+        "class Factory:\n"
+        f"    name = {name!r}\n\n"
+        "    def build(self, context):\n"
+        "        return Module(context)\n\n\n"
+        "plugin = Factory()\n"
+        if factory
+        else "plugin = Module()\n"
+    )
+    return (
+        f"{textwrap.dedent(imports).strip()}\n"
+        "from twisted.plugin import IPlugin\n"
+        "from zope.interface import implementer\n\n"
+        "from twistedspy.interfaces import IInfoModule, IModuleFactory\n"
+        "from twistedspy.report import Report, Table\n\n\n"
+        f"@implementer({'' if factory else 'IPlugin, '}IInfoModule)\n"
+        "class Module:\n"
+        f"    name = {name!r}\n"
+        f"    title = {title or name.capitalize()!r}\n"
+        f"    description = {description!r}\n\n"
+        "    def __init__(self, context=None):\n"
+        "        self.context = context\n\n"
+        "    def collect(self, query):\n"
+        f"{body}\n\n\n"
+        f"{plugin}"
+    )
+
+
 #: A module that takes its time, for requests that are still in flight when a signal
 #: comes. It touches the file named by $SPY_TEST_STARTED when a collection begins.
-SLOW_PLUGIN = """\
-import os
-from pathlib import Path
+SLOW_PLUGIN = drop_in_source(
+    "slow",
+    """
+    Path(os.environ["SPY_TEST_STARTED"]).touch()
+    rows = [[n, "x" * 100] for n in range(1000)]
+    report = Report(title="Slow", tables=[Table(title="rows", columns=["n", "x"], rows=rows)])
+    return deferLater(reactor, float(query.get("s", "1")), lambda: report)
+    """,
+    imports="""
+    import os
+    from pathlib import Path
 
-from twisted.internet import reactor
-from twisted.internet.task import deferLater
-from twisted.plugin import IPlugin
-from zope.interface import implementer
-
-from twistedspy.interfaces import IInfoModule
-from twistedspy.report import Report, Table
-
-
-@implementer(IPlugin, IInfoModule)
-class Slow:
-    name = "slow"
-    title = "Slow"
-    description = "Answers after ?s= seconds."
-
-    def collect(self, query):
-        Path(os.environ["SPY_TEST_STARTED"]).touch()
-        rows = [[n, "x" * 100] for n in range(1000)]
-        report = Report(title="Slow", tables=[Table(title="rows", columns=["n", "x"], rows=rows)])
-        return deferLater(reactor, float(query.get("s", "1")), lambda: report)
-
-
-slow = Slow()
-"""
+    from twisted.internet import reactor
+    from twisted.internet.task import deferLater
+    """,
+    description="Answers after ?s= seconds.",
+)
 
 #: A module whose collection blocks a worker thread for a minute: a hung mount.
-STUCK_PLUGIN = """\
-import time
-
-from twisted.plugin import IPlugin
-from zope.interface import implementer
-
-from twistedspy.interfaces import IInfoModule, IModuleFactory
-
-
-@implementer(IInfoModule)
-class Stuck:
-    name = "stuck"
-    title = "Stuck"
-    description = "Never answers."
-
-    def __init__(self, context):
-        self.context = context
-
-    def collect(self, query):
-        return self.context.run_blocking(time.sleep, 60)
-
-
-@implementer(IPlugin, IModuleFactory)
-class StuckFactory:
-    name = "stuck"
-
-    def build(self, context):
-        return Stuck(context)
-
-
-stuck = StuckFactory()
-"""
+STUCK_PLUGIN = drop_in_source(
+    "stuck",
+    "return self.context.run_blocking(time.sleep, 60)",
+    imports="import time",
+    description="Never answers.",
+    factory=True,
+)
 
 
 def child_environment(**extra: str) -> dict[str, str]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from twisted.trial.unittest import TestCase
 
-from tests.daemons import CLI, TWISTD, SpyProcess, run_to_exit
+from tests.daemons import CLI, TWISTD, SpyProcess, drop_in_source, run_to_exit
 from tests.servers import fetch, start_server
 from twistedspy.service import StartupError, makeService
 from twistedspy.settings import Settings
@@ -17,26 +17,12 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 #: docs/writing-modules.md's example, verbatim: "this exact file must work"
 HELLO = (FIXTURES / "hello.py.txt").read_text()
 
-REPLACED_VERSION = """\
-from twisted.plugin import IPlugin
-from zope.interface import implementer
-
-from twistedspy.interfaces import IInfoModule
-from twistedspy.report import Report, Table
-
-
-@implementer(IPlugin, IInfoModule)
-class MyVersion:
-    name = "version"
-    title = "Site version"
-    description = "The version as this site tells it."
-
-    def collect(self, query):
-        return Report(title="Site version", tables=[Table(title="v", columns=["v"], rows=[["7"]])])
-
-
-version = MyVersion()
-"""
+REPLACED_VERSION = drop_in_source(
+    "version",
+    'return Report(title="Site version", tables=[Table(title="v", columns=["v"], rows=[["7"]])])',
+    title="Site version",
+    description="The version as this site tells it.",
+)
 SYNTAX_ERROR = "def broken(:\n    pass\n"
 RAISES = 'import os\n\nraise ImportError("needs libfrobnicate")\n'
 
