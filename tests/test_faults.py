@@ -18,7 +18,7 @@ from pathlib import Path
 
 from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 
-from proof.server import start
+from tests.daemons import start_cli
 from twistedspy.journal import JournalObserver, open_journal
 
 
@@ -68,16 +68,16 @@ class ServerFaultTests(TestCase):
     def test_journal_past_the_file_size_limit_keeps_serving(self) -> None:
         folder = Path(tempfile.mkdtemp(prefix="twistedspy-faults-"))
         self.addCleanup(shutil.rmtree, folder, True)
-        server = start(folder, preexec_fn=lambda: limit_file_size(32 * 1024))
+        server = start_cli(folder, preexec_fn=lambda: limit_file_size(32 * 1024))
         self.addCleanup(server.stop)
         statuses = {server.get("/version") for _ in range(400)}
         self.assertEqual(statuses, {200})
-        journal = server.journal_text()
+        journal = server.journal()
         # The journal stopped at the limit, whole lines only up to there.
         self.assertLessEqual(len(journal.encode()), 32 * 1024)
         self.assertIn(" request ", journal)
         server.stop()
         # Told once, in twistd's log (where twistd sends what is written to stderr).
-        told = server.twistd_log_text() + server.stderr_text()
+        told = server.output_text()
         self.assertEqual(told.count("cannot write the journal"), 1, told)
         self.assertIn("File too large", told)

@@ -143,6 +143,8 @@ class JournalTests(TestCase):
         log.info("not a journal event")
         self.assertEqual([line.split()[2] for line in self.lines()], ["request", "warning"])
         self.assertEqual([event.get("spy_event") for event in published], ["warning", None])
+        # twistd's log observer formats the event: the fields read as in the journal.
+        self.assertEqual(formatEvent(published[0]), 'warning message="as root"')
 
     def test_format_value(self) -> None:
         self.assertEqual(format_value(""), '""')

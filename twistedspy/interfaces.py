@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_modules -*-
+# -*- test-case-name: tests.test_module_plugins -*-
 """The contracts an info module and the server agree on.
 
 A module is a Twisted plugin: an object providing `IInfoModule` (ready to serve, like

@@ -346,11 +346,11 @@ class JournalRoute:
     """
     The observer for the server's own `Logger`: journal events go straight to the journal.
 
-    Through the global publisher every request line would also reach twistd's log observer,
-    which formats and writes a line saying only "request" (it does not know the fields):
-    as much work again as the journal line, for nothing. Journal events at warn level or
-    above (a module's failure and its traceback) still go on to the global publisher, so
-    that twistd's log shows them too; everything else the server logs goes there unchanged.
+    Through the global publisher every request line would also reach twistd's log observer:
+    as much work again as the journal line, for a copy nobody reads. Journal events at warn
+    level or above (started as root, a module's failure and its traceback) still go on to the
+    global publisher with their fields, so that twistd's log shows them in full too; everything
+    else the server logs goes there unchanged.
     """
 
     def __init__(
@@ -375,8 +375,22 @@ class JournalRoute:
             return
         self._journal(event)
         if event.get("log_level", LogLevel.info) in _WARN_OR_WORSE:
-            # Marked, so that the journal (also a global observer) does not write it twice.
-            self._publisher({**event, _ALREADY_JOURNALLED: True})
+            self._publisher(for_twistd_log(event))
+
+
+def for_twistd_log(event: Mapping[str, Any]) -> dict[str, Any]:
+    """
+    A journal event as twistd's log observer should show it: the event name and its
+    `key=value` fields, as the journal line has them (the event's own format names only
+    the event). Marked, so that the journal (also a global observer) does not write it twice.
+    """
+    fields: Mapping[str, object] = event.get("spy_fields") or {}
+    return {
+        **event,
+        "log_format": "{spy_event} {spy_text}",
+        "spy_text": format_fields(fields.items()),
+        _ALREADY_JOURNALLED: True,
+    }
 
 
 def open_journal(

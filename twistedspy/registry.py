@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_registry -*-
+# -*- test-case-name: tests.test_module_plugins,tests.test_modulesdir -*-
 """Finding the info modules (Twisted plugins) and building the ones a service serves."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_report -*-
+# -*- test-case-name: tests.test_render,tests.test_golden -*-
 """What a module returns: a titled set of tables, free of any HTML or JSON.
 
 Rendering is the server's job; a module only says what each value is (bytes, a

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_service -*-
+# -*- test-case-name: tests.test_integration,tests.test_shutdown,tests.test_maxclients -*-
 """The one function that builds the running server, for every way of starting it.
 
 `twistd -ny spy.tac`, `twistd spy` and the `twistedspy` script all end here, so they
@@ -9,13 +9,16 @@ fails inside `makeService`, before anything listens: nothing starts half-way.
 from __future__ import annotations
 
 import functools
+import ipaddress
 import os
+import socket
 import sys
 import threading
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 from twisted.application.service import IService, MultiService
+from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.defer import Deferred, DeferredList, maybeDeferred, succeed
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.threads import deferToThreadPool
@@ -24,6 +27,7 @@ from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 from typing_extensions import override
 
+from twistedspy import __version__
 from twistedspy.accounts import AccountsError
 from twistedspy.allocator import tune_malloc
 from twistedspy.auth import make_gatekeeper
@@ -64,6 +68,29 @@ def _with_backlog(endpoint: str) -> str:
     if kind in ("tcp", "tcp6", "ssl") and "backlog=" not in endpoint:
         return f"{endpoint}:backlog={LISTEN_BACKLOG}"
     return endpoint
+
+
+def serving_line(endpoint: str, address: object) -> str:
+    """
+    The one line that says where the server listens, as a URL a person can click:
+    `https` for a TLS endpoint, the host name for a wildcard address (which serves it on
+    every interface), curl's way in for a Unix socket.
+    """
+    scheme = "https" if endpoint.split(":", 1)[0] == "ssl" else "http"
+    if isinstance(address, UNIXAddress):
+        path = os.fsdecode(address.name or b"")
+        return (
+            f"twistedspy {__version__} serving the Unix socket {path}"
+            f" (curl --unix-socket {path} {scheme}://localhost/)"
+        )
+    if not isinstance(address, IPv4Address | IPv6Address):
+        return f"twistedspy {__version__} serving {endpoint}"
+    host, where = address.host, ""
+    if ipaddress.ip_address(host.split("%", 1)[0]).is_unspecified:
+        host, where = socket.gethostname(), " on every address"
+    elif isinstance(address, IPv6Address):
+        host = f"[{host}]"  # RFC 3986 §3.2.2: an IPv6 literal in brackets
+    return f"twistedspy {__version__} serving {scheme}://{host}:{address.port}/{where}"
 
 
 def _daemon_thread(**kwargs: Any) -> threading.Thread:
@@ -194,6 +221,8 @@ class SpyService(MultiService):
             modules=",".join(self.modules),
             security="on" if self.settings.security else "off",
         )
+        # For the person watching the terminal or twistd's log: not a journal event.
+        self.log.info("{serving}", serving=serving_line(self.settings.endpoint(), address))
         if hasattr(os, "geteuid") and os.geteuid() == 0:
             record(
                 self.log,

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_index -*-
+# -*- test-case-name: tests.test_golden,tests.test_pages_live -*-
 """The `index` module: how to connect, what each status means, and the modules served."""
 
 from __future__ import annotations

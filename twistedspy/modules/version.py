@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_version -*-
+# -*- test-case-name: tests.test_golden,tests.test_metrics -*-
 """The `version` module: what this machine runs, as /etc/issue and /etc/os-release say;
 and for /metrics, node_exporter's uname and os families.
 
