@@ -39,11 +39,12 @@ from twisted.internet.task import deferLater
 from twisted.plugin import IPlugin
 from zope.interface import implementer
 
-from twistedspy.interfaces import IInfoModule
+from twistedspy.interfaces import IInfoModule, IReactorSafe
 from twistedspy.report import Report, Table
 
 
-@implementer(IPlugin, IInfoModule)
+# It returns a Deferred: safe to call on the reactor, and it must be called there.
+@implementer(IPlugin, IInfoModule, IReactorSafe)
 class Slow:
     name = "slow"
     title = "Slow"
@@ -59,38 +60,27 @@ class Slow:
 slow = Slow()
 """
 
-#: A module whose collection blocks a worker thread for a minute: a hung mount.
+#: A plain module whose collection blocks its worker thread for ten minutes: a hung mount.
 STUCK_PLUGIN = """\
 import time
 
 from twisted.plugin import IPlugin
 from zope.interface import implementer
 
-from twistedspy.interfaces import IInfoModule, IModuleFactory
+from twistedspy.interfaces import IInfoModule
 
 
-@implementer(IInfoModule)
+@implementer(IPlugin, IInfoModule)
 class Stuck:
     name = "stuck"
     title = "Stuck"
     description = "Never answers."
 
-    def __init__(self, context):
-        self.context = context
-
     def collect(self, query):
-        return self.context.run_blocking(time.sleep, 60)
+        time.sleep(600)
 
 
-@implementer(IPlugin, IModuleFactory)
-class StuckFactory:
-    name = "stuck"
-
-    def build(self, context):
-        return Stuck(context)
-
-
-stuck = StuckFactory()
+stuck = Stuck()
 """
 
 

@@ -309,7 +309,7 @@ class GoldenTests(TestCase):
                 ("Python implementation", "CPython linux"),
             ),
         )
-        module = VersionModule(module_context(), lambda: facts)
+        module = VersionModule(lambda: facts)
         report = await collect_report(module)
         self.check("version", "version", report)
         html = (GOLDEN / "version.html").read_text()

@@ -127,6 +127,7 @@ class DispatcherCacheTests(TestCase):
             renderer=Renderer("h"),
             clock=self.clock,
             log=Logger(),
+            run_collection=inline,
         )
 
     def respond(self, request: Request) -> Deferred[Outcome]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from twistedspy.query import Query
+from twistedspy.query import SECRET_KEYS, Query
 
 
 class QueryTests(SynchronousTestCase):
@@ -20,3 +20,9 @@ class QueryTests(SynchronousTestCase):
         self.assertIsNone(Query().get("format"))
         self.assertEqual(list(query), ["a", "format", "empty"])
         self.assertEqual(len(query), 3)
+
+    def test_parse_apart_keeps_secrets_out_of_the_query(self) -> None:
+        # The dispatcher's one parse: what modules, links and page keys see, and the rest.
+        shown, secrets = Query.parse_apart("login=bob&name=x&password=p%20w&sort=rss", SECRET_KEYS)
+        self.assertEqual(shown.pairs(), (("name", "x"), ("sort", "rss")))
+        self.assertEqual(secrets.pairs(), (("login", "bob"), ("password", "p w")))

@@ -377,6 +377,22 @@ class Gatekeeper:
         #: verbose mode does; its mode is fixed for its life): asked once, not per request
         self._journal_anonymous = keeps(log, "authorization", LogLevel.debug)
 
+    def admit(
+        self, login: str | None, password: str | None, authorization: str | None, client: str
+    ) -> Deferred[Viewer]:
+        """
+        The Viewer for what a request carries (see `credentials_from`). With Security off
+        nothing it carries is read, not even an Authorization meant for something else,
+        so nothing can fail: this is the one place that decides it.
+        """
+        if self._ignore_credentials:
+            return self.login(_ANONYMOUS, client)
+        try:
+            credentials = credentials_from(login, password, authorization)
+        except LoginFailed as error:
+            return fail(error)
+        return self.login(credentials, client)
+
     def login(self, credentials: ICredentials, client: str) -> Deferred[Viewer]:
         """The Viewer for these credentials; fails with LoginThrottled or LoginFailed."""
         if self._ignore_credentials:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from twisted.internet.defer import maybeDeferred
 
 from twistedspy.http.response import Response, with_gzip
-from twistedspy.modules.inflight import SharedCollection
+from twistedspy.inflight import SharedCollection
 
 if TYPE_CHECKING:
     from twisted.internet.defer import Deferred

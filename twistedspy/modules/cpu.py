@@ -26,7 +26,7 @@ from twisted.plugin import IPlugin
 from zope.interface import implementer
 
 from twistedspy.context import ModuleContext
-from twistedspy.interfaces import IInfoModule, IModuleFactory
+from twistedspy.interfaces import IInfoModule, IModuleFactory, IReactorSafe
 from twistedspy.modules.history import Recorder, SampledModule, Sampler, column
 from twistedspy.query import Query
 from twistedspy.report import Cell, Column, Mark, Page, Report, Series, Table
@@ -263,7 +263,8 @@ def load_rows(load: LoadAverage, cpus: int) -> list[list[Cell]]:
     return rows
 
 
-@implementer(IInfoModule)
+# Reactor-safe: /proc/stat is kernel counters in memory, no disk (docs/writing-modules.md).
+@implementer(IInfoModule, IReactorSafe)
 class CpuModule(SampledModule):
     """The page, and (as a Service the SpyService starts) the sampler behind its history."""
 

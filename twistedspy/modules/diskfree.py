@@ -27,7 +27,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from twistedspy.context import ModuleContext
-from twistedspy.interfaces import IInfoModule, IModuleFactory
+from twistedspy.interfaces import IInfoModule, IModuleFactory, IReactorSafe
 from twistedspy.query import Query
 from twistedspy.report import Cell, Column, InvalidQuery, Mark, Page, Report, Table
 
@@ -153,7 +153,8 @@ def disk_row(mount: Mount, usage: Usage | None) -> tuple[Cell, ...]:
     )  # fmt: skip
 
 
-@implementer(IInfoModule)
+# Reactor-safe: returns a Deferred; the mount table and each statvfs go to run_blocking.
+@implementer(IInfoModule, IReactorSafe)
 class DiskfreeModule:
     name = "diskfree"
     title = "Disk space"

@@ -17,8 +17,8 @@ from twisted.plugin import IPlugin
 from zope.interface import implementer
 
 from twistedspy.context import ModuleContext
-from twistedspy.interfaces import IInfoModule, IModuleFactory
-from twistedspy.modules.inflight import SharedCollection
+from twistedspy.inflight import SharedCollection
+from twistedspy.interfaces import IInfoModule, IModuleFactory, IReactorSafe
 from twistedspy.query import Query
 from twistedspy.report import Cell, Column, Mark, Page, Report, Table
 
@@ -118,7 +118,8 @@ def memory_tables(m: Memory) -> tuple[Table, Table]:
     return memory, swap
 
 
-@implementer(IInfoModule)
+# Reactor-safe: returns a Deferred; the file read goes to run_blocking.
+@implementer(IInfoModule, IReactorSafe)
 class MeminfoModule:
     name = "meminfo"
     title = "Memory"

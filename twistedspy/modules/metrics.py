@@ -35,7 +35,8 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from twistedspy.context import ModuleContext
-from twistedspy.interfaces import IInfoModule, IModuleFactory
+from twistedspy.inflight import SharedCollection
+from twistedspy.interfaces import IInfoModule, IModuleFactory, IReactorSafe
 from twistedspy.modules.cpu import MODES, CpuSample, read_cpu_sample
 from twistedspy.modules.diskfree import (
     PSEUDO_TYPES,
@@ -45,7 +46,6 @@ from twistedspy.modules.diskfree import (
     Usage,
     read_mounts,
 )
-from twistedspy.modules.inflight import SharedCollection
 from twistedspy.modules.meminfo import read_proc_meminfo
 from twistedspy.modules.network import NetworkSample, read_proc_net_dev
 from twistedspy.modules.processes import ProcessSnapshot, ProcfsProcessSource
@@ -334,7 +334,8 @@ class CollectorResult:
 Collect = Callable[[], Deferred[Families]]
 
 
-@implementer(IInfoModule)
+# Reactor-safe: returns a Deferred; each collector reads through run_blocking.
+@implementer(IInfoModule, IReactorSafe)
 class MetricsModule:
     name = "metrics"
     title = "Metrics"

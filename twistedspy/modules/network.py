@@ -22,9 +22,9 @@ from twisted.plugin import IPlugin
 from zope.interface import implementer
 
 from twistedspy.context import ModuleContext
-from twistedspy.interfaces import IInfoModule, IModuleFactory
+from twistedspy.inflight import SharedCollection
+from twistedspy.interfaces import IInfoModule, IModuleFactory, IReactorSafe
 from twistedspy.modules.history import Recorder, SampledModule, Sampler, column
-from twistedspy.modules.inflight import SharedCollection
 from twistedspy.query import Query
 from twistedspy.report import Cell, Column, Page, Report, Series, Table
 
@@ -168,7 +168,8 @@ def traffic_history(points: Sequence[array[float]], step: float) -> list[Series]
     ]
 
 
-@implementer(IInfoModule)
+# Reactor-safe: returns a Deferred; the file read goes to run_blocking.
+@implementer(IInfoModule, IReactorSafe)
 class NetworkModule(SampledModule):
     name = "network"
     title = "Network"

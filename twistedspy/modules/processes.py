@@ -28,8 +28,8 @@ from twisted.plugin import IPlugin
 from zope.interface import implementer
 
 from twistedspy.context import ModuleContext
-from twistedspy.interfaces import IInfoModule, IModuleFactory
-from twistedspy.modules.inflight import SharedCollection
+from twistedspy.inflight import SharedCollection
+from twistedspy.interfaces import IInfoModule, IModuleFactory, IReactorSafe
 from twistedspy.query import Query
 from twistedspy.report import Cell, Column, InvalidQuery, Mark, Page, Report, Table
 
@@ -487,7 +487,8 @@ class CpuTracker:
         return rows
 
 
-@implementer(IInfoModule)
+# Reactor-safe: returns a Deferred; the scan and the report are built in threads.
+@implementer(IInfoModule, IReactorSafe)
 class ProcessesModule:
     name = "processes"
     title = "Processes"

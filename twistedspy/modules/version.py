@@ -19,7 +19,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import psutil
-from twisted.internet.defer import Deferred
 from twisted.plugin import IPlugin
 from zope.interface import implementer
 
@@ -171,12 +170,12 @@ class VersionModule:
     #: seconds a rendered page stays true (see IInfoModule): uptime shows whole seconds
     max_age = 1.0
 
-    def __init__(self, context: ModuleContext, source: Callable[[], SystemFacts]) -> None:
-        self._context = context
+    def __init__(self, source: Callable[[], SystemFacts]) -> None:
         self._source = source
 
-    def collect(self, query: Query) -> Deferred[Page]:
-        return self._context.run_blocking(lambda: version_report(self._source()))
+    def collect(self, query: Query) -> Page:
+        # Plain: it reads files (/etc/os-release...), so the dispatcher runs it in a thread.
+        return version_report(self._source())
 
 
 @implementer(IPlugin, IModuleFactory)
@@ -184,4 +183,4 @@ class VersionFactory:
     name = "version"
 
     def build(self, context: ModuleContext) -> IInfoModule:
-        return VersionModule(context, read_system)
+        return VersionModule(read_system)
