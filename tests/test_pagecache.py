@@ -21,7 +21,7 @@ from twistedspy.auth import Gatekeeper, LoginThrottle, ViewerRealm, make_gatekee
 from twistedspy.dispatch import Dispatcher
 from twistedspy.http.parser import Request, RequestParser
 from twistedspy.http.response import DateCache, Outcome, Response, serialize
-from twistedspy.interfaces import IFormModule, IInfoModule
+from twistedspy.interfaces import IFormModule, IInfoModule, IReactorSafe
 from twistedspy.pagecache import PageCache, max_age_of
 from twistedspy.query import Query, Submission
 from twistedspy.render import Renderer
@@ -33,9 +33,12 @@ def inline(f: Any, /, *args: Any, **kwargs: Any) -> Deferred[Any]:
     return maybeDeferred(f, *args, **kwargs)
 
 
-@implementer(IInfoModule)
+@implementer(IInfoModule, IReactorSafe)
 class Counted:
-    """Counts its collections; each page says which collection made it."""
+    """
+    Counts its collections; each page says which collection made it. Reactor-safe, as it
+    may answer with the test's Deferred.
+    """
 
     title = "Counted"
     description = "counts"
