@@ -17,7 +17,7 @@ import ipaddress
 import math
 import secrets
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -378,17 +378,23 @@ class Gatekeeper:
         self._journal_anonymous = keeps(log, "authorization", LogLevel.debug)
 
     def admit(
-        self, login: str | None, password: str | None, authorization: str | None, client: str
+        self,
+        secrets: Mapping[str, str],
+        authorization: Callable[[], str | None],
+        client: str,
     ) -> Deferred[Viewer]:
         """
-        The Viewer for what a request carries (see `credentials_from`). With Security off
-        nothing it carries is read, not even an Authorization meant for something else,
+        The Viewer for what a request carries: `login` and `password` in `secrets`, or
+        the `Authorization` header `authorization` reads (see `credentials_from`). With
+        Security off nothing is read, not even an Authorization meant for something else,
         so nothing can fail: this is the one place that decides it.
         """
         if self._ignore_credentials:
             return self.login(_ANONYMOUS, client)
         try:
-            credentials = credentials_from(login, password, authorization)
+            credentials = credentials_from(
+                secrets.get("login"), secrets.get("password"), authorization()
+            )
         except LoginFailed as error:
             return fail(error)
         return self.login(credentials, client)

@@ -199,11 +199,6 @@ def _in_thread(method: Callable[[Any], object], argument: object) -> object:
     return page
 
 
-def _keep(answer: Answer, ready: list[Answer]) -> Answer:
-    ready.append(answer)
-    return answer
-
-
 class Dispatcher:
     """The site the connections talk to (see `twistedspy.http.protocol.Site`)."""
 
@@ -281,19 +276,15 @@ class Dispatcher:
     # -- the steps
 
     def _through(self, asking: Asking, first: int) -> Outcome | Deferred[Outcome]:
-        """The steps from `first` on, until one answers."""
+        """The steps from `first` on, until one answers; those after a step that has to
+        wait (a login being checked, a page being made) follow once it is done."""
         for index in range(first, len(self._steps)):
             answer = self._steps[index](asking)
+            if answer is None:
+                continue
             if isinstance(answer, Deferred):
-                # A step that waits: taken at once if it is done already (an anonymous
-                # login, a page made synchronously), else the rest follows when it is.
-                ready: list[Answer] = []
-                answer.addCallback(_keep, ready)
-                if not ready:
-                    return answer.addCallback(self._resume, asking, index + 1)
-                answer = ready[0]
-            if answer is not None:
-                return answer
+                return answer.addCallback(self._resume, asking, index + 1)
+            return answer
         raise AssertionError("the last step always answers")
 
     def _resume(
@@ -307,17 +298,18 @@ class Dispatcher:
         host = asking.request.host
         return self._error(asking, 421, f"This server does not answer for the host {host!r}.")
 
-    def _log_in(self, asking: Asking) -> Deferred[Answer]:
-        secrets = asking.secrets
+    def _log_in(self, asking: Asking) -> Answer | Deferred[Answer]:
         attempt = self.gatekeeper.admit(
-            secrets.get("login"),
-            secrets.get("password"),
-            asking.request.header("authorization"),
+            asking.secrets,
+            functools.partial(asking.request.header, "authorization"),
             asking.client,
         )
-        return attempt.addCallbacks(
+        answer = attempt.addCallbacks(
             self._logged_in, self._refused, callbackArgs=(asking,), errbackArgs=(asking,)
         )
+        # Let in at once (anonymously, or a login the checker remembers): the next step
+        # follows now, with no Deferred in between (a cached page's way).
+        return None if asking.admitted else answer
 
     def _logged_in(self, viewer: Viewer, asking: Asking) -> Answer:
         asking.admitted, asking.user = True, viewer.user

@@ -101,6 +101,13 @@ class WorkPool:
         self._pool.callInThreadWithCallback(done, work)
         return result
 
+    def saturated_for(self) -> float:
+        """Seconds every thread has been held at least; 0 unless all are busy."""
+        if len(self._started) < self.size:
+            # The common case, without the lock: a health check on every probe.
+            return 0.0
+        return self.load().saturated_for
+
     def load(self) -> PoolLoad:
         with self._lock:
             starts = list(self._started.values())
@@ -127,12 +134,10 @@ def saturation_check(pool: WorkPool, limit: float) -> Callable[[], str | None]:
     """
 
     def check() -> str | None:
-        load = pool.load()
-        if load.saturated_for <= limit:
+        held = pool.saturated_for()
+        if held <= limit:
             return None
-        return (
-            f"all {load.size} {pool.name} threads have been busy for "
-            f"{load.saturated_for:.0f} s (over {limit:g} s)"
-        )
+        busy = f"all {pool.size} {pool.name} threads have been busy for {held:.0f} s"
+        return f"{busy} (over {limit:g} s)"
 
     return check
