@@ -74,7 +74,7 @@ def is_loopback_name(name: str) -> bool:
 
 
 class HostPolicy:
-    """SPEC §3's allow-list for the `Host` header: the defence against DNS rebinding."""
+    """The allow-list for the `Host` header, against DNS rebinding (docs/security.md)."""
 
     def __init__(self, settings: Settings) -> None:
         self._any = False
@@ -116,7 +116,7 @@ def wants_json(request: Request, query: Query) -> bool:
 
 def is_cross_site(request: Request) -> bool:
     """
-    Whether a POST comes from another site's page (CSRF, SPEC §2's 403 row).
+    Whether a POST comes from another site's page (CSRF: 403, docs/security.md).
 
     Browsers send `Sec-Fetch-Site`: trust it where present. Otherwise an `Origin` other
     than this server is cross-site; `null` (which Chromium sends for some same-origin

@@ -25,7 +25,7 @@ class IInfoModule(Interface):
     One page of facts, served at `/<name>`.
 
     Optional attribute, read with `getattr` (so it is not declared below, and a module
-    without it, such as SPEC's `hello.py`, still provides this interface):
+    without it, such as `hello.py` in docs/writing-modules.md, still provides it):
 
     `max_age`: how many seconds a rendered page stays true (a float, default 0). Within
     that time a GET or HEAD with the same format, the same query (login and password

@@ -75,7 +75,7 @@ class WorkPool:
 
     def stop(self) -> None:
         """Stop the threads, unless one is stuck: it cannot be joined, and as a daemon
-        thread it does not hold the process's exit (docs/operations.md, shutting down)."""
+        thread it does not hold the process's exit (docs/architecture.md, shutting down)."""
         if not self._pool.working:
             self._pool.stop()
 

@@ -39,9 +39,10 @@ from twistedspy.watchdog import StallWatchdog
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IListeningPort, IReactorCore, IReactorTime
 
-#: The waiting room for MaxClients' overflow (SPEC §1: further connections wait, none is
-#: refused). Twisted's default of 50 lets the kernel drop SYNs in a burst, and each drop
-#: costs the client a one-second retransmission; the kernel caps this at somaxconn.
+#: The waiting room for MaxClients' overflow (docs/configuration.md: further connections
+#: wait, none is refused). Twisted's default of 50 lets the kernel drop SYNs in a burst,
+#: and each drop costs the client a one-second retransmission; the kernel caps this at
+#: somaxconn.
 LISTEN_BACKLOG = 4096
 #: Worker threads for module collection: a hung module holds at most one (one collection
 #: per module in flight), so eight modules must hang before pages wait for a thread.
@@ -51,7 +52,7 @@ LOGIN_THREADS = 4
 #: One thread renders big pages (and builds big reports): the reactor then competes with
 #: at most one GIL-heavy thread, and small pages stay quick (docs/performance.md).
 RENDER_THREADS = 1
-#: How long a clean stop waits for the responses under way (SPEC §6: "a few seconds").
+#: How long a clean stop waits for the responses under way ("a few seconds", docs/operations.md).
 SHUTDOWN_GRACE = 5.0
 
 
@@ -215,7 +216,7 @@ class SpyService(MultiService):
 
     @override
     def stopService(self) -> Deferred[None]:
-        """SPEC §6: stop accepting, finish what is under way, close, journal, end."""
+        """Stop accepting, finish what is under way, close, journal, end (docs/operations.md)."""
         if not self.running:
             return succeed(None)
         self.factory.stop_accepting()
@@ -262,7 +263,7 @@ def makeService(settings: Settings, reactor: IReactorCore | None = None) -> SpyS
 
 
 def _exit_with(error: StartupError) -> NoReturn:
-    # One line for the person starting it, not twistd's traceback (SPEC §1).
+    # One line for the person starting it, not twistd's traceback (docs/configuration.md).
     sys.stderr.write(f"twistedspy: {error}\n")
     raise SystemExit(1) from None
 
