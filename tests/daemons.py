@@ -60,24 +60,32 @@ class Slow:
 slow = Slow()
 """
 
-#: A plain module whose collection blocks its worker thread for ten minutes: a hung mount.
+#: A plain module whose collection blocks its worker thread for `?s=` seconds (ten minutes
+#: by default), as a hung mount does. It touches $SPY_TEST_STARTED, if set, as it begins.
 STUCK_PLUGIN = """\
+import os
 import time
+from pathlib import Path
 
 from twisted.plugin import IPlugin
 from zope.interface import implementer
 
 from twistedspy.interfaces import IInfoModule
+from twistedspy.report import Report
 
 
 @implementer(IPlugin, IInfoModule)
 class Stuck:
     name = "stuck"
     title = "Stuck"
-    description = "Never answers."
+    description = "Sleeps, in its thread."
 
     def collect(self, query):
-        time.sleep(600)
+        started = os.environ.get("SPY_TEST_STARTED")
+        if started:
+            Path(started).touch()
+        time.sleep(float(query.get("s", "600")))
+        return Report(title="Woke up")
 
 
 stuck = Stuck()

@@ -18,40 +18,11 @@ from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
 from zope.interface import implementer
 
-from tests.daemons import TWISTD, SpyProcess
+from tests.daemons import STUCK_PLUGIN, TWISTD, SpyProcess
 from tests.servers import Reply, fetch, start_server
 from twistedspy.interfaces import IInfoModule, IReactorSafe
 from twistedspy.query import Query
 from twistedspy.report import Page, Report
-
-#: A plain module, as a third party writes one, that sleeps `?s=` seconds (8 by default),
-#: and touches $SPY_TEST_STARTED as it begins.
-SLEEPY_PLUGIN = """\
-import os
-import time
-from pathlib import Path
-
-from twisted.plugin import IPlugin
-from zope.interface import implementer
-
-from twistedspy.interfaces import IInfoModule
-from twistedspy.report import Report
-
-
-@implementer(IPlugin, IInfoModule)
-class Sleepy:
-    name = "sleepy"
-    title = "Sleepy"
-    description = "Sleeps."
-
-    def collect(self, query):
-        Path(os.environ["SPY_TEST_STARTED"]).touch()
-        time.sleep(float(query.get("s", "8")))
-        return Report(title="Slept")
-
-
-sleepy = Sleepy()
-"""
 
 #: What a person allows a page to take while the reactor is free: a generous bound for
 #: a page that takes a few milliseconds (issue: each "in under 100 ms").
@@ -92,7 +63,7 @@ class DropInProcessTests(TestCase):
         self.folder = Path(self.mktemp()).resolve()
         self.moddir = self.folder / "modules"
         self.moddir.mkdir(parents=True)
-        (self.moddir / "spy_sleepy.py").write_text(SLEEPY_PLUGIN)
+        (self.moddir / "spy_stuck.py").write_text(STUCK_PLUGIN)
         self.started = self.folder / "started"
 
     def spawn(self, *options: str) -> SpyProcess:
@@ -128,7 +99,7 @@ class DropInProcessTests(TestCase):
 
     def test_a_sleeping_module_costs_only_its_own_request(self) -> None:
         running = self.spawn("--module-timeout=2")
-        answered = self.sleeping_request(running, "/sleepy")
+        answered = self.sleeping_request(running, "/stuck?s=8")
         times = {}
         for path in BUILT_IN_PAGES:
             reply, seconds = timed_get(running.port, path)
@@ -148,7 +119,7 @@ class DropInProcessTests(TestCase):
         # A Python thread cannot be killed: the stop must not wait for it (it is a daemon
         # thread in a pool that is left, not joined).
         running = self.spawn("--module-timeout=600")
-        self.sleeping_request(running, "/sleepy?s=600")
+        self.sleeping_request(running, "/stuck")
         began = time.monotonic()
         running.signal(signal.SIGINT)
         self.assertIn(running.wait(), (0, -signal.SIGINT), running.output_text())

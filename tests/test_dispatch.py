@@ -17,13 +17,13 @@ from twisted.logger import Logger
 from twisted.trial.unittest import TestCase
 from zope.interface import implementer
 
+from tests.support import clocked_dispatcher
 from twistedspy.auth import Gatekeeper, LoginThrottle, ViewerRealm, make_gatekeeper
 from twistedspy.dispatch import Dispatcher, HostPolicy, is_cross_site, wants_json
 from twistedspy.http.parser import Request, RequestParser
 from twistedspy.http.response import Outcome
 from twistedspy.interfaces import IInfoModule, IReactorSafe
 from twistedspy.query import Query
-from twistedspy.render import Renderer
 from twistedspy.report import Page, PageError, Report, Table
 from twistedspy.settings import Settings
 
@@ -157,15 +157,13 @@ class DispatcherTests(TestCase):
             )
         else:
             gatekeeper = make_gatekeeper(settings, self.clock, self.collection, Logger())
-        return Dispatcher(
-            settings=settings,
-            modules=lambda: self.modules,
-            gatekeeper=gatekeeper,
-            renderer=Renderer("h"),
-            clock=self.clock,
-            log=Logger(),
-            run_collection=self.collection,
-            run_computation=self.render if render else None,
+        return clocked_dispatcher(
+            settings,
+            lambda: self.modules,
+            gatekeeper,
+            self.clock,
+            self.collection,
+            self.render if render else None,
         )
 
     def respond(self, target: str, *headers: str, host: str = "localhost") -> Deferred[Outcome]:
