@@ -240,8 +240,8 @@ class Dispatcher:
             path: Response(200, (package / name).read_bytes(), content_type)
             for path, (name, content_type) in STATIC.items()
         }
-        #: the order of checks (docs/architecture.md): each step
-        #: answers, or passes on with None; one that has to wait returns a Deferred
+        #: the order of checks (docs/architecture.md): each step answers, or passes on
+        #: with None; one that has to wait returns a Deferred
         self._steps: tuple[Callable[[Asking], Answer | Deferred[Answer]], ...] = (
             self._check_host,
             self._log_in,
@@ -316,16 +316,14 @@ class Dispatcher:
         return None
 
     def _refused(self, failure: Failure, asking: Asking) -> Answer:
-        throttled = failure.check(LoginThrottled)
-        if throttled is not None:
-            assert isinstance(failure.value, LoginThrottled)
+        if isinstance(failure.value, LoginThrottled):
             return self._error(
                 asking,
                 429,
                 "Too many failed logins from your address; try again later.",
                 ("Retry-After", str(failure.value.retry_after)),
             )
-        if failure.check(LoginFailed) is not None:
+        if isinstance(failure.value, LoginFailed):
             return self._error(
                 asking,
                 401,
