@@ -41,7 +41,7 @@ class Raises:
 raises = Raises()
 """,
     "spy_silent.py": """
-from twisted.internet.defer import Deferred
+import time
 from twisted.plugin import IPlugin
 from zope.interface import implementer
 from twistedspy.interfaces import IInfoModule
@@ -52,7 +52,7 @@ class Silent:
     title = "Silent"
     description = "Never answers, like a hung NFS mount."
     def collect(self, query):
-        return Deferred()
+        time.sleep(3600)
 
 silent = Silent()
 """,
@@ -89,7 +89,7 @@ def modules_and_journal() -> list[Row]:
         ),
         Row(
             "a module that never answers (hung mount)",
-            "drop-in module whose Deferred never fires, ModuleTimeout 2 s",
+            "drop-in module whose collect blocks its thread for an hour, ModuleTimeout 2 s",
             f"user sees {silent} after {waited:.1f} s; other pages {sorted(others)}",
             silent == 504 and waited < 10 and others == {200},
         ),
