@@ -28,10 +28,11 @@ PLUGINS = {
     "spy_raises.py": drop_in_source(
         "raises", 'raise RuntimeError("the disk is on fire")', description="Fails every time."
     ),
+    # Plain blocking code, as a third party writes it: its thread sleeps for an hour.
     "spy_silent.py": drop_in_source(
         "silent",
-        "return Deferred()",
-        imports="from twisted.internet.defer import Deferred",
+        "time.sleep(3600)",
+        imports="import time",
         description="Never answers, like a hung NFS mount.",
     ),
     "spy_broken.py": "import no_such_module_anywhere\n",
@@ -67,7 +68,7 @@ def modules_and_journal() -> list[Row]:
         ),
         Row(
             "a module that never answers (hung mount)",
-            "drop-in module whose Deferred never fires, ModuleTimeout 2 s",
+            "drop-in module whose collect blocks its thread for an hour, ModuleTimeout 2 s",
             f"user sees {silent} after {waited:.1f} s; other pages {sorted(others)}",
             silent == 504 and waited < 10 and others == {200},
         ),

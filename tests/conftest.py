@@ -31,7 +31,7 @@ KINDS: Final[dict[str, tuple[str, ...]]] = {
     "test_auth.py": UNIT,
     "test_browser.py": BROWSER,
     "test_config.py": UNIT,
-    "test_context.py": UNIT,
+    "test_contract.py": SYSTEM,
     "test_cpu.py": UNIT,
     "test_disclosure.py": SYSTEM,
     "test_diskfree.py": UNIT,
@@ -67,6 +67,7 @@ KINDS: Final[dict[str, tuple[str, ...]]] = {
     "test_parser.py": UNIT,
     "test_parser_properties.py": (*UNIT, "slow"),
     "test_passwd.py": SYSTEM,
+    "test_pools.py": UNIT,
     "test_processes.py": UNIT,
     "test_procfs.py": SYSTEM,
     "test_prometheus.py": (*SYSTEM, "slow"),
@@ -80,6 +81,7 @@ KINDS: Final[dict[str, tuple[str, ...]]] = {
     "test_shutdown.py": (*SYSTEM, "slow"),
     "test_soak.py": UNIT,
     "test_systemd.py": SYSTEM,
+    "test_watchdog.py": UNIT,
 }
 
 

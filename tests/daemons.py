@@ -44,12 +44,16 @@ def drop_in_source(
     title: str | None = None,
     description: str = "A module a test drops in.",
     factory: bool = False,
+    reactor_safe: bool = False,
 ) -> str:
     """
     The text of a ModulesDir file: one info module called `name`, whose
     `collect(self, query)` runs the statements `collect`, after `imports`. With `factory`,
-    the plugin is an `IModuleFactory` and the module gets the service's `self.context`.
+    the plugin is an `IModuleFactory` and the module gets the service's `self.context`;
+    with `reactor_safe`, the module declares `IReactorSafe` (its collect runs on the
+    reactor, as one returning a Deferred must).
     """
+    interfaces = "IInfoModule, IReactorSafe" if reactor_safe else "IInfoModule"
     body = textwrap.indent(textwrap.dedent(collect).strip(), " " * 8)
     plugin = (
         "@implementer(IPlugin, IModuleFactory)\n"
@@ -65,9 +69,9 @@ def drop_in_source(
         f"{textwrap.dedent(imports).strip()}\n"
         "from twisted.plugin import IPlugin\n"
         "from zope.interface import implementer\n\n"
-        "from twistedspy.interfaces import IInfoModule, IModuleFactory\n"
+        "from twistedspy.interfaces import IInfoModule, IModuleFactory, IReactorSafe\n"
         "from twistedspy.report import Report, Table\n\n\n"
-        f"@implementer({'' if factory else 'IPlugin, '}IInfoModule)\n"
+        f"@implementer({'' if factory else 'IPlugin, '}{interfaces})\n"
         "class Module:\n"
         f"    name = {name!r}\n"
         f"    title = {title or name.capitalize()!r}\n"
@@ -98,15 +102,27 @@ SLOW_PLUGIN = drop_in_source(
     from twisted.internet.task import deferLater
     """,
     description="Answers after ?s= seconds.",
+    # It returns a Deferred: safe to call on the reactor, and it must be called there.
+    reactor_safe=True,
 )
 
-#: A module whose collection blocks a worker thread for a minute: a hung mount.
+#: A plain module whose collection blocks its worker thread for `?s=` seconds (ten minutes
+#: by default), as a hung mount does. It touches $SPY_TEST_STARTED, if set, as it begins.
 STUCK_PLUGIN = drop_in_source(
     "stuck",
-    "return self.context.run_blocking(time.sleep, 60)",
-    imports="import time",
-    description="Never answers.",
-    factory=True,
+    """
+    started = os.environ.get("SPY_TEST_STARTED")
+    if started:
+        Path(started).touch()
+    time.sleep(float(query.get("s", "600")))
+    return Report(title="Woke up")
+    """,
+    imports="""
+    import os
+    import time
+    from pathlib import Path
+    """,
+    description="Sleeps, in its thread.",
 )
 
 

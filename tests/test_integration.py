@@ -12,7 +12,7 @@ from twisted.trial.unittest import TestCase
 from zope.interface import implementer
 
 from tests.servers import split_responses, start_server
-from twistedspy.interfaces import IInfoModule
+from twistedspy.interfaces import IInfoModule, IReactorSafe
 from twistedspy.query import Query
 from twistedspy.report import Page, Report
 
@@ -97,7 +97,7 @@ class FailingModule:
         raise RuntimeError("disk on fire")
 
 
-@implementer(IInfoModule)
+@implementer(IInfoModule, IReactorSafe)
 class HangingModule:
     name = "hanging"
     title = "Hanging"

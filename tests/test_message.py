@@ -431,6 +431,7 @@ class LateWriteTests(TestCase):
             renderer=Renderer(),
             clock=clock,
             log=Logger(),
+            run_collection=run_blocking,
         )
 
         def post(text: str) -> Deferred[Outcome]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests.servers import start_server
-from twistedspy.query import Query
+from twistedspy.query import SECRET_KEYS, Query
 from twistedspy.report import InvalidQuery
 
 
@@ -22,6 +22,12 @@ class QueryTests(SynchronousTestCase):
         self.assertIsNone(Query().get("format"))
         self.assertEqual(list(query), ["a", "format", "empty"])
         self.assertEqual(len(query), 3)
+
+    def test_parse_apart_keeps_secrets_out_of_the_query(self) -> None:
+        # The dispatcher's one parse: what modules, links and page keys see, and the rest.
+        shown, secrets = Query.parse_apart("login=bob&name=x&password=p%20w&sort=rss", SECRET_KEYS)
+        self.assertEqual(shown.pairs(), (("name", "x"), ("sort", "rss")))
+        self.assertEqual(secrets.pairs(), (("login", "bob"), ("password", "p w")))
 
 
 class WholeNumberTests(SynchronousTestCase):

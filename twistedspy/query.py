@@ -20,6 +20,9 @@ _WHOLE_NUMBER = re.compile(r"[0-9]{1,9}")
 WHOLE_NUMBER_MAX = 999_999_999
 #: how much of a refused value an error message repeats
 _SHOWN = 40
+#: the credentials a query may carry (`?login=&password=`, the original program's way):
+#: never shown to a module, kept in a page's key, or written into a link (docs/security.md)
+SECRET_KEYS = frozenset({"login", "password"})
 
 
 class Query(Mapping[str, str]):
@@ -35,10 +38,18 @@ class Query(Mapping[str, str]):
         self._pairs = pairs
 
     @classmethod
-    def parse(cls, raw: str, *, hidden: frozenset[str] = frozenset()) -> Query:
-        """Decode a raw query string (`a=1&b=%20`); keys in `hidden` are left out."""
-        pairs = parse_qsl(raw, keep_blank_values=True, errors="replace")
-        return cls(tuple((k, v) for k, v in pairs if k not in hidden))
+    def parse(cls, raw: str) -> Query:
+        """Decode a raw query string (`a=1&b=%20`)."""
+        return cls(tuple(parse_qsl(raw, keep_blank_values=True, errors="replace")))
+
+    @classmethod
+    def parse_apart(cls, raw: str, hidden: frozenset[str]) -> tuple[Query, Query]:
+        """Decode a raw query string once into the pairs outside `hidden` and those in it."""
+        shown: list[tuple[str, str]] = []
+        kept: list[tuple[str, str]] = []
+        for pair in parse_qsl(raw, keep_blank_values=True, errors="replace"):
+            (kept if pair[0] in hidden else shown).append(pair)
+        return cls(tuple(shown)), cls(tuple(kept))
 
     @overload
     def get(self, key: str, /) -> str | None: ...

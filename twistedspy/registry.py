@@ -70,9 +70,10 @@ def _plugins_in(package: ModuleType | None) -> list[Plugin]:
 
 def _drop_in_package(directory: Path) -> ModuleType:
     """
-    The placeholder package, scanning exactly `directory` (TWISTED-NOTES: getPlugins
-    needs a real package). Files loaded from an earlier ModulesDir are forgotten, so a
-    second service in the same process never serves the first one's modules.
+    The placeholder package, scanning exactly `directory` (getPlugins needs a real
+    package: a bare ModuleType, or one with a made-up `__file__`, finds nothing). Files
+    loaded from an earlier ModulesDir are forgotten, so a second service in the same
+    process never serves the first one's modules.
     """
     package = importlib.import_module(DROP_IN_PACKAGE)
     own = str(Path(package.__file__ or "").parent)
@@ -130,7 +131,7 @@ def discover(
 ) -> dict[str, Plugin]:
     """
     Every module plugin by name: the installed ones (`twisted/plugins/`), then those of
-    ModulesDir, which replace an installed one of the same name (SPEC §1).
+    ModulesDir, which replace an installed one of the same name (docs/writing-modules.md).
 
     A ModulesDir file that fails to import is left out and handed to `on_error` with its
     traceback. Twisted's plugin scan only reports such a file through `log.err()`, before

@@ -27,8 +27,6 @@ from twistedspy.report import Cell, Column, Mark, Report, Series, cell_value
 
 HTML = "text/html; charset=utf-8"
 JSON = "application/json; charset=utf-8"
-#: query keys that never appear in a link the server writes (docs/security.md)
-SECRET_KEYS = frozenset({"login", "password"})
 #: Error statuses answered before, or instead of, a login: a malformed request, missing
 #: or wrong credentials, a refused Host, too many attempts. Their pages are anonymous.
 ANSWERED_BEFORE_LOGIN = frozenset({400, 401, 421, 429})
@@ -161,7 +159,8 @@ def _column_view(column: Column, query: Query) -> _ColumnView:
     current = query.get("sort") == column.sort_key
     ascending = query.get("order", "asc") == "asc"
     order = "desc" if current and ascending else "asc"
-    kept = [(k, v) for k, v in query.pairs() if k not in SECRET_KEYS | {"sort", "order"}]
+    # The query comes without login and password (Query.parse_apart): links never carry them.
+    kept = [(k, v) for k, v in query.pairs() if k not in ("sort", "order")]
     href = "?" + urlencode([*kept, ("sort", column.sort_key), ("order", order)])
     arrow = (" ▲" if ascending else " ▼") if current else ""
     return _ColumnView(column.name, column.unit, href, arrow)
@@ -228,7 +227,7 @@ class Renderer:
             for s in report.series
         ]
         refresh = refresh_seconds(query)
-        kept = [(k, v) for k, v in query.pairs() if k not in SECRET_KEYS | {"format"}]
+        kept = [(k, v) for k, v in query.pairs() if k != "format"]
         page = _environment.get_template("report.html").render(
             **self._common(context, report.title, module),
             report=report,
@@ -285,10 +284,6 @@ class Renderer:
             json_link=None,
         )
         return Response(status, page.encode("utf-8"), HTML, headers, close)
-
-
-def _last_value(series: Series) -> str:
-    return format_value(series.values[-1], series.unit) if series.values else ""
 
 
 def refresh_seconds(query: Query) -> int | None:

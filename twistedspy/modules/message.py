@@ -40,7 +40,7 @@ from zope.interface import implementer
 
 from twistedspy.context import BlockingRunner, ModuleContext
 from twistedspy.events import record
-from twistedspy.interfaces import IFormModule, IInfoModule, IModuleFactory
+from twistedspy.interfaces import IFormModule, IInfoModule, IModuleFactory, IReactorSafe
 from twistedspy.query import Query, Submission
 from twistedspy.report import Column, Committed, Form, Page, PageError, Report, Table
 
@@ -419,7 +419,8 @@ class PostRate:
             self._buckets = dict(newest[-(self.TRACKED // 2) :])
 
 
-@implementer(IFormModule)
+# Reactor-safe: returns a Deferred; file reads and writes go to run_blocking, in turn.
+@implementer(IFormModule, IReactorSafe)
 class MessageModule:
     name = "message"
     title = "Message"

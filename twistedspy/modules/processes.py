@@ -22,9 +22,9 @@ from twisted.plugin import IPlugin
 from zope.interface import implementer
 
 from twistedspy.context import ModuleContext
-from twistedspy.interfaces import IInfoModule, IMetricsSource, IModuleFactory
+from twistedspy.inflight import SharedCollection
+from twistedspy.interfaces import IInfoModule, IMetricsSource, IModuleFactory, IReactorSafe
 from twistedspy.masking import shown_command_line
-from twistedspy.modules.inflight import SharedCollection
 from twistedspy.procfs import PROC
 from twistedspy.procfs.processes import ProcessSample, ProcessSnapshot, ProcfsProcessSource
 from twistedspy.query import Query
@@ -232,7 +232,8 @@ def _gauges(name: str, text: str, label: str, values: Mapping[str, float]) -> Ga
     return family
 
 
-@implementer(IInfoModule, IMetricsSource)
+# Reactor-safe: returns a Deferred; the scan and the report are built in threads.
+@implementer(IInfoModule, IMetricsSource, IReactorSafe)
 class ProcessesModule:
     name = "processes"
     title = "Processes"
