@@ -8,11 +8,16 @@ twice: with its default collectors, and with only those giving the facts twisted
 exports. Then it times the samplers of the cpu and network pages (N ticks through a
 `task.Clock`, CPU time of this process) and extrapolates to one hour of running.
 
-Run: PYTHONPATH=. python bench/metrics.py [N]
+`--before DIR` also starts twistedspy from another checkout (with its own `.venv`, e.g.
+the main branch) in the same run; the two servers' scrapes are taken in turn, so that a
+change is measured side by side with the code it replaces.
+
+Run: PYTHONPATH=. python bench/metrics.py [N] [--before DIR]
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import shutil
@@ -30,9 +35,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet.task import Clock
 from twisted.logger import Logger
 
+from twistedspy.history import SAMPLE_INTERVAL, Recorder, Sampler
 from twistedspy.modules.cpu import cpu_point, read_cpu_sample
-from twistedspy.modules.history import SAMPLE_INTERVAL, Recorder, Sampler
-from twistedspy.modules.network import read_proc_net_dev, traffic_point
+from twistedspy.modules.network import read_network_sample, traffic_point
 
 ROUNDS = 20
 NODE_EXPORTER = "/usr/bin/prometheus-node-exporter"
@@ -65,8 +70,12 @@ def wait_for(url: str) -> None:
 
 
 @contextlib.contextmanager
-def running(argv: list[str], url: str) -> Iterator[None]:
-    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def running(argv: list[str], url: str, root: Path | None = None) -> Iterator[None]:
+    """Runs argv until the block ends; `root`: the twistedspy checkout it runs from."""
+    env = None if root is None else {**os.environ, "PYTHONPATH": str(root)}
+    process = subprocess.Popen(
+        argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=root
+    )
     try:
         wait_for(url)
         yield
@@ -75,17 +84,28 @@ def running(argv: list[str], url: str) -> Iterator[None]:
         process.wait()
 
 
-def scrape_ms(url: str) -> tuple[float, int]:
-    """Median wall time of ROUNDS scrapes, and the number of samples in one."""
-    for _ in range(3):
-        get(url)
-    times = []
+def scrape_ms(*urls: str) -> list[tuple[float, int]]:
+    """
+    For each URL, the median wall time of ROUNDS scrapes and the number of samples in
+    one; the URLs' scrapes taken in turn, so that all see the same machine.
+    """
+    for url in urls:
+        for _ in range(3):
+            get(url)
+    times: list[list[float]] = [[] for _ in urls]
+    bodies = [b""] * len(urls)
     for _ in range(ROUNDS):
-        started = time.perf_counter()
-        body = get(url)
-        times.append((time.perf_counter() - started) * 1000)
-    count = sum(len(f.samples) for f in text_string_to_metric_families(body.decode()))
-    return statistics.median(times), count
+        for index, url in enumerate(urls):
+            started = time.perf_counter()
+            bodies[index] = get(url)
+            times[index].append((time.perf_counter() - started) * 1000)
+    return [
+        (
+            statistics.median(spent),
+            sum(len(f.samples) for f in text_string_to_metric_families(body.decode())),
+        )
+        for spent, body in zip(times, bodies, strict=True)
+    ]
 
 
 def server_side_ms(base: str) -> float:
@@ -120,7 +140,7 @@ def sampler_cost(ticks: int = 5000) -> tuple[float, float]:
     log = Logger()
     samplers = [
         Sampler(Recorder(read_cpu_sample, cpu_point), clock, log),
-        Sampler(Recorder(read_proc_net_dev, traffic_point), clock, log),
+        Sampler(Recorder(read_network_sample, traffic_point), clock, log),
     ]
     for s in samplers:
         s.start()
@@ -135,24 +155,41 @@ def sampler_cost(ticks: int = 5000) -> tuple[float, float]:
 
 
 def main() -> None:
-    count = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("count", nargs="?", type=int, default=1000, help="extra sleepers")
+    parser.add_argument("--before", type=Path, help="another checkout to measure beside")
+    args = parser.parse_args()
+    count: int = args.count
     children = [subprocess.Popen(["sleep", "600"]) for _ in range(count)]
     folder = Path(tempfile.mkdtemp(prefix="twistedspy-bench-"))
     rows: list[tuple[str, float, int]] = []
+    #: (label, server-side ms, each collector's ms) for each twistedspy measured
+    spies: list[tuple[str, float, dict[str, float]]] = []
     try:
-        port = free_port()
-        spy = [sys.executable, "-m", "twistedspy.cli", f"--port={port}",
-               f"--log-dir={folder / 'logs'}", f"--message-file={folder / 'm.jsonl'}"]  # fmt: skip
-        base = f"http://127.0.0.1:{port}"
-        env_path = os.pathsep.join([str(Path(__file__).resolve().parent.parent), *sys.path])
-        os.environ["PYTHONPATH"] = env_path
-        with running(spy, f"{base}/-/healthy"):
-            ms, samples = scrape_ms(f"{base}/metrics")
-            rows.append(("twistedspy /metrics (client wall time)", ms, samples))
-            server = server_side_ms(base)
-            ms, samples = scrape_ms(f"{base}/metrics?exclude%5B%5D=processes")
-            rows.append(("twistedspy /metrics?exclude[]=processes", ms, samples))
-            collectors = collector_ms(base)
+        here = Path(__file__).resolve().parent.parent
+        checkouts: list[tuple[str, str, Path]] = [("twistedspy", sys.executable, here)]
+        if args.before is not None:
+            root = args.before.resolve()
+            checkouts.append((str(args.before), str(root / ".venv" / "bin" / "python"), root))
+        with contextlib.ExitStack() as servers:
+            bases = []
+            for index, (_, python, root) in enumerate(checkouts):
+                port = free_port()
+                own = folder / str(index)
+                spy = [python, "-m", "twistedspy.cli", f"--port={port}",
+                       f"--log-dir={own}/logs", f"--message-file={own}/m.jsonl"]  # fmt: skip
+                base = f"http://127.0.0.1:{port}"
+                servers.enter_context(running(spy, f"{base}/-/healthy", root))
+                bases.append(base)
+            everything = scrape_ms(*(f"{b}/metrics" for b in bases))
+            sides = [server_side_ms(b) for b in bases]
+            no_processes = scrape_ms(*(f"{b}/metrics?exclude%5B%5D=processes" for b in bases))
+            for (label, _, _), base, whole, part, side in zip(
+                checkouts, bases, everything, no_processes, sides, strict=True
+            ):
+                rows.append((f"{label} /metrics (client wall time)", *whole))
+                rows.append((f"{label} /metrics?exclude[]=processes", *part))
+                spies.append((label, side, collector_ms(base)))
         if Path(NODE_EXPORTER).exists():
             for label, extra in (
                 ("node_exporter 1.5, default collectors", []),
@@ -165,7 +202,7 @@ def main() -> None:
                 url = f"http://127.0.0.1:{ne_port}/metrics"
                 argv = [NODE_EXPORTER, f"--web.listen-address=127.0.0.1:{ne_port}", *extra]
                 with running(argv, url):
-                    ms, samples = scrape_ms(url)
+                    [(ms, samples)] = scrape_ms(url)
                     rows.append((label, ms, samples))
         else:
             print(f"({NODE_EXPORTER} is not installed: no node_exporter figures)")
@@ -181,8 +218,11 @@ def main() -> None:
     print(f"{'':44} {'ms':>8} {'samples':>8}")
     for label, ms, samples in rows:
         print(f"{label:44} {ms:8.1f} {samples:8d}")
-    print(f"{'twistedspy /metrics, server side (histogram)':44} {server:8.1f}")
-    print("twistedspy collectors, ms: " + ", ".join(f"{k} {v:.1f}" for k, v in collectors.items()))
+    for label, side, collectors in spies:
+        print(f"{label + ' /metrics, server side (histogram)':44} {side:8.1f}")
+        print(
+            f"{label} collectors, ms: " + ", ".join(f"{k} {v:.1f}" for k, v in collectors.items())
+        )
     print()
     print(f"samplers (cpu + network), one tick every {SAMPLE_INTERVAL:g} s:")
     print(f"  {per_tick_us:.0f} µs CPU a tick, {per_hour:.2f} s CPU an hour")

@@ -10,12 +10,17 @@ With N extra sleeping processes (default 1000, started and killed here), in one 
 
 Medians of several runs. Bars (issue 3): /processes median <= 1.5 x ps; /version p99
 under that load <= 20 ms on twistedspy.
-Run: PYTHONPATH=. python bench/processes.py [N] [--rounds R]
+
+`--before DIR` also serves the same page from another checkout of twistedspy (with its
+own `.venv`, e.g. the main branch), in the same run, its rounds taken in turn with this
+one's, so that a change is measured side by side with the code it replaces.
+Run: PYTHONPATH=. python bench/processes.py [N] [--rounds R] [--before DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import os
 import shutil
@@ -68,6 +73,19 @@ def median_ms(f: Callable[[], object], rounds: int) -> float:
     return statistics.median(timed_ms(f) for _ in range(rounds))
 
 
+def side_by_side(
+    first: Callable[[], object], second: Callable[[], object], rounds: int
+) -> tuple[float, float]:
+    """Medians of both, their runs taken in turn so that both see the same machine."""
+    first()
+    second()
+    times: tuple[list[float], list[float]] = ([], [])
+    for _ in range(rounds):
+        times[0].append(timed_ms(first))
+        times[1].append(timed_ms(second))
+    return statistics.median(times[0]), statistics.median(times[1])
+
+
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
@@ -86,10 +104,10 @@ def sleepers(count: int) -> Iterator[None]:
 
 
 @contextmanager
-def server(argv: list[str], port: int) -> Iterator[None]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+def server(argv: list[str], port: int, root: Path = ROOT) -> Iterator[None]:
+    env = {**os.environ, "PYTHONPATH": str(root)}
     process = subprocess.Popen(
-        argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        argv, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
         for _ in range(300):
@@ -153,20 +171,42 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("count", nargs="?", type=int, default=1000, help="extra sleepers")
     parser.add_argument("--rounds", type=int, default=15, help="runs for each median")
+    parser.add_argument("--before", type=Path, help="another checkout to measure beside")
     args = parser.parse_args()
     python = sys.executable
-    spy_port, peer_port = free_port(), free_port()
-    with tempfile.TemporaryDirectory(prefix="spy-bench-") as folder, sleepers(args.count):
+    spy_port, peer_port, before_port = free_port(), free_port(), free_port()
+    with (
+        tempfile.TemporaryDirectory(prefix="spy-bench-") as folder,
+        sleepers(args.count),
+        contextlib.ExitStack() as servers,
+    ):
         total = len([p for p in Path("/proc").iterdir() if p.name.isdigit()])
-        spy = [python, "-m", "twistedspy.cli", "-p", str(spy_port), "--pidfile=",
-               "--log-dir", folder, "--modules", "processes,version"]  # fmt: skip
+
+        def spy(python: str, port: int) -> list[str]:
+            return [python, "-m", "twistedspy.cli", "-p", str(port), "--pidfile=",
+                    "--log-dir", folder, "--modules", "processes,version"]  # fmt: skip
+
         peer = [python, str(HERE / "peer_processes.py"), str(peer_port)]
         ps_ms = median_ms(lambda: subprocess.run(PS, check=True, capture_output=True), args.rounds)
-        with server(spy, spy_port), server(peer, peer_port):
+        servers.enter_context(server(spy(python, spy_port), spy_port))
+        servers.enter_context(server(peer, peer_port))
+        before_ms = before_load = None
+        if args.before is not None:
+            root = args.before.resolve()
+            before = spy(str(root / ".venv" / "bin" / "python"), before_port)
+            servers.enter_context(server(before, before_port, root))
+            spy_ms, before_ms = side_by_side(
+                lambda: get(spy_port, "/processes"),
+                lambda: get(before_port, "/processes"),
+                args.rounds,
+            )
+        else:
             spy_ms = median_ms(lambda: get(spy_port, "/processes"), args.rounds)
-            peer_ms = median_ms(lambda: get(peer_port, "/processes"), args.rounds)
-            spy_load = version_under_load(spy_port)
-            peer_load = version_under_load(peer_port)
+        peer_ms = median_ms(lambda: get(peer_port, "/processes"), args.rounds)
+        spy_load = version_under_load(spy_port)
+        if args.before is not None:
+            before_load = version_under_load(before_port)
+        peer_load = version_under_load(peer_port)
     hammer = "wrk -t4 -c4" if shutil.which("wrk") else "4 client threads"
     page_ok = spy_ms <= 1.5 * ps_ms
     load_ok = spy_load[1] <= 20.0
@@ -174,11 +214,17 @@ def main() -> int:
     print(f"{'':40} {'ms':>8}  {'x ps':>6}")
     print(f"{'ps -eo pid,comm,stat,user,group,rss':40} {ps_ms:8.1f}  {1.0:6.2f}")
     print(f"{'twistedspy GET /processes':40} {spy_ms:8.1f}  {spy_ms / ps_ms:6.2f}")
+    if before_ms is not None:
+        name = f"{args.before} GET /processes"
+        print(f"{name:40} {before_ms:8.1f}  {before_ms / ps_ms:6.2f}")
     peer_name = "twisted.web+psutil+Jinja2 GET /processes"
     print(f"{peer_name:40} {peer_ms:8.1f}  {peer_ms / ps_ms:6.2f}")
     print(f"GET /version while {hammer} hammer /processes:")
     print(f"{'':40} {'median':>8}  {'p99':>6}  samples")
-    for name, (median, p99, samples) in (("twistedspy", spy_load), ("peer", peer_load)):
+    loads = [("twistedspy", spy_load), ("peer", peer_load)]
+    if before_load is not None:
+        loads.insert(1, (str(args.before), before_load))
+    for name, (median, p99, samples) in loads:
         print(f"{name:40} {median:8.1f}  {p99:6.1f}  {samples}")
     print(f"bar /processes <= 1.5 x ps: {'met' if page_ok else 'MISSED'}")
     print(f"bar /version p99 <= 20 ms under load: {'met' if load_ok else 'MISSED'}")

@@ -13,13 +13,8 @@ import time
 
 import psutil  # type: ignore[import-untyped, unused-ignore]
 
-from twistedspy.modules.processes import (
-    CpuTracker,
-    ProcessQuery,
-    ProcfsProcessSource,
-    process_cells,
-    select_rows,
-)
+from twistedspy.modules.processes import CpuTracker, ProcessQuery, process_cells, select_rows
+from twistedspy.procfs.processes import ProcfsProcessSource
 from twistedspy.query import Query
 
 

@@ -2,7 +2,10 @@
 """
 Hostile clients against one server process, with figures: slowloris, clients that never
 read, clients that hang up mid-response, a flood of pipelined requests, oversized
-requests. Loopback only; every loop is bounded by a time or a count.
+requests. Then attacks on security, each against a server of its own: Security off on
+listen strings that bind a public address, user names by timing, guesses spread over a
+/24, a broken accounts file, TLS downgrades. Loopback only; every loop is bounded by a
+time or a count.
 
     python -m proof.hostile [--quick]
 """
@@ -10,19 +13,28 @@ requests. Loopback only; every loop is bounded by a time or a count.
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
+import http.client
+import os
+import re
 import selectors
 import socket
 import statistics
 import struct
+import subprocess
+import sys
 import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from proof.server import ServerProcess, start
+import bcrypt
+
 from proof.table import Row, markdown
+from tests.attacks import oversized_requests, send_while_reading
+from tests.daemons import ROOT, SpyProcess, start_cli
 
 HOST = "127.0.0.1"
 #: the server's defaults (SPEC §1), which the attack is measured against
@@ -30,7 +42,7 @@ MAX_CLIENTS = 64
 REQUEST_TIMEOUT = 10.0
 
 
-def server_sockets(server: ServerProcess) -> int:
+def server_sockets(server: SpyProcess) -> int:
     """Sockets the server process holds open (its listening socket included)."""
     count = 0
     for fd in Path(f"/proc/{server.pid}/fd").iterdir():
@@ -47,7 +59,7 @@ class FreshClient:
     an address of its own: the attackers' address has only its own share of MaxClients.
     """
 
-    server: ServerProcess
+    server: SpyProcess
     interval: float = 1.0
     source: str = "127.0.0.2"
     latencies: list[float] = field(default_factory=list)
@@ -89,7 +101,7 @@ class FreshClient:
         )
 
 
-def slowloris(server: ServerProcess, attackers: int, seconds: float) -> Row:
+def slowloris(server: SpyProcess, attackers: int, seconds: float) -> Row:
     """`attackers` connections, each sending its request a byte every second, for ever."""
     request = b"GET / HTTP/1.1\r\nHost: localhost\r\nX-Slow: " + b"a" * 100_000
     selector = selectors.DefaultSelector()
@@ -146,10 +158,10 @@ def slowloris(server: ServerProcess, attackers: int, seconds: float) -> Row:
     )
 
 
-def never_reading(server: ServerProcess, clients: int, seconds: float) -> Row:
+def never_reading(server: SpyProcess, clients: int, seconds: float) -> Row:
     """Clients that pipeline requests for the biggest page and never read a byte."""
     rss_before = server.rss_kib()
-    answered_before = server.journal_text().count(" request ")
+    answered_before = server.journal().count(" request ")
     request = b"GET /processes?format=json HTTP/1.1\r\nHost: localhost\r\n\r\n"
     conns = []
     for _ in range(clients):
@@ -167,7 +179,7 @@ def never_reading(server: ServerProcess, clients: int, seconds: float) -> Row:
     while time.monotonic() < deadline:
         peak = max(peak, server.rss_kib())
         time.sleep(0.5)
-    answered = server.journal_text().count(" request ") - answered_before
+    answered = server.journal().count(" request ") - answered_before
     # The server lets go of each once it has taken nothing for RequestTimeout: its kernel
     # buffers are full by now, or soon on a busy machine, where the pages come slower.
     started_waiting = time.monotonic()
@@ -193,7 +205,7 @@ def never_reading(server: ServerProcess, clients: int, seconds: float) -> Row:
     )
 
 
-def len_of_page(server: ServerProcess, path: str) -> int:
+def len_of_page(server: SpyProcess, path: str) -> int:
     with socket.create_connection((HOST, server.port), timeout=30) as conn:
         conn.sendall(
             f"GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode()
@@ -204,7 +216,7 @@ def len_of_page(server: ServerProcess, path: str) -> int:
     return len(data.partition(b"\r\n\r\n")[2])
 
 
-def hang_ups(server: ServerProcess, count: int) -> Row:
+def hang_ups(server: SpyProcess, count: int) -> Row:
     """Clients that ask for a big page, read a little, and reset the connection."""
     for _ in range(count):
         with socket.create_connection((HOST, server.port), timeout=30) as conn:
@@ -224,7 +236,7 @@ def hang_ups(server: ServerProcess, count: int) -> Row:
     )
 
 
-def flood(server: ServerProcess, count: int) -> Row:
+def flood(server: SpyProcess, count: int) -> Row:
     """One connection pipelining `count` requests at once, then reading the answers."""
     requests = b"".join(
         b"GET /-/healthy?n=%d HTTP/1.1\r\nHost: localhost\r\n\r\n" % i for i in range(count)
@@ -254,41 +266,236 @@ def flood(server: ServerProcess, count: int) -> Row:
     )
 
 
-def oversized(server: ServerProcess) -> Row:
-    cases = [
-        (b"GET /" + b"a" * 1_000_000 + b" HTTP/1.1\r\n", b"414"),
-        (b"GET / HTTP/1.1\r\nHost: localhost\r\nX: " + b"a" * 1_000_000 + b"\r\n", b"431"),
-        (b"GET / HTTP/1.1\r\nHost: localhost\r\n" + b"X: y\r\n" * 100_000, b"431"),
-        (
-            b"POST /message HTTP/1.1\r\nHost: localhost\r\nContent-Length: 999999999\r\n\r\n"
-            + b"z" * 1_000_000,
-            b"413",
-        ),
-        (b"\r\n" * 500_000, b"400"),
-    ]
-    right = 0
+def oversized(server: SpyProcess) -> Row:
+    cases = oversized_requests(1_000_000)
     seen = []
-    for request, status in cases:
-        with socket.create_connection((HOST, server.port), timeout=30) as conn:
-            answer = b""
-            with contextlib.suppress(OSError):
-                conn.sendall(request)
-            with contextlib.suppress(OSError):
-                answer = conn.recv(100)
+    for _, request, _ in cases:
+        answer = send_while_reading(server.port, request)
         seen.append(answer[9:12].decode(errors="replace") or "reset")
-        right += answer.startswith(b"HTTP/1.1 " + status + b" ")
+    want = [case.status.decode() for case in cases]
     return Row(
         "oversized everything",
         "1 MB request line, 1 MB header line, 100 000 header lines, a 1 GB Content-Length,"
         " 1 MB of empty lines",
-        f"answers {', '.join(seen)} (want 414, 431, 431, 413, 400)",
-        right == len(cases),
+        f"answers {', '.join(seen)} (want {', '.join(want)})",
+        seen == want,
     )
+
+
+# -- attacks on the login, the listening socket and TLS (docs/security.md)
+
+
+def _cli(folder: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    """`twistedspy` with these options, run until it ends by itself (a refused start-up)."""
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "twistedspy.cli",
+            "--pidfile=",
+            f"--log-dir={folder / 'logs'}",
+            *options,
+        ],
+        cwd=folder,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def public_listen(folder: Path) -> Row:
+    """Security off on listen strings whose bound address is not what they seem to say."""
+    seen = []
+    refused = 0
+    for listen in ("tcp:0:interface=127.0.0.1:interface=0.0.0.0", "haproxy:tcp:0"):
+        done = _cli(folder, f"--listen={listen}")
+        # twistd has taken over stderr by then: the line goes to its log, on stdout
+        said = re.search(r"refusing to serve (\S+) port", done.stdout + done.stderr)
+        seen.append(f"status {done.returncode}" + (f", refused {said[1]}" if said else ""))
+        refused += done.returncode == 1 and said is not None
+    return Row(
+        "Security off on a public socket",
+        "`--listen tcp:0:interface=127.0.0.1:interface=0.0.0.0` and `--listen haproxy:tcp:0`,"
+        " Security off, no --insecure",
+        "; ".join(seen),
+        refused == 2,
+    )
+
+
+def _login(port: int, user: str, password: str, source: str) -> tuple[int, float]:
+    """(status, milliseconds) of one Basic login to /version from `source`."""
+    token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+    connection = http.client.HTTPConnection(HOST, port, timeout=60, source_address=(source, 0))
+    try:
+        connection.connect()
+        started = time.perf_counter()
+        connection.request("GET", "/version", headers={"Authorization": f"Basic {token}"})
+        response = connection.getresponse()
+        response.read()
+        return response.status, (time.perf_counter() - started) * 1000
+    finally:
+        connection.close()
+
+
+def login_timing(server: SpyProcess, rounds: int) -> Row:
+    """Unknown users and cheap accounts against the slowest account, by the clock."""
+    times: dict[str, list[float]] = {"nobody": [], "slow": [], "ann": []}
+    statuses = set()
+    sources = (f"127.{n}.0.1" for n in range(1, 255))
+    for n in range(rounds):
+        for user, kept in times.items():
+            status, ms = _login(server.port, user, f"wrong-{n}", next(sources))
+            statuses.add(status)
+            kept.append(ms)
+    slowest = statistics.median(times["slow"])
+    unknown = statistics.median(times["nobody"]) / slowest
+    cheap = statistics.median(times["ann"]) / slowest
+    return Row(
+        "user names by timing",
+        f"accounts of bcrypt cost 4 (two) and 10 (one); {rounds} wrong logins of each kind,"
+        " unknown user, cost-10 and cost-4 account, each from a /24 of its own",
+        f"medians: unknown {statistics.median(times['nobody']):.0f} ms, cost 10"
+        f" {slowest:.0f} ms, cost 4 {statistics.median(times['ann']):.0f} ms; ratios to cost"
+        f" 10: {unknown:.2f} and {cheap:.2f} (bound 0.62-1.6)",
+        statuses == {401} and all(1 / 1.6 < r < 1.6 for r in (unknown, cheap)),
+    )
+
+
+def network_guessing(server: SpyProcess) -> Row:
+    """Wrong passwords from 14 addresses of one /24: one guess from each."""
+    statuses = [_login(server.port, "slow", "guess", f"127.0.1.{n}")[0] for n in range(10, 24)]
+    first_429 = statuses.index(429) + 1 if 429 in statuses else None
+    return Row(
+        "guesses spread over a /24",
+        "one wrong password from each of 127.0.1.10 to 127.0.1.23 (per address: 10 allowed)",
+        f"{statuses.count(401)} answered 401, {statuses.count(429)} answered 429"
+        f" (first 429: guess {first_429})",
+        statuses == [401] * 12 + [429] * 2,
+    )
+
+
+def broken_accounts(server: SpyProcess, accounts: Path) -> Row:
+    """A user removed in the same edit that adds an unsupported hash; then the file deleted."""
+    good = accounts.read_text()
+    kept = "".join(line for line in good.splitlines(keepends=True) if not line.startswith("ann"))
+    accounts.write_text(kept + "carol:$apr1$abcdefgh$0123456789abcdefghijkl\n")
+    removed = _login(server.port, "ann", PASSWORD, "127.0.2.1")[0]
+    kept_user = _login(server.port, "slow", PASSWORD, "127.0.2.1")[0]
+    healthy = server.get("/-/healthy")
+    accounts.unlink()
+    deleted = _login(server.port, "slow", PASSWORD, "127.0.2.1")[0]
+    accounts.write_text(good)
+    restored = _login(server.port, "slow", PASSWORD, "127.0.2.1")[0]
+    return Row(
+        "broken accounts file",
+        "user removed in the same edit that adds an $apr1$ line; then the file deleted;"
+        " then put back",
+        f"removed user {removed}, remaining user {kept_user}, /-/healthy {healthy};"
+        f" deleted: {deleted}; put back: {restored}",
+        (removed, kept_user, healthy, deleted, restored) == (401, 401, 503, 401, 200),
+    )
+
+
+def handshake(port: int, *options: str) -> tuple[bool, str]:
+    """
+    Whether `openssl s_client` with these options completes a handshake with a server on
+    loopback, and the protocol and cipher agreed ("TLSv1.2 ECDHE-RSA-AES128-GCM-SHA256"),
+    or the end of what it said when it did not.
+    """
+    done = subprocess.run(
+        ["openssl", "s_client", "-connect", f"{HOST}:{port}", *options],
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    # "New, TLSv1.3, Cipher is X" after the handshake names the cipher, and the protocol
+    # too but for ciphers older than TLS 1.2 ("SSLv3"); the session block, printed at
+    # once for TLS 1.2 (and only with a ticket for 1.3), names the protocol.
+    new = re.search(r"^New, (\S+), Cipher is (\S+)$", done.stdout, re.MULTILINE)
+    protocol = re.search(r"^\s+Protocol\s*: (\S+)$", done.stdout, re.MULTILINE)
+    if done.returncode != 0 or new is None or new[2] == "(NONE)":
+        return False, done.stdout[-300:] + done.stderr[-300:]
+    return True, f"{protocol[1] if protocol else new[1]} {new[2]}"
+
+
+def tls_downgrade(folder: Path) -> Row:
+    """Old protocol versions and ciphers without forward secrecy or AEAD, offered alone."""
+    key, cert = folder / "key.pem", folder / "cert.pem"
+    request = ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+    subprocess.run(
+        ["openssl", *request, "-subj", "/CN=localhost", "-keyout", str(key), "-out", str(cert)],
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
+    listen = f"ssl:0:privateKey={key}:certKey={cert}:interface={HOST}"
+    server = start_cli(folder, f"--listen={listen}", tls=True)
+    try:
+        offers = {
+            "TLS 1.1": ("-tls1_1", "-cipher", "ALL:@SECLEVEL=0"),
+            "AES128-GCM-SHA256": ("-tls1_2", "-cipher", "AES128-GCM-SHA256"),
+            "ECDHE-RSA-AES128-SHA": ("-tls1_2", "-cipher", "ECDHE-RSA-AES128-SHA"),
+            "TLS 1.2": ("-tls1_2",),
+            "TLS 1.3": ("-tls1_3",),
+        }
+        answers = {
+            name: (agreed if ok else "refused")
+            for name, options in offers.items()
+            for ok, agreed in [handshake(server.port, *options)]
+        }
+    finally:
+        server.stop()
+    refused = [name for name, agreed in answers.items() if agreed == "refused"]
+    return Row(
+        "TLS downgrade",
+        "openssl s_client offering only TLS 1.1, only a plain-RSA cipher, only a CBC"
+        " cipher; then TLS 1.2 and 1.3",
+        "; ".join(f"{name}: {agreed}" for name, agreed in answers.items()),
+        refused == ["TLS 1.1", "AES128-GCM-SHA256", "ECDHE-RSA-AES128-SHA"],
+    )
+
+
+#: the password of every account the login cases make
+PASSWORD = "correct horse battery staple"
+
+
+def login_attacks(folder: Path, quick: bool) -> list[Row]:
+    """The login cases, against one server with Security on and accounts of mixed costs."""
+    accounts = folder / "accounts"
+    cheap = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(4)).decode("ascii")
+    slow = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(10)).decode("ascii")
+    accounts.write_text(f"ann:{cheap}\nbea:{cheap}\nslow:{slow}\n")
+    server = start_cli(folder, "--security=on", f"--accounts={accounts}")
+    try:
+        # under the global budget of 100 failures: 3 * rounds + 14 + 3
+        return [
+            login_timing(server, 10 if quick else 25),
+            network_guessing(server),
+            broken_accounts(server, accounts),
+        ]
+    finally:
+        server.stop()
+
+
+def security_cases(folder: Path, quick: bool) -> list[Row]:
+    """Each in a folder of its own: one server each, none left running."""
+    folders = [folder / name for name in ("listen", "login", "tls")]
+    for where in folders:
+        where.mkdir()
+    return [
+        public_listen(folders[0]),
+        *login_attacks(folders[1], quick),
+        tls_downgrade(folders[2]),
+    ]
 
 
 def run(quick: bool = False) -> list[Row]:
     with tempfile.TemporaryDirectory(prefix="twistedspy-hostile-") as folder:
-        server = start(Path(folder))
+        server = start_cli(Path(folder))
         try:
             rss_before, fds_before = server.rss_kib(), server.fds()
             rows = [
@@ -315,6 +522,7 @@ def run(quick: bool = False) -> list[Row]:
             )
         finally:
             server.stop()
+        rows += security_cases(Path(folder), quick)
     return rows
 
 

@@ -60,7 +60,7 @@ class HtpasswdTests(TestCase):
         self.assertTrue(bcrypt.checkpw(b"hunter2", bob.hash))
         self.assertFalse(bcrypt.checkpw(b"hunter2", alice.hash))
         self.assertIsNone(accounts.lookup("carol"))
-        self.assertEqual(accounts.usual_cost(), 4)
+        self.assertEqual(accounts.highest_cost(), 4)
 
     def test_htpasswd_other_hashes_refused(self) -> None:
         """MD5, SHA-1, crypt and plaintext as htpasswd writes them all stop start-up."""
@@ -202,40 +202,57 @@ class AccountsFileTests(TestCase):
             self.assertIsNotNone(accounts.lookup("alice"))
         self.assertEqual(events, [])
 
-    def test_broken_rewrite_keeps_last_good_accounts(self) -> None:
+    def test_broken_rewrite_locks_everyone_out(self) -> None:
+        """A user removed in the same edit that adds an $apr1$ line is out at once."""
         log, events = journal()
+        bob_hash = hashed(b"hunter2")
+        self.path.write_text(f"{GOOD}\nbob:{bob_hash.decode()}\n")
         accounts = AccountsFile(self.path, log=log)
-        self.path.write_text(GOOD + "\nbob:hunter2\n")
+        self.assertIsNone(accounts.health_problem())
+        self.path.write_text(f"{GOOD}\ncarol:$apr1$abcdefgh$0123456789abcdefghijkl\n")
         for _ in range(3):
-            account = accounts.lookup("alice")
-            assert account is not None
-            self.assertEqual(account.hash, ALICE_HASH)
             self.assertIsNone(accounts.lookup("bob"))
+            self.assertIsNone(accounts.lookup("alice"))
+        self.assertEqual(
+            accounts.health_problem(),
+            "the accounts file cannot be read whole; every login is refused",
+        )
         # journalled once, as an error naming the line, never the rejected secret
         self.assertEqual(len(events), 1)
         fields = events[0]["spy_fields"]
         self.assertEqual(events[0]["spy_event"], "accounts")
         self.assertEqual(events[0]["log_level"].name, "error")
+        self.assertEqual(fields["outcome"], "everyone locked out until the file is fixed")
         self.assertIn(f"{self.path}:2:", fields["error"])
-        self.assertNotIn("hunter2", repr(events))
-        # and fixed again: read at once
-        bob_hash = hashed(b"hunter2")
-        self.path.write_text(f"{GOOD}\nbob:{bob_hash.decode()}\n#\n")
-        self.assertEqual(accounts.lookup("bob"), Account("bob", bob_hash))
+        # and fixed again: read at once, without bob
+        self.path.write_text(f"{GOOD}\n#\n")
+        self.assertEqual(accounts.lookup("alice"), Account("alice", ALICE_HASH))
+        self.assertIsNone(accounts.lookup("bob"))
+        self.assertIsNone(accounts.health_problem())
         self.assertEqual(events[-1]["spy_fields"]["outcome"], "reloaded")
 
-    def test_deleted_file_keeps_last_good_accounts(self) -> None:
+    def test_deleted_file_locks_everyone_out(self) -> None:
         log, events = journal()
         accounts = AccountsFile(self.path, log=log)
         self.path.unlink()
-        self.assertIsNotNone(accounts.lookup("alice"))
-        self.assertIsNotNone(accounts.lookup("alice"))
+        self.assertIsNone(accounts.lookup("alice"))
+        self.assertIsNone(accounts.lookup("alice"))
+        self.assertIsNotNone(accounts.health_problem())
         self.assertEqual(len(events), 1)
         self.assertIn("cannot read", events[0]["spy_fields"]["error"])
+        # put back: read again
+        self.path.write_text(GOOD + "\n")
+        self.assertIsNotNone(accounts.lookup("alice"))
+        self.assertIsNone(accounts.health_problem())
 
-    def test_usual_cost(self) -> None:
+    def test_highest_cost(self) -> None:
         lines = [f"u{n}:{hashed(b'x', cost).decode()}" for n, cost in enumerate([4, 5, 5, 6])]
         self.path.write_text("\n".join(lines))
-        self.assertEqual(AccountsFile(self.path).usual_cost(), 5)
+        accounts = AccountsFile(self.path)
+        self.assertEqual(accounts.highest_cost(), 6)
+        # a lock-out keeps the cost of the last accounts read whole
+        self.path.write_text("bob:hunter2\n")
+        self.assertIsNone(accounts.lookup("u0"))
+        self.assertEqual(accounts.highest_cost(), 6)
         self.path.write_text("# nobody yet\n")
-        self.assertEqual(AccountsFile(self.path).usual_cost(), 12)
+        self.assertEqual(AccountsFile(self.path).highest_cost(), 12)

@@ -7,6 +7,7 @@ import functools
 import hashlib
 import subprocess
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from twistedspy.auth import (
     LoginFailed,
     LoginThrottle,
     LoginThrottled,
+    TrustedProxies,
     Viewer,
     ViewerRealm,
     credentials_from,
@@ -164,19 +166,56 @@ class CheckerTests(TestCase):
             await portal.login(UsernamePassword(b"\xff", b"x"), None, IViewer)
 
     async def test_unknown_user_costs_a_bcrypt_check(self) -> None:
-        """An unknown user is checked against a dummy hash of the accounts' own cost."""
-        write_accounts(self.path, {"alice": PASSWORD, "bob": "x", "eve": "y"}, cost=5)
+        """An unknown user is checked against a dummy hash of the highest cost in use."""
+        lines = [
+            f"{user}:{bcrypt.hashpw(b'x', bcrypt.gensalt(cost)).decode()}"
+            for user, cost in [("alice", 4), ("bob", 6), ("eve", 4)]
+        ]
+        self.path.write_text("\n".join(lines) + "\n")
         runner = CountingRunner(inline)
         portal = self.portal(runner)
         with self.assertRaises(UnauthorizedLogin):
             await self.login(portal, "carol", PASSWORD)
         self.assertEqual(len(runner.calls), 1)
-        password, dummy = runner.calls[0]
+        password, dummy, cost, highest = runner.calls[0]
         self.assertEqual(password, PASSWORD.encode())
-        self.assertEqual(dummy[:7], b"$2b$05$")
-        alice = self.accounts.lookup("alice")
-        assert alice is not None
-        self.assertNotEqual(dummy, alice.hash)
+        self.assertEqual(dummy[:7], b"$2b$06$")
+        self.assertEqual((cost, highest), (6, 6))
+        bob = self.accounts.lookup("bob")
+        assert bob is not None
+        self.assertNotEqual(dummy, bob.hash)
+
+    async def test_cheaper_account_failure_padded_to_the_highest_cost(self) -> None:
+        """A wrong password for a cost-4 account takes as long as a cost-8 check."""
+        slow = bcrypt.hashpw(b"slow", bcrypt.gensalt(8)).decode()
+        cheap = bcrypt.hashpw(b"cheap", bcrypt.gensalt(4)).decode()
+        self.path.write_text(f"slow:{slow}\ncheap:{cheap}\n")
+        checked: list[bytes] = []
+        slept: list[float] = []
+        real_matches = auth._password_matches
+
+        def matches(password: bytes, hashed: bytes) -> bool:
+            checked.append(hashed[:7])
+            return real_matches(password, hashed)
+
+        self.patch(auth, "_password_matches", matches)
+        self.patch(time, "sleep", slept.append)
+        portal = self.portal(inline)
+        # no check at cost 8 timed yet: the dummy check itself follows the cheap one
+        with self.assertRaises(UnauthorizedLogin):
+            await self.login(portal, "cheap", "wrong")
+        self.assertEqual(checked, [b"$2b$04$", b"$2b$08$"])
+        self.assertEqual(slept, [])
+        # from then on, a sleep for the rest of a cost-8 check's time
+        checked.clear()
+        with self.assertRaises(UnauthorizedLogin):
+            await self.login(portal, "cheap", "wrong again")
+        self.assertEqual(checked, [b"$2b$04$"])
+        self.assertEqual(len(slept), 1)
+        self.assertGreater(slept[0], 0.0)
+        # a right password is never padded
+        self.assertEqual(await self.login(portal, "cheap", "cheap"), Viewer("cheap"))
+        self.assertEqual(len(slept), 1)
 
     async def test_long_password_does_not_raise(self) -> None:
         """Over 72 bytes: cut to 72 as htpasswd did when it made the hash."""
@@ -390,13 +429,52 @@ class ThrottleTests(TestCase):
         self.fail_from("2001:db8::1")
         self.fail_from("2001:db8::2")
         self.fail_from("2001:db8:0:0:ffff::3")
-        with self.assertRaises(LoginThrottled):
+        with self.assertRaises(LoginThrottled) as caught:
             self.throttle.begin("2001:db8::99")
+        self.assertEqual(caught.exception.budget, "address")
         self.throttle.begin("2001:db8:0:1::1")
         # an IPv4-mapped address is its IPv4 address
         self.fail_from("::ffff:192.0.2.9", 3)
         with self.assertRaises(LoginThrottled):
             self.throttle.begin("192.0.2.9")
+
+    def test_ipv4_network_per_24(self) -> None:
+        throttle = LoginThrottle(self.clock, max_failures=3, network_failures=5, window=60.0)
+        for n in range(5):
+            throttle.begin(f"192.0.2.{n}")
+            throttle.end(f"192.0.2.{n}", failed=True)
+        with self.assertRaises(LoginThrottled) as caught:
+            throttle.begin("192.0.2.200")
+        self.assertEqual(caught.exception.budget, "network")
+        self.assertEqual(caught.exception.retry_after, 60)
+        throttle.begin("192.0.3.1")  # the next /24 has its own budget
+
+    def test_ipv6_network_per_56(self) -> None:
+        throttle = LoginThrottle(self.clock, max_failures=3, network_failures=5, window=60.0)
+        # five /64s of one /56: each within its own address budget
+        for n in range(5):
+            client = f"2001:db8:0:{n:x}::1"
+            throttle.begin(client)
+            throttle.end(client, failed=True)
+        with self.assertRaises(LoginThrottled) as caught:
+            throttle.begin("2001:db8:0:ff::1")
+        self.assertEqual(caught.exception.budget, "network")
+        throttle.begin("2001:db8:0:100::1")  # the next /56
+
+    def test_global_budget(self) -> None:
+        throttle = LoginThrottle(
+            self.clock, max_failures=3, network_failures=3, global_failures=4, window=60.0
+        )
+        for n in range(4):
+            throttle.begin(f"198.51.{n}.1")
+            throttle.end(f"198.51.{n}.1", failed=True)
+        self.clock.advance(30)
+        # a network that never failed is refused too, until the oldest failure expires
+        with self.assertRaises(LoginThrottled) as caught:
+            throttle.begin("203.0.113.7")
+        self.assertEqual((caught.exception.budget, caught.exception.retry_after), ("everyone", 30))
+        self.clock.advance(30)
+        throttle.begin("203.0.113.7")
 
     def test_memory_bounded(self) -> None:
         throttle = LoginThrottle(self.clock, max_failures=1, window=60.0, max_clients=2)
@@ -408,7 +486,30 @@ class ThrottleTests(TestCase):
             throttle.begin("c")
         self.clock.advance(61)
         throttle.begin("x")
-        self.assertEqual(len(throttle._failures), 0)
+        self.assertEqual([len(window.failures) for _, window in throttle._budgets], [0, 0, 0])
+
+
+class TrustedProxiesTests(TestCase):
+    def test_none_by_default(self) -> None:
+        proxies = TrustedProxies()
+        self.assertEqual(proxies.client_of("127.0.0.1", ["192.0.2.7"]), "127.0.0.1")
+
+    def test_believed_only_from_a_trusted_peer(self) -> None:
+        proxies = TrustedProxies(["10.0.0.0/8", "127.0.0.1"])
+        self.assertEqual(proxies.client_of("127.0.0.1", ["192.0.2.7"]), "192.0.2.7")
+        self.assertEqual(proxies.client_of("192.0.2.1", ["192.0.2.7"]), "192.0.2.1")
+        self.assertEqual(proxies.client_of("127.0.0.1", []), "127.0.0.1")
+
+    def test_rightmost_untrusted_hop_is_the_client(self) -> None:
+        proxies = TrustedProxies(["10.0.0.0/8", "127.0.0.1"])
+        # the client wrote "1.1.1.1" itself; 192.0.2.7 is who connected to the first proxy
+        forwarded = ["1.1.1.1, 192.0.2.7", "10.1.2.3"]
+        self.assertEqual(proxies.client_of("127.0.0.1", forwarded), "192.0.2.7")
+        # only proxies all the way: the leftmost one named
+        self.assertEqual(proxies.client_of("127.0.0.1", ["10.0.0.5"]), "10.0.0.5")
+        # junk stops the walk at the last address known good
+        self.assertEqual(proxies.client_of("127.0.0.1", ["192.0.2.7, junk"]), "127.0.0.1")
+        self.assertEqual(proxies.client_of("127.0.0.1", ["junk, 10.9.9.9"]), "10.9.9.9")
 
 
 class GatekeeperTests(TestCase):
@@ -543,6 +644,45 @@ class GatekeeperTests(TestCase):
             await gatekeeper.login(UsernamePassword(b"alice", b"nope"), "192.0.2.1")
         viewer = await gatekeeper.login(UsernamePassword(b"alice", PASSWORD.encode()), "192.0.2.1")
         self.assertEqual(viewer, Viewer("alice"))
+
+    async def test_client_named_by_a_trusted_proxy(self) -> None:
+        checker = AccountsChecker(AccountsFile(self.path), inline)
+        gatekeeper = Gatekeeper(
+            Portal(ViewerRealm(), [checker]),
+            LoginThrottle(self.clock, max_failures=2, window=60.0),
+            self.log,
+            proxies=TrustedProxies(["127.0.0.1"]),
+        )
+        wrong = UsernamePassword(b"alice", b"guess")
+        for _ in range(2):
+            with self.assertRaises(LoginFailed):
+                await gatekeeper.login(wrong, "127.0.0.1", ["192.0.2.5"])
+        with self.assertRaises(LoginThrottled):
+            await gatekeeper.login(wrong, "127.0.0.1", ["192.0.2.5"])
+        # another client behind the same proxy has its own budget
+        right = UsernamePassword(b"alice", PASSWORD.encode())
+        self.assertEqual(
+            await gatekeeper.login(right, "127.0.0.1", ["198.51.100.9"]), Viewer("alice")
+        )
+        # and an untrusted peer cannot name someone else
+        with self.assertRaises(LoginFailed):
+            await gatekeeper.login(wrong, "203.0.113.1", ["192.0.2.5"])
+        self.assertEqual(
+            [client for _, _, client, _ in self.outcomes()],
+            ["192.0.2.5", "192.0.2.5", "192.0.2.5", "198.51.100.9", "203.0.113.1"],
+        )
+
+    def test_health_problem(self) -> None:
+        settings = Settings(security=True, account_file=self.path)
+        gatekeeper = make_gatekeeper(settings, self.clock, inline, self.log)
+        self.assertIsNone(gatekeeper.health_problem())
+        self.path.unlink()
+        self.assertEqual(
+            gatekeeper.health_problem(),
+            "the accounts file cannot be read whole; every login is refused",
+        )
+        gatekeeper = make_gatekeeper(Settings(), self.clock, inline, self.log)
+        self.assertIsNone(gatekeeper.health_problem())
 
     def test_security_on_without_accounts_stops_start_up(self) -> None:
         settings = Settings(security=True, account_file=Path(self.mktemp()))

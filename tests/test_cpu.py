@@ -16,28 +16,29 @@ from twisted.trial.unittest import TestCase
 from tests.contexts import collect_report, module_context
 from tests.servers import start_server
 from twistedspy.context import ModuleContext
+from twistedspy.history import HISTORY_SECONDS, SAMPLE_INTERVAL, Recorder, Sampler
 from twistedspy.modules.cpu import (
     FIRST_CPU,
-    MODES,
     CpuModule,
     CpuSample,
-    CpuTimes,
-    LoadAverage,
-    ProcStat,
     cpu_point,
     history,
-    parse_loadavg,
-    parse_proc_stat,
     read_cpu_sample,
     utilisation,
 )
-from twistedspy.modules.history import HISTORY_SECONDS, SAMPLE_INTERVAL, Recorder, Sampler
 from twistedspy.modules.network import (
-    InterfaceCounters,
     NetworkSample,
-    read_proc_net_dev,
+    read_network_sample,
     traffic_history,
     traffic_point,
+)
+from twistedspy.procfs.netdev import InterfaceCounters
+from twistedspy.procfs.stat import (
+    MODES,
+    CpuTimes,
+    LoadAverage,
+    ProcStat,
+    parse_proc_stat,
 )
 from twistedspy.render import sparkline
 
@@ -56,44 +57,6 @@ def later(stat: ProcStat, **ticks: int) -> ProcStat:
         return replace(times, **changed)
 
     return replace(stat, total=advance(stat.total), cpus=tuple(advance(c) for c in stat.cpus))
-
-
-class ParseTests(TestCase):
-    def test_fixture(self) -> None:
-        stat = parse_proc_stat(FIXTURE.read_text())
-        self.assertEqual(
-            stat.total, CpuTimes("cpu", 21223, 0, 6590, 126600, 1921, 0, 105, 28, 0, 0)
-        )
-        self.assertEqual([c.name for c in stat.cpus], ["cpu0", "cpu1"])
-        self.assertEqual(stat.cpus[1].iowait, 1343)
-        self.assertEqual(
-            (stat.boot_time, stat.context_switches, stat.forks, stat.interrupts),
-            (1763770000, 5273829, 19169, 2931415),
-        )
-        self.assertEqual((stat.procs_running, stat.procs_blocked), (2, 1))
-
-    def test_old_kernel_lines_without_steal(self) -> None:
-        stat = parse_proc_stat("cpu 1 2 3 4\ncpu0 1 2 3 4\n")
-        self.assertEqual(stat.total.steal, 0)
-        self.assertEqual(stat.total.total, 10)
-
-    def test_no_cpu_line_is_an_error(self) -> None:
-        with self.assertRaises(ValueError):
-            parse_proc_stat("intr 1\n")
-
-    def test_loadavg(self) -> None:
-        self.assertEqual(
-            parse_loadavg("0.34 0.37 0.23 2/110 19169\n"), LoadAverage(0.34, 0.37, 0.23, 2, 110)
-        )
-
-    def test_live_proc_stat_lists_every_cpu(self) -> None:
-        stat = parse_proc_stat(Path("/proc/stat").read_text())
-        online = Path("/sys/devices/system/cpu/online").read_text().strip()
-        count = 0
-        for part in online.split(","):
-            first, _, last = part.partition("-")
-            count += int(last or first) - int(first) + 1
-        self.assertEqual(len(stat.cpus), count)
 
 
 class UtilisationTests(TestCase):
@@ -278,7 +241,7 @@ class HistoryTests(TestCase):
         """
         keep = round(HISTORY_SECONDS / SAMPLE_INTERVAL)
         cpu = Recorder(read_cpu_sample, cpu_point)
-        network = Recorder(read_proc_net_dev, traffic_point)
+        network = Recorder(read_network_sample, traffic_point)
         cpu(), network()  # the readings kept whole are not the ring's
         tracemalloc.start()
         try:
@@ -301,6 +264,6 @@ class HistoryTests(TestCase):
         self.assertEqual(width, FIRST_CPU + cpus)
         # an array of floats: an 80-byte object and 8 bytes a number; then the two
         # readings each recorder keeps whole, about 0.5 KiB a CPU or an interface
-        interfaces = len(read_proc_net_dev().interfaces)
+        interfaces = len(read_network_sample().interfaces)
         budget = keep * (80 + 8 * width) + keep * (80 + 8 * 2) + 1024 * (8 + cpus + interfaces)
         self.assertLess(held, budget)

@@ -10,13 +10,8 @@ from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
 from tests.contexts import collect_report, module_context
-from twistedspy.modules.diskfree import (
-    COLUMNS,
-    NOT_RESPONDING,
-    DiskfreeModule,
-    Mount,
-    parse_mounts,
-)
+from twistedspy.modules.diskfree import COLUMNS, NOT_RESPONDING, DiskfreeModule
+from twistedspy.procfs.mounts import Mount
 from twistedspy.query import Query
 from twistedspy.report import InvalidQuery, Mark, Table
 
@@ -44,15 +39,6 @@ STATS = {
     "/data": statvfs_result(1000, 50, 50, 0, 0),
     "/empty": statvfs_result(0, 0, 0, 0, 0),
 }
-
-
-class ParseTests(TestCase):
-    def test_escapes(self) -> None:
-        text = "/dev/sdc1 /media/my\\040disk\\134x vfat rw 0 0\nproc /proc proc rw 0 0\n"
-        self.assertEqual(
-            parse_mounts(text),
-            [Mount("/dev/sdc1", "/media/my disk\\x", "vfat"), Mount("proc", "/proc", "proc")],
-        )
 
 
 class FixedDataTests(TestCase):

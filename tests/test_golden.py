@@ -8,7 +8,6 @@ diff before committing it.
 
 from __future__ import annotations
 
-import difflib
 import json
 import os
 import time
@@ -20,14 +19,19 @@ from twisted.trial.unittest import TestCase
 from zope.interface import implementer
 
 from tests.contexts import collect_report, module_context, run_in_thread
+from tests.support import check_golden
 from twistedspy.context import ModuleContext
 from twistedspy.interfaces import IInfoModule
-from twistedspy.modules.diskfree import DiskfreeModule, parse_mounts
+from twistedspy.modules.diskfree import DiskfreeModule
 from twistedspy.modules.index import IndexModule
 from twistedspy.modules.meminfo import MeminfoModule
-from twistedspy.modules.network import NetworkModule, NetworkSample, parse_net_dev
-from twistedspy.modules.processes import ProcessesModule, ProcessSample, ProcessSnapshot
+from twistedspy.modules.network import NetworkModule, NetworkSample
+from twistedspy.modules.processes import ProcessesModule
 from twistedspy.modules.version import SystemFacts, VersionModule, expand_issue
+from twistedspy.procfs.meminfo import parse_meminfo
+from twistedspy.procfs.mounts import parse_mounts
+from twistedspy.procfs.netdev import parse_net_dev
+from twistedspy.procfs.processes import ProcessSample, ProcessSnapshot
 from twistedspy.query import Query
 from twistedspy.render import NavItem, PageContext, Renderer
 from twistedspy.report import Page, Report
@@ -197,20 +201,7 @@ class GoldenTests(TestCase):
         html = renderer.html(module, report, query or Query(), context).body
         document = renderer.json(module, report, context).body
         for path, body in ((GOLDEN / f"{name}.html", html), (GOLDEN / f"{name}.json", document)):
-            if os.environ.get("UPDATE_GOLDEN") == "1":
-                path.write_bytes(body)
-            if not path.exists():
-                self.fail(f"{path} is missing; UPDATE_GOLDEN=1 writes it")
-            expected = path.read_bytes()
-            if body != expected:
-                diff = difflib.unified_diff(
-                    expected.decode().splitlines(),
-                    body.decode().splitlines(),
-                    str(path),
-                    "rendered",
-                    lineterm="",
-                )
-                self.fail("\n".join(diff) + "\n(UPDATE_GOLDEN=1 rewrites it on purpose)")
+            check_golden(self, path, body)
 
     async def processes_report(self, query: Query) -> Report:
         snapshots = process_snapshots()
@@ -240,7 +231,7 @@ class GoldenTests(TestCase):
         self.assertIn('href="?limit=3&amp;sort=cpu&amp;order=asc">CPU ▼</a>', html)
 
     async def test_meminfo(self) -> None:
-        module = MeminfoModule(module_context(), lambda: MEMINFO)
+        module = MeminfoModule(module_context(), lambda: parse_meminfo(MEMINFO))
         report = await collect_report(module)
         self.check("meminfo", "meminfo", report)
         self.assertIn('title="swap in use', (GOLDEN / "meminfo.html").read_text())

@@ -7,7 +7,8 @@ from pathlib import Path
 from twisted.trial.unittest import TestCase
 
 from tests.contexts import collect_report, module_context
-from twistedspy.modules.meminfo import COLUMNS, MeminfoModule, parse_meminfo
+from twistedspy.modules.meminfo import COLUMNS, MeminfoModule
+from twistedspy.procfs.meminfo import parse_meminfo
 from twistedspy.report import Mark, Report, Table
 
 FIXTURE = """\
@@ -27,12 +28,14 @@ HugePages_Total:    0
 
 class MeminfoTests(TestCase):
     def test_parse(self) -> None:
-        values = parse_meminfo(FIXTURE)
+        values = parse_meminfo(FIXTURE).values()
         self.assertEqual(values["MemTotal"], 1000 * 1024)
         self.assertEqual(values["HugePages_Total"], 0)
 
     async def test_exact_report(self) -> None:
-        report = await collect_report(MeminfoModule(module_context(), lambda: FIXTURE))
+        report = await collect_report(
+            MeminfoModule(module_context(), lambda: parse_meminfo(FIXTURE))
+        )
         k = 1024
         expected_tables = (
             Table(
@@ -65,7 +68,7 @@ class MeminfoTests(TestCase):
         text = (
             "MemTotal: 10 kB\nMemFree: 5 kB\nMemAvailable: 5 kB\nSwapTotal: 0 kB\nSwapFree: 0 kB\n"
         )
-        report = await collect_report(MeminfoModule(module_context(), lambda: text))
+        report = await collect_report(MeminfoModule(module_context(), lambda: parse_meminfo(text)))
         self.assertEqual(
             report.tables[1].rows, (("total", 0, None), ("used", 0, None), ("free", 0, None))
         )

@@ -5,32 +5,37 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
+from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
-from twisted.internet.defer import fail
+from twisted.internet.defer import Deferred, fail
 from twisted.trial.unittest import TestCase
+from zope.interface import implementer
+from zope.interface.verify import verifyObject
 
 from tests.contexts import module_context
 from tests.servers import start_server
 from twistedspy.context import ModuleContext
 from twistedspy.http.stats import RequestStats
-from twistedspy.modules.diskfree import DiskfreeModule, Mount, read_mounts
-from twistedspy.modules.metrics import (
-    CONTENT_TYPE,
-    MetricsModule,
-    exported_mounts,
-    exposition,
-    meminfo_families,
-    process_families,
-    read_uname,
-)
-from twistedspy.modules.processes import ProcessSample, ProcessSnapshot
-from twistedspy.modules.version import read_system
+from twistedspy.interfaces import IInfoModule, IMetricsSource
+from twistedspy.modules.cpu import CpuModule
+from twistedspy.modules.diskfree import DiskfreeModule, exported_mounts
+from twistedspy.modules.meminfo import MeminfoModule, meminfo_families
+from twistedspy.modules.metrics import CONTENT_TYPE, MetricsModule, exposition
+from twistedspy.modules.network import NetworkModule
+from twistedspy.modules.processes import ProcessesModule, process_families
+from twistedspy.modules.version import VersionModule, read_identity, read_system
+from twistedspy.procfs.meminfo import parse_meminfo
+from twistedspy.procfs.mounts import Mount, read_mounts
+from twistedspy.procfs.processes import ProcessSample, ProcessSnapshot
 from twistedspy.query import Query
-from twistedspy.report import InvalidQuery, RawBody
+from twistedspy.report import InvalidQuery, RawBody, Report
 
 FIXTURES = Path(__file__).parent / "fixtures"
+WRITING_MODULES = Path(__file__).parent.parent / "docs" / "writing-modules.md"
 HOSTILE = 'a"b\\c\n{x="y"} # HELP'
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -56,21 +61,47 @@ async def scrape(module: MetricsModule, query: Query | None = None) -> str:
     return page.content.decode("utf-8")
 
 
-def context_serving(*served: object) -> ModuleContext:
-    context = module_context()
-    return ModuleContext(
-        settings=context.settings,
-        reactor=context.reactor,
-        run_blocking=context.run_blocking,
-        served=lambda: served,  # type: ignore[arg-type, return-value]
-        log=context.log,
-        requests=None,
-    )
+def context_serving(served: Sequence[IInfoModule]) -> ModuleContext:
+    return replace(module_context(), served=lambda: served)
+
+
+def serving_all() -> MetricsModule:
+    """A metrics module serving every built-in module that has families, on this machine."""
+    served: list[IInfoModule] = []
+    context = context_serving(served)
+    metrics = MetricsModule(context)
+    served += [
+        CpuModule(context),
+        DiskfreeModule(context),
+        MeminfoModule(context),
+        NetworkModule(context),
+        ProcessesModule(context),
+        VersionModule(context, read_system),
+        metrics,
+    ]
+    return metrics
+
+
+@implementer(IInfoModule, IMetricsSource)
+class Failing:
+    """A served module whose families cannot be read."""
+
+    title = description = "failing"
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def collect(self, query: Query) -> Report:
+        return Report(self.name)
+
+    def metrics(self) -> Deferred[list[Metric]]:
+        return fail(OSError(f"no /proc for {self.name}"))
 
 
 class FamiliesTests(TestCase):
     def test_meminfo_names_as_node_exporter(self) -> None:
-        text = exposition(meminfo_families((FIXTURES / "meminfo.txt").read_text())).decode()
+        meminfo = parse_meminfo((FIXTURES / "meminfo.txt").read_text())
+        text = exposition(meminfo_families(meminfo)).decode()
         found = samples(text)
         self.assertEqual(found["node_memory_MemTotal_bytes", ()], 4005164 * 1024)
         self.assertEqual(found["node_memory_Active_anon_bytes", ()], 1596 * 1024)
@@ -114,14 +145,14 @@ class FamiliesTests(TestCase):
 
 class GroundTruthTests(TestCase):
     async def test_memory_equals_proc_meminfo(self) -> None:
-        found = samples(await scrape(MetricsModule(module_context())))
+        found = samples(await scrape(serving_all()))
         for line in Path("/proc/meminfo").read_text().splitlines():
             if line.startswith("MemTotal:"):
                 total = int(line.split()[1]) * 1024
         self.assertEqual(found["node_memory_MemTotal_bytes", ()], total)
 
     async def test_filesystems_equal_statvfs(self) -> None:
-        found = samples(await scrape(MetricsModule(module_context())))
+        found = samples(await scrape(serving_all()))
         sizes = by_name(found, "node_filesystem_size_bytes")
         mounts = exported_mounts(read_mounts())
         self.assertTrue(mounts)
@@ -135,7 +166,7 @@ class GroundTruthTests(TestCase):
             self.assertEqual(found["node_filesystem_device_error", key], 0)
 
     async def test_network_and_cpu_equal_the_kernel(self) -> None:
-        found = samples(await scrape(MetricsModule(module_context())))
+        found = samples(await scrape(serving_all()))
         received = by_name(found, "node_network_receive_bytes_total")
         names = [
             line.split(":")[0].strip()
@@ -161,11 +192,27 @@ class SelectionTests(TestCase):
         return sorted(dict(k)["collector"] for k, v in found.items() if v == 1)
 
     async def test_every_collector_by_default(self) -> None:
-        module = MetricsModule(module_context())
-        self.assertEqual(self.succeeded(await scrape(module)), sorted(module.collectors))
+        module = serving_all()
+        expected = ["cpu", "diskfree", "meminfo", "network", "processes", "time", "version"]
+        self.assertEqual(list(module.collectors()), expected)
+        self.assertEqual(self.succeeded(await scrape(module)), expected)
+
+    def test_every_source_provides_the_interface_whole(self) -> None:
+        module = serving_all()
+        for name, source in module.collectors().items():
+            self.assertTrue(verifyObject(IMetricsSource, source), name)
+            self.assertEqual(source.name, name)
+
+    async def test_only_served_modules_contribute(self) -> None:
+        """A module left out with `Modules =` leaves its families out of /metrics too."""
+        context = module_context()
+        module = MetricsModule(replace(context, served=lambda: [MeminfoModule(context)]))
+        text = await scrape(module)
+        self.assertEqual(self.succeeded(text), ["meminfo", "time"])
+        self.assertNotIn("node_cpu_seconds_total", text)
 
     async def test_collect_and_exclude(self) -> None:
-        module = MetricsModule(module_context())
+        module = serving_all()
         text = await scrape(module, Query((("collect[]", "meminfo"), ("collect[]", "cpu"))))
         self.assertEqual(self.succeeded(text), ["cpu", "meminfo"])
         self.assertNotIn("node_filesystem", text)
@@ -175,7 +222,7 @@ class SelectionTests(TestCase):
         self.assertNotIn("processes", self.succeeded(text))
 
     def test_unknown_collector_is_a_bad_query(self) -> None:
-        module = MetricsModule(module_context())
+        module = serving_all()
         for key in ("collect[]", "exclude[]"):
             with self.assertRaises(InvalidQuery) as caught:
                 module.collect(Query(((key, "nosuch"),)))
@@ -189,9 +236,9 @@ class SelectionTests(TestCase):
 
 class FailureTests(TestCase):
     async def test_a_failing_collector_fails_alone(self) -> None:
-        module = MetricsModule(module_context())
-        module.collectors["meminfo"] = lambda: fail(OSError("no /proc/meminfo"))
-        found = samples(await scrape(module))
+        context = module_context()
+        served = [Failing("meminfo"), CpuModule(context)]
+        found = samples(await scrape(MetricsModule(context_serving(served))))
         self.assertEqual(
             found["twistedspy_scrape_collector_success", (("collector", "meminfo"),)], 0
         )
@@ -212,9 +259,9 @@ class FailureTests(TestCase):
             return os.statvfs("/")
 
         context = module_context()
-        disk = DiskfreeModule(context, statvfs=statvfs, deadline=0.2)
         mounts = [Mount("/dev/root", "/", "ext4"), Mount("server:/x", "/stuck", "nfs")]
-        module = MetricsModule(context_serving(disk), mounts=lambda: mounts)
+        disk = DiskfreeModule(context, lambda: mounts, statvfs=statvfs, deadline=0.2)
+        module = MetricsModule(context_serving([disk]))
         for _ in range(2):
             found = samples(await scrape(module, Query((("collect[]", "diskfree"),))))
             stuck = (("device", "server:/x"), ("fstype", "nfs"), ("mountpoint", "/stuck"))
@@ -248,7 +295,7 @@ class RequestStatsTests(TestCase):
         stats.observe("/nope", 200, 0.0005)
         found = {
             (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-            for metric in stats.collect()
+            for metric in stats.metrics()
             for sample in metric.samples
         }
         requests = "twistedspy_http_requests_total"
@@ -286,6 +333,33 @@ class RequestStatsTests(TestCase):
         )
 
 
+def documented_drop_in() -> str:
+    """The drop-in example of docs/writing-modules.md, as the reader copies it."""
+    text = WRITING_MODULES.read_text()
+    section = text[text.index("## Contributing Prometheus families") :]
+    start = section.index("```python\n") + len("```python\n")
+    return section[start : section.index("```", start)]
+
+
+class DropInTests(TestCase):
+    async def test_the_documented_module_contributes_its_families(self) -> None:
+        moddir = Path(self.mktemp()).resolve()
+        moddir.mkdir(parents=True)
+        (moddir / "greetings.py").write_text(documented_drop_in())
+        server = start_server(self, modules_dir=moddir)
+        for who in ("Ada", "Grace"):
+            self.assertEqual((await server.request("GET", f"/greetings?who={who}")).status, 200)
+        reply = await server.request("GET", "/metrics?collect[]=greetings")
+        found = samples(reply.body.decode())
+        self.assertEqual(found["greetings_total", ()], 2)
+        success = by_name(found, "twistedspy_scrape_collector_success")
+        self.assertEqual(success, {(("collector", "greetings"),): 1})
+        # and it is one collector among the others in a whole scrape
+        whole = samples((await server.request("GET", "/metrics")).body.decode())
+        self.assertEqual(whole["greetings_total", ()], 2)
+        self.assertIn(("node_load1", ()), whole)
+
+
 class TypedBracketsTests(TestCase):
     async def test_collect_with_raw_brackets(self) -> None:
         """`collect[]=` as people type it (curl -g), not only percent-encoded."""
@@ -304,7 +378,7 @@ class InternedNamesTests(TestCase):
         Path and were interned anew the next time. That churn made CPython's table of
         interned strings double (about 1 MiB more RSS) some minutes into the soak.
         """
-        read_uname()
+        read_identity()
         read_system()  # the first call imports the idna codec (socket.getfqdn)
         interned: list[str] = []
         real = sys.intern
@@ -314,6 +388,6 @@ class InternedNamesTests(TestCase):
             return real(text)
 
         self.patch(sys, "intern", counting)
-        read_uname()
+        read_identity()
         read_system()
         self.assertEqual(interned, [])

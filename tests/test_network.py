@@ -7,26 +7,9 @@ from pathlib import Path
 from twisted.trial.unittest import TestCase
 
 from tests.contexts import collect_report, module_context
-from twistedspy.modules.network import (
-    COLUMNS,
-    InterfaceCounters,
-    NetworkModule,
-    NetworkSample,
-    parse_net_dev,
-)
+from twistedspy.modules.network import COLUMNS, NetworkModule, NetworkSample
+from twistedspy.procfs.netdev import InterfaceCounters, parse_net_dev
 from twistedspy.report import Table
-
-FIXTURE = Path(__file__).parent / "fixtures" / "net_dev.txt"
-
-
-class ParseTests(TestCase):
-    def test_fixture(self) -> None:
-        interfaces = parse_net_dev(FIXTURE.read_text())
-        self.assertEqual([i.name for i in interfaces], ["lo", "<b>&x\u00e9.0", "eth0"])
-        self.assertEqual(
-            interfaces[1],
-            InterfaceCounters("<b>&x\u00e9.0", 1234567890123, 10, 1, 2, 500, 5, 3, 4, 7),
-        )
 
 
 class RateTests(TestCase):

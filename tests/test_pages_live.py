@@ -16,8 +16,8 @@ from twisted.trial.unittest import TestCase
 
 from tests.children import start_child, wait_until_sleeping
 from tests.servers import Reply, RunningServer, start_server
-from twistedspy.modules.meminfo import parse_meminfo
-from twistedspy.modules.network import parse_net_dev
+from twistedspy.procfs.meminfo import parse_meminfo
+from twistedspy.procfs.netdev import parse_net_dev
 
 HOSTILE = "<img src=x onerror=alert(1)>"
 
@@ -68,8 +68,8 @@ class ProcessesTests(TestCase):
             "sort=colour": "sort must be one of pid, name, state, user, group, rss, cpu, "
             "threads, start; got 'colour'",
             "order=sideways": "order must be asc or desc; got 'sideways'",
-            "limit=-1": "limit must be a positive whole number; got '-1'",
-            "limit=ten": "limit must be a positive whole number; got 'ten'",
+            "limit=-1": "limit must be a whole number of at least 1; got '-1'",
+            "limit=ten": "limit must be a whole number of at least 1; got 'ten'",
         }
         for query, message in cases.items():
             reply = await server.request("GET", f"/processes?format=json&{query}")
@@ -97,7 +97,7 @@ class MachineTests(TestCase):
     async def test_meminfo_totals_equal_proc_meminfo(self) -> None:
         server = start_server(self)
         reply = await server.request("GET", "/meminfo?format=json")
-        truth = parse_meminfo(Path("/proc/meminfo").read_text())
+        truth = parse_meminfo(Path("/proc/meminfo").read_text()).values()
         memory = {row[0]: row[1] for row in rows_of(reply, 0)}
         swap = {row[0]: row[1] for row in rows_of(reply, 1)}
         self.assertEqual(memory["total"], truth["MemTotal"])

@@ -1,5 +1,5 @@
 # -*- test-case-name: tests.test_security -*-
-"""SPEC §3 over a real socket: logins, throttling, the Host allow-list, CSRF, secrets, TLS.
+"""docs/security.md over a real socket: logins, throttling, Host allow-list, CSRF, secrets, TLS.
 
 Accounts are written by the real `htpasswd -B` (apache2-utils); clients are plain
 `http.client`, `curl` and Chromium talking to a server on 127.0.0.1.
@@ -9,33 +9,44 @@ from __future__ import annotations
 
 import base64
 import datetime
-import functools
+import http.client
 import ipaddress
 import json
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+import bcrypt
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.credentials import IUsernamePassword
 from twisted.cred.portal import Portal
 from twisted.internet import reactor, task
 from twisted.internet.defer import Deferred, fail
-from twisted.internet.threads import deferToThread, deferToThreadPool
+from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
 from zope.interface import implementer
 
+from proof.hostile import handshake
 from tests import servers
 from tests.browser import chromium
-from tests.daemons import child_environment, run_to_exit
+from tests.daemons import (
+    TWISTD,
+    SpyProcess,
+    child_environment,
+    free_port,
+    journal_text,
+    run_to_exit,
+    socket_activated,
+)
 from tests.servers import Reply, RunningServer, start_server
 from tests.support import require_tool
 from twistedspy.auth import Gatekeeper, LoginThrottle, ViewerRealm, make_gatekeeper
@@ -201,7 +212,7 @@ class LoginTests(TestCase):
         self.assertEqual(reply.status, 404)
         reply = await fetch(server, "/", basic("alice", SECRET))
         self.assertEqual(reply.status, 200)
-        # For load balancers and service managers (SPEC §2).
+        # For load balancers and service managers (docs/operations.md).
         reply = await fetch(server, "/-/healthy")
         self.assertEqual(reply.status, 200)
 
@@ -255,6 +266,15 @@ class LoginTests(TestCase):
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 2)
 
 
+def clocked_gatekeeper(server: RunningServer) -> task.Clock:
+    """Give the server the gatekeeper the service builds, with a clock the test moves."""
+    clock = task.Clock()
+    server.service.dispatcher.gatekeeper = make_gatekeeper(
+        server.service.settings, clock, server.service.pools.logins, server.service.log
+    )
+    return clock
+
+
 class ThrottleTests(TestCase):
     async def fail_until_throttled(self, server: RunningServer, limit: int = 10) -> Reply:
         for attempt in range(limit):
@@ -279,14 +299,7 @@ class ThrottleTests(TestCase):
 
     async def test_throttle_lifts_when_the_window_has_passed(self) -> None:
         server, _ = secure_server(self)
-        # The same gatekeeper the service builds, with a clock this test moves.
-        clock = task.Clock()
-        run_blocking = functools.partial(
-            deferToThreadPool, server.service.reactor, server.service.pool
-        )
-        server.service.dispatcher.gatekeeper = make_gatekeeper(
-            server.service.settings, clock, run_blocking, server.service.log
-        )
+        clock = clocked_gatekeeper(server)
         reply = await self.fail_until_throttled(server)
         self.assertEqual(reply.status, 429)
         retry_after = int(reply.header("Retry-After") or "0")
@@ -296,6 +309,181 @@ class ThrottleTests(TestCase):
         clock.advance(1)
         reply = await fetch(server, "/version", basic("alice", SECRET))
         self.assertEqual(reply.status, 200)
+
+    async def test_guesses_spread_over_a_network_are_throttled(self) -> None:
+        # 14 wrong guesses from 14 addresses of one /24: each address is far within its
+        # own budget, but the network's (12) is spent.
+        server, _ = secure_server(self)
+        statuses = []
+        for n in range(10, 24):
+            reply = await fetch(
+                server, "/version", basic("alice", f"guess-{n}"), source=f"127.0.1.{n}"
+            )
+            statuses.append(reply.status)
+        self.assertEqual(statuses, [401] * 12 + [429] * 2)
+        self.assertIn("client=127.0.1.22 outcome=throttled budget=network", server.journal_text())
+        # A neighbour that never failed is throttled with its network ...
+        reply = await fetch(server, "/version", basic("alice", SECRET), source="127.0.1.99")
+        self.assertEqual(reply.status, 429)
+        # ... and another network is not.
+        reply = await fetch(server, "/version", basic("alice", SECRET), source="127.0.2.99")
+        self.assertEqual(reply.status, 200)
+
+    async def test_right_password_while_throttled_then_after_the_delay(self) -> None:
+        server, _ = secure_server(self)
+        clock = clocked_gatekeeper(server)
+        reply = await self.fail_until_throttled(server)
+        self.assertEqual(reply.status, 429)
+        # While throttled the password is not checked: right and wrong get the same
+        # answer, byte for byte but the Date, and neither costs a bcrypt check.
+        right = await server.exchange(raw_request("/version", _basic_line("alice", SECRET)))
+        wrong = await server.exchange(raw_request("/version", _basic_line("alice", "nope")))
+        self.assertEqual(_without_date(right), _without_date(wrong))
+        self.assertTrue(right.startswith(b"HTTP/1.1 429 "), right[:40])
+        journal = server.journal_text()
+        self.assertEqual(journal.count("outcome=throttled"), 3)
+        # Once the throttle's delay has passed, the right password gets in.
+        retry_after = int(reply.header("Retry-After") or "0")
+        clock.advance(retry_after)
+        reply = await fetch(server, "/version", basic("alice", SECRET))
+        self.assertEqual(reply.status, 200)
+
+    async def test_trusted_proxy_names_the_client(self) -> None:
+        server, _ = secure_server(self, trusted_proxies=("127.0.0.1",))
+        for attempt in range(10):
+            headers = {**basic("alice", f"guess-{attempt}"), "X-Forwarded-For": "192.0.2.5"}
+            reply = await fetch(server, "/version", headers)
+            self.assertEqual(reply.status, 401)
+        headers = {**basic("alice", SECRET), "X-Forwarded-For": "192.0.2.5"}
+        self.assertEqual((await fetch(server, "/version", headers)).status, 429)
+        # another client behind the same proxy is not throttled for it
+        headers = {**basic("alice", SECRET), "X-Forwarded-For": "198.51.100.7"}
+        self.assertEqual((await fetch(server, "/version", headers)).status, 200)
+        journal = server.journal_text()
+        self.assertIn("client=192.0.2.5 outcome=failed via=127.0.0.1", journal)
+        self.assertIn("client=198.51.100.7 outcome=ok via=127.0.0.1", journal)
+
+    async def test_forwarded_for_ignored_by_default(self) -> None:
+        server, _ = secure_server(self)
+        headers = {**basic("alice", "wrong"), "X-Forwarded-For": "192.0.2.5"}
+        self.assertEqual((await fetch(server, "/version", headers)).status, 401)
+        journal = server.journal_text()
+        self.assertIn("client=127.0.0.1 outcome=failed", journal)
+        self.assertNotIn("192.0.2.5", journal)
+
+
+def _kill_if_running(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.kill()
+
+
+def _basic_line(user: str, password: str) -> str:
+    return "Authorization: " + basic(user, password)["Authorization"]
+
+
+def _without_date(answer: bytes) -> bytes:
+    return b"\r\n".join(
+        line for line in answer.split(b"\r\n") if not line.lower().startswith(b"date:")
+    )
+
+
+def start_secure_daemon(case: TestCase, accounts: Path) -> SpyProcess:
+    """twistedspy as `twistd spy`, Security on, with these accounts."""
+    folder = Path(case.mktemp()).resolve()
+    folder.mkdir(parents=True)
+    logs = folder / "logs"
+    argv = [*TWISTD, "-n", "--pidfile=", "spy", "--port=0", "--security=on"]
+    argv += [f"--accounts={accounts.resolve()}", f"--log-dir={logs}"]
+    spy = SpyProcess.start(argv, folder, logs)
+    case.addCleanup(spy.stop)
+    return spy
+
+
+def status_of(spy: SpyProcess, path: str, headers: dict[str, str], source: str) -> int:
+    return servers.fetch(spy.port, "GET", path, headers, source=source).status
+
+
+class AccountsReloadTests(TestCase):
+    def test_broken_edit_locks_everyone_out(self) -> None:
+        accounts = accounts_file(self, alice=SECRET, bob=SECRET)
+        spy = start_secure_daemon(self, accounts)
+        self.assertEqual(status_of(spy, "/version", basic("bob", SECRET), "127.0.0.1"), 200)
+        # bob removed in the same edit that adds an MD5 line twistedspy refuses
+        alice_line = next(line for line in accounts.read_text().splitlines() if "alice" in line)
+        accounts.write_text(f"{alice_line}\ncarol:$apr1$abcdefgh$0123456789abcdefghijkl\n")
+        for user in ("bob", "alice"):
+            self.assertEqual(status_of(spy, "/version", basic(user, SECRET), "127.0.0.1"), 401)
+        reply = servers.fetch(spy.port, "GET", "/-/healthy", {})
+        self.assertEqual(reply.status, 503)
+        self.assertEqual(
+            reply.body,
+            b"twistedspy cannot serve pages: the accounts file cannot be read whole;"
+            b" every login is refused.\n",
+        )
+        self.assertIn('outcome="everyone locked out until the file is fixed"', spy.journal())
+        # fixed: alice is back, bob stays out
+        accounts.write_text(alice_line + "\n")
+        self.assertEqual(status_of(spy, "/version", basic("alice", SECRET), "127.0.2.1"), 200)
+        self.assertEqual(status_of(spy, "/version", basic("bob", SECRET), "127.0.2.1"), 401)
+        self.assertEqual(servers.fetch(spy.port, "GET", "/-/healthy", {}).status, 200)
+
+    def test_deleted_file_locks_everyone_out(self) -> None:
+        accounts = accounts_file(self, alice=SECRET)
+        spy = start_secure_daemon(self, accounts)
+        self.assertEqual(status_of(spy, "/version", basic("alice", SECRET), "127.0.0.1"), 200)
+        accounts.unlink()
+        self.assertEqual(status_of(spy, "/version", basic("alice", SECRET), "127.0.0.1"), 401)
+        self.assertEqual(servers.fetch(spy.port, "GET", "/-/healthy", {}).status, 503)
+        self.assertIn("cannot read the accounts file", spy.journal())
+
+
+#: logins of each kind the timing test sends; one loopback /24 each, so no throttle
+TIMING_ROUNDS = 15
+#: the most the median unknown-user or cheap-account failure may differ from a wrong
+#: password for the slowest account, as a ratio: generous for a busy machine, and far
+#: from the 0.05 of a cost-4 dummy against a cost-10 account
+TIMING_BOUND = 1.6
+
+
+def login_ms(spy: SpyProcess, user: str, password: str, source: str) -> float:
+    """Milliseconds from sending a request to its 401, over a new connection."""
+    connection = http.client.HTTPConnection(
+        "127.0.0.1", spy.port, timeout=60, source_address=(source, 0)
+    )
+    try:
+        connection.connect()
+        started = time.perf_counter()
+        connection.request("GET", "/version", headers=basic(user, password))
+        response = connection.getresponse()
+        response.read()
+        elapsed = (time.perf_counter() - started) * 1000
+    finally:
+        connection.close()
+    if response.status != 401:
+        raise AssertionError(f"{user}: {response.status}, not 401")
+    return elapsed
+
+
+class TimingTests(TestCase):
+    def test_unknown_user_costs_as_much_as_the_slowest_account(self) -> None:
+        """Accounts of cost 4 and 10: every failure takes a cost-10 check's time."""
+        accounts = Path(self.mktemp())
+        cheap = bcrypt.hashpw(SECRET.encode(), bcrypt.gensalt(4)).decode()
+        slow = bcrypt.hashpw(SECRET.encode(), bcrypt.gensalt(10)).decode()
+        # most accounts cheap: the old "usual cost" of the dummy hash was 4
+        accounts.write_text(f"ann:{cheap}\nbea:{cheap}\nslow:{slow}\n")
+        spy = start_secure_daemon(self, accounts)
+        unknown, cheap_wrong, slow_wrong = [], [], []
+        for n in range(TIMING_ROUNDS):
+            # interleaved, so that drift in the machine's load hits all three alike
+            unknown.append(login_ms(spy, f"nobody{n}", "wrong", f"127.3.{n}.1"))
+            cheap_wrong.append(login_ms(spy, "ann", f"wrong{n}", f"127.4.{n}.1"))
+            slow_wrong.append(login_ms(spy, "slow", f"wrong{n}", f"127.5.{n}.1"))
+        slowest = statistics.median(slow_wrong)
+        for kind, times in (("unknown user", unknown), ("cost-4 account", cheap_wrong)):
+            ratio = statistics.median(times) / slowest
+            self.assertGreater(ratio, 1 / TIMING_BOUND, f"{kind}: {ratio:.2f}")
+            self.assertLess(ratio, TIMING_BOUND, f"{kind}: {ratio:.2f}")
 
 
 class SecretTests(TestCase):
@@ -477,6 +665,72 @@ class SafeDefaultsTests(TestCase):
         process.send_signal(signal.SIGTERM)
         process.wait(30)
 
+    def twistd_spy(self, *options: str) -> tuple[subprocess.CompletedProcess[str], Path]:
+        folder = Path(self.mktemp()).resolve()
+        folder.mkdir(parents=True)
+        argv = [*TWISTD, "-n", "--pidfile=", "spy", f"--log-dir={folder / 'logs'}", *options]
+        return run_to_exit(argv, cwd=folder), folder
+
+    def test_public_socket_refused_whatever_the_listen_string(self) -> None:
+        # Twisted binds the last interface= given; haproxy: wraps a tcp: endpoint the
+        # old string check did not know. Both bind 0.0.0.0, and both must be refused.
+        for listen in ("tcp:0:interface=127.0.0.1:interface=0.0.0.0", "haproxy:tcp:0"):
+            done, folder = self.twistd_spy(f"--listen={listen}")
+            output = done.stdout + done.stderr
+            self.assertEqual(done.returncode, 1, output)
+            self.assertRegex(
+                output, r"twistedspy: refusing to serve 0\.0\.0\.0 port \d+ without security"
+            )
+            self.assertIn("--insecure", output)
+            self.assertTrue((folder / "logs").is_dir(), "the journal was opened")
+            self.assertNotIn(" start ", journal_text(folder / "logs"), listen)
+
+    def test_loopback_socket_served_whatever_the_listen_string(self) -> None:
+        folder = Path(self.mktemp()).resolve()
+        folder.mkdir(parents=True)
+        listen = "tcp:0:interface=0.0.0.0:interface=127.0.0.1"
+        argv = [*TWISTD, "-n", "--pidfile=", "spy", f"--listen={listen}"]
+        spy = SpyProcess.start([*argv, f"--log-dir={folder / 'logs'}"], folder, folder / "logs")
+        self.addCleanup(spy.stop)
+        self.assertIn("address=127.0.0.1", spy.journal())
+        self.assertEqual(servers.fetch(spy.port, "GET", "/version", {}).status, 200)
+
+    def test_systemd_socket_on_a_public_address_refused(self) -> None:
+        folder = Path(self.mktemp()).resolve()
+        folder.mkdir(parents=True)
+        port = free_port()
+        output = folder / "output.txt"
+        with output.open("wb") as sink:
+            process = subprocess.Popen(
+                socket_activated("0.0.0.0", port, folder / "logs"),
+                cwd=folder,
+                env=child_environment(),
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.addCleanup(process.wait)
+        self.addCleanup(_kill_if_running, process)
+        # The tool binds at once and starts twistd on the first connection, which then
+        # refuses the socket it was handed: no answer, only a closed connection.
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                answer = servers.exchange(port, raw_request("/version"), timeout=60)
+                break
+            except ConnectionResetError:
+                answer = b""
+                break
+            except ConnectionRefusedError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        self.assertEqual(answer, b"")
+        self.assertEqual(process.wait(60), 1)
+        self.assertRegex(
+            output.read_text(), rf"refusing to serve 0\.0\.0\.0 port {port} without security"
+        )
+
     async def test_root_warning_in_the_journal(self) -> None:
         if os.geteuid() != 0:
             self.skipTest("not running as root")
@@ -493,9 +747,16 @@ class SafeDefaultsTests(TestCase):
 # -- TLS
 
 
-def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
-    """A key and a certificate for `localhost` and 127.0.0.1, as PEM files."""
-    key = ec.generate_private_key(ec.SECP256R1())
+def self_signed_certificate(folder: Path, *, rsa_key: bool = False) -> tuple[Path, Path]:
+    """
+    A key and a certificate for `localhost` and 127.0.0.1, as PEM files: ECDSA, or RSA
+    (which alone can offer the plain-RSA key exchange a non-forward-secret cipher uses).
+    """
+    key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey = (
+        rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        if rsa_key
+        else ec.generate_private_key(ec.SECP256R1())
+    )
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
     now = datetime.datetime.now(datetime.UTC)
     certificate = (
@@ -527,10 +788,12 @@ def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
     return key_path, cert_path
 
 
-def tls_server(case: TestCase, **overrides: Any) -> tuple[RunningServer, Path]:
+def tls_server(
+    case: TestCase, *, rsa_key: bool = False, **overrides: Any
+) -> tuple[RunningServer, Path]:
     folder = Path(case.mktemp())
     folder.mkdir(parents=True)
-    key, cert = self_signed_certificate(folder)
+    key, cert = self_signed_certificate(folder, rsa_key=rsa_key)
     listen = f"ssl:0:privateKey={key}:certKey={cert}:interface=127.0.0.1"
     return start_server(case, listen=listen, **overrides), cert
 
@@ -607,6 +870,104 @@ class TLSTests(TestCase):
         url = f"https://127.0.0.1:{server.port}/version"
         title = await deferToThread(chromium_title, url)
         self.assertIn("Version", title)
+
+
+class TLSPolicyTests(TestCase):
+    """TLS 1.2 or later, forward-secret AEAD ciphers only, HSTS when asked: as openssl sees it."""
+
+    def setUp(self) -> None:
+        require_tool("openssl")
+
+    async def test_versions(self) -> None:
+        server, _ = tls_server(self, rsa_key=True)
+        ok, chosen = await deferToThread(handshake, server.port, "-tls1_3")
+        self.assertTrue(ok, chosen)
+        self.assertTrue(chosen.startswith("TLSv1.3 TLS_"), chosen)
+        ok, chosen = await deferToThread(handshake, server.port, "-tls1_2")
+        self.assertTrue(ok, chosen)
+        # the server's order: the first of Mozilla's list that an RSA key can do
+        self.assertEqual(chosen, "TLSv1.2 ECDHE-RSA-AES128-GCM-SHA256")
+        # the client allows TLS 1.1 with any cipher; the server does not
+        ok, chosen = await deferToThread(
+            handshake, server.port, "-tls1_1", "-cipher", "ALL:@SECLEVEL=0"
+        )
+        self.assertFalse(ok, chosen)
+
+    async def test_tls11_refused_even_with_every_cipher_allowed(self) -> None:
+        # OpenSSL 3 refuses TLS 1.1 at its default security level by itself; with that
+        # level lowered, it is TLSMinVersion that still refuses it.
+        server, _ = tls_server(self, rsa_key=True, tls_ciphers="ALL:@SECLEVEL=0")
+        ok, chosen = await deferToThread(
+            handshake, server.port, "-tls1_1", "-cipher", "ALL:@SECLEVEL=0"
+        )
+        self.assertFalse(ok, chosen)
+        ok, chosen = await deferToThread(
+            handshake, server.port, "-tls1_2", "-cipher", "AES128-SHA:@SECLEVEL=0"
+        )
+        self.assertEqual(chosen, "TLSv1.2 AES128-SHA", "TLSCiphers is the operator's to widen")
+
+    async def test_minimum_version_13(self) -> None:
+        server, _ = tls_server(self, tls_min_version="1.3")
+        ok, chosen = await deferToThread(handshake, server.port, "-tls1_2")
+        self.assertFalse(ok, chosen)
+        ok, chosen = await deferToThread(handshake, server.port, "-tls1_3")
+        self.assertTrue(ok, chosen)
+
+    async def test_only_forward_secret_aead_ciphers(self) -> None:
+        server, _ = tls_server(self, rsa_key=True)
+        refused = [
+            "AES128-GCM-SHA256",  # RSA key exchange: no forward secrecy
+            "AES256-GCM-SHA384",
+            "ECDHE-RSA-AES128-SHA",  # CBC: not AEAD
+            "ECDHE-RSA-AES256-SHA384",
+        ]
+        for cipher in refused:
+            ok, chosen = await deferToThread(handshake, server.port, "-tls1_2", "-cipher", cipher)
+            self.assertFalse(ok, f"{cipher}: {chosen}")
+        for cipher in ("ECDHE-RSA-AES128-GCM-SHA256", "ECDHE-RSA-CHACHA20-POLY1305"):
+            ok, chosen = await deferToThread(handshake, server.port, "-tls1_2", "-cipher", cipher)
+            self.assertEqual(chosen, f"TLSv1.2 {cipher}")
+
+    async def test_cipher_list_option(self) -> None:
+        server, _ = tls_server(self, tls_ciphers="ECDHE-ECDSA-CHACHA20-POLY1305")
+        ok, chosen = await deferToThread(
+            handshake, server.port, "-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256"
+        )
+        self.assertFalse(ok, chosen)
+        ok, chosen = await deferToThread(handshake, server.port, "-tls1_2")
+        self.assertEqual(chosen, "TLSv1.2 ECDHE-ECDSA-CHACHA20-POLY1305")
+
+    async def hsts_header(self, server: RunningServer, scheme: str) -> str | None:
+        done = await deferToThread(
+            curl,
+            "--insecure",
+            "--head",
+            f"{scheme}://127.0.0.1:{server.port}/version",
+        )
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertIn(" 200", done.stdout.splitlines()[0])
+        for line in done.stdout.splitlines():
+            name, _, value = line.partition(":")
+            if name.lower() == "strict-transport-security":
+                return value.strip()
+        return None
+
+    async def test_hsts_on_tls_when_asked(self) -> None:
+        require_tool("curl")
+        server, _ = tls_server(self, hsts_max_age=31536000)
+        self.assertEqual(await self.hsts_header(server, "https"), "max-age=31536000")
+        # and on error answers too: every response on the connection
+        done = await deferToThread(
+            curl, "--insecure", "--head", f"https://127.0.0.1:{server.port}/nonesuch"
+        )
+        self.assertIn("strict-transport-security: max-age=31536000", done.stdout.lower())
+
+    async def test_no_hsts_by_default_nor_over_plain_http(self) -> None:
+        require_tool("curl")
+        server, _ = tls_server(self)
+        self.assertIsNone(await self.hsts_header(server, "https"))
+        plain = start_server(self, hsts_max_age=31536000)
+        self.assertIsNone(await self.hsts_header(plain, "http"))
 
 
 def chromium_title(url: str) -> str:

@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,7 +15,14 @@ from pathlib import Path
 
 from twisted.trial.unittest import TestCase
 
-from tests.daemons import ROOT, START_DEADLINE, TWISTD, child_environment, journal_text
+from tests.daemons import (
+    ROOT,
+    START_DEADLINE,
+    child_environment,
+    free_port,
+    journal_text,
+    socket_activated,
+)
 from tests.support import require_tool
 
 CONTRIB = ROOT / "contrib"
@@ -33,13 +39,6 @@ HARDENING = (
     "LogsDirectory=twistedspy",
     "StateDirectory=twistedspy",
 )
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 class UnitFileTests(TestCase):
@@ -78,29 +77,14 @@ class UnitFileTests(TestCase):
 
 class SocketActivationTests(TestCase):
     def test_serves_on_the_socket_it_is_handed(self) -> None:
-        activate = require_tool("systemd-socket-activate")
         folder = Path(self.mktemp()).resolve()
         folder.mkdir(parents=True)
         log_dir = folder / "logs"
         port = free_port()
-        environment = child_environment()
         process = subprocess.Popen(
-            [
-                activate,
-                f"--listen=127.0.0.1:{port}",
-                # twistd's systemd: endpoint needs LISTEN_FDNAMES (TWISTED-NOTES); the
-                # tool sets it only when given a name, as FileDescriptorName= does.
-                "--fdname=twistedspy",
-                f"--setenv=PYTHONPATH={environment['PYTHONPATH']}",
-                *TWISTD,
-                "-n",
-                "--pidfile=",
-                "spy",
-                "--listen=systemd:domain=INET:index=0",
-                f"--log-dir={log_dir}",
-            ],
+            socket_activated("127.0.0.1", port, log_dir),
             cwd=folder,
-            env=environment,
+            env=child_environment(),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,

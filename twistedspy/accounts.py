@@ -1,19 +1,19 @@
 # -*- test-case-name: tests.test_accounts -*-
-"""The accounts file: who may log in, as `htpasswd -B` writes it (SPEC §3).
+"""The accounts file: who may log in, as `htpasswd -B` writes it (docs/security.md).
 
 One `user:bcrypt-hash` a line. Only bcrypt is accepted: the other hashes htpasswd can
 write (MD5 `$apr1$`, `{SHA}`, crypt, plaintext) are fast enough to brute-force, so a file
 that holds one stops start-up instead of quietly weakening every login.
 
-The file is re-read when it changes, so accounts can be added without a restart; a change
-that breaks the file keeps the accounts last read and says so in the journal.
+The file is re-read when it changes, so accounts can be added or removed without a
+restart; a change that breaks the file locks everyone out until it is fixed, and says so
+in the journal and on `/-/healthy`.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -116,6 +116,12 @@ class AccountsFile:
     is seen by the very next login rather than up to a second later). The file is read
     again only when its inode, size or mtime_ns differ from the version last read, so an
     atomic replace (new inode) and an in-place edit are both noticed.
+
+    A changed file that cannot be read or parsed whole locks everyone out until it is
+    fixed (fail closed): keeping the accounts last read would keep a user the edit meant
+    to remove (say, removed in the same edit that added an `$apr1$` line, or by deleting
+    the file). The lock-out is journalled once per broken version, and
+    `health_problem` reports it for `/-/healthy`.
     """
 
     def __init__(self, path: Path, *, log: Logger | None = None) -> None:
@@ -129,7 +135,9 @@ class AccountsFile:
         except OSError as error:
             why = f"cannot read the accounts file: {_reason(error)}"
             raise AccountsError(f"{path}: {why}") from None
-        self._seen = _signature(status)
+        #: the version last read, whole or not; None when the file could not be seen
+        self._seen: _Signature | None = _signature(status)
+        self._highest_cost = _highest_cost(self._accounts)
 
     def _read(self) -> dict[str, Account]:
         try:
@@ -138,46 +146,56 @@ class AccountsFile:
             raise AccountsError(f"{self.path}: not UTF-8 text ({error.reason})") from None
         return parse_accounts(text, source=str(self.path))
 
-    def usual_cost(self) -> int:
+    def highest_cost(self) -> int:
         """
-        The bcrypt cost most accounts use (the higher on a tie; 12 with no accounts).
+        The highest bcrypt cost of the accounts last read whole (12 with no accounts).
 
         A login for an unknown user is checked against a dummy hash of this cost, so that
-        it takes as long as a wrong password for a real one (SPEC §3).
+        it takes as long as a wrong password for the slowest account: with accounts of
+        mixed costs, any lower cost would tell the slow accounts' names apart. It outlives
+        a lock-out, so that locking everyone out does not change what a 401 costs.
         """
-        costs = Counter(account.cost for account in self._accounts.values())
-        if not costs:
-            return 12
-        return max(costs, key=lambda cost: (costs[cost], cost))
+        return self._highest_cost
 
     def lookup(self, user: str) -> Account | None:
         """The account named `user` in the file as it is now, or None."""
         self._refresh()
         return self._accounts.get(user)
 
+    def health_problem(self) -> str | None:
+        """Why no one can log in (one line, naming no user or path), or None."""
+        self._refresh()
+        if self._rejected is None:
+            return None
+        return "the accounts file cannot be read whole; every login is refused"
+
     def _refresh(self) -> None:
         try:
-            seen = _signature(self.path.stat())
+            seen: _Signature | None = _signature(self.path.stat())
         except OSError as error:
-            self._keep(str(error.errno), f"cannot read the accounts file: {_reason(error)}")
+            seen = None
+            why = f"cannot read the accounts file: {_reason(error)}"
+            self._lock_out(str(error.errno), why)
+        if seen is None or seen == self._seen:
+            self._seen = seen
             return
-        if seen == self._seen:
-            return
+        self._seen = seen
         try:
             accounts = self._read()
         except OSError as error:
-            self._keep(seen, f"cannot read the accounts file: {_reason(error)}")
+            self._lock_out(seen, f"cannot read the accounts file: {_reason(error)}")
             return
         except AccountsError as error:
-            self._keep(seen, str(error))
+            self._lock_out(seen, str(error))
             return
         self._accounts = accounts
-        self._seen = seen
+        self._highest_cost = _highest_cost(accounts)
         self._rejected = None
         record(self._log, "accounts", file=str(self.path), outcome="reloaded", users=len(accounts))
 
-    def _keep(self, rejected: _Signature | str, why: str) -> None:
-        """Keep serving the last good accounts; journal each new problem once."""
+    def _lock_out(self, rejected: _Signature | str, why: str) -> None:
+        """Refuse every login until the file is fixed; journal each new problem once."""
+        self._accounts = {}
         if rejected == self._rejected:
             return
         self._rejected = rejected
@@ -186,9 +204,13 @@ class AccountsFile:
             "accounts",
             LogLevel.error,
             file=str(self.path),
-            outcome="kept previous accounts",
+            outcome="everyone locked out until the file is fixed",
             error=why,
         )
+
+
+def _highest_cost(accounts: dict[str, Account]) -> int:
+    return max((account.cost for account in accounts.values()), default=12)
 
 
 def _reason(error: OSError) -> str:

@@ -16,8 +16,10 @@ import hmac
 import ipaddress
 import math
 import secrets
+import statistics
+import time
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -119,6 +121,9 @@ def _dummy_hash(cost: int) -> bytes:
 #: a verified login: (user, hash it matched, keyed digest of the password)
 _CacheKey = tuple[str, bytes, bytes]
 
+#: how many recent checks at the highest cost the padding of cheaper failures is taken from
+_TIMING_SAMPLES = 9
+
 
 @implementer(ICredentialsChecker)
 class AccountsChecker:
@@ -130,6 +135,13 @@ class AccountsChecker:
     a time so that a burst of logins cannot take every thread. Successful logins are
     remembered (LRU, `cache_size` entries) so a browser's every request does not pay
     300 ms again; the entry is keyed by the hash too, so a changed password misses it.
+
+    Every failed login costs as long as a check at the highest cost in the file, so no
+    user name can be told apart by timing whatever costs the accounts use
+    (docs/security.md): an unknown user is checked against a dummy hash of that cost, and
+    a wrong password for a cheaper account is padded, in its worker thread, to the median
+    of the recent checks at that cost (until there is one, the dummy check itself is run
+    after it).
     """
 
     credentialInterfaces = (IUsernamePassword,)  # noqa: N815 (ICredentialsChecker's name)
@@ -151,6 +163,9 @@ class AccountsChecker:
         # that lives only in this process cannot be brute-forced from a memory dump.
         self._cache_secret = secrets.token_bytes(32)
         self._dummies: dict[int, bytes] = {}
+        # seconds taken by recent checks at the highest cost, appended by worker threads
+        # (deque.append is atomic)
+        self._slowest: dict[int, deque[float]] = {}
 
     def requestAvatarId(self, credentials: IUsernamePassword) -> Deferred[bytes | tuple[()]]:
         username: bytes = credentials.username
@@ -163,9 +178,11 @@ class AccountsChecker:
         except UnicodeDecodeError:
             user = ""
         account = self._accounts.lookup(user) if user else None
-        # An unknown user costs a bcrypt check all the same (SPEC §3: no enumeration by
-        # timing), against a dummy hash of the cost the real accounts use.
-        hashed = self._dummy(self._accounts.usual_cost()) if account is None else account.hash
+        highest = self._accounts.highest_cost()
+        if account is None:
+            hashed, cost = self._dummy(highest), highest
+        else:
+            hashed, cost = account.hash, account.cost
         key = (user, hashed, hmac.digest(self._cache_secret, password, hashlib.sha256))
         if account is not None and key in self._verified:
             self._verified.move_to_end(key)
@@ -178,9 +195,28 @@ class AccountsChecker:
             return username
 
         checked: Deferred[bool] = self._checks.run(
-            self._run_blocking, _password_matches, password, hashed
+            self._run_blocking, self._check, password, hashed, cost, highest
         )
         return checked.addCallback(decide)
+
+    def _check(self, password: bytes, hashed: bytes, cost: int, highest: int) -> bool:
+        """
+        bcrypt's verdict on a hash of `cost`, taking at least as long as a check at cost
+        `highest` when it fails. Runs in a worker thread: the padding sleeps there, never
+        on the reactor.
+        """
+        started = time.perf_counter()
+        matched = _password_matches(password, hashed)
+        elapsed = time.perf_counter() - started
+        samples = self._slowest.setdefault(highest, deque(maxlen=_TIMING_SAMPLES))
+        if cost >= highest:
+            samples.append(elapsed)
+        elif not matched:
+            if samples:
+                time.sleep(max(0.0, statistics.median(list(samples)) - elapsed))
+            else:
+                self._check(password, self._dummy(highest), highest, highest)
+        return matched
 
     def _dummy(self, cost: int) -> bytes:
         if cost not in self._dummies:
@@ -196,14 +232,6 @@ class AccountsChecker:
 
 class LoginFailed(Exception):
     """Missing, malformed or wrong credentials: answered 401 with `WWW_AUTHENTICATE`."""
-
-
-class LoginThrottled(Exception):
-    """Too many failed logins from this address: answered 429 with `Retry-After`."""
-
-    def __init__(self, retry_after: int) -> None:
-        super().__init__(f"too many failed logins; retry after {retry_after} s")
-        self.retry_after = retry_after
 
 
 def credentials_from(
@@ -256,72 +284,77 @@ def _basic_credentials(authorization: str) -> UsernamePassword:
     return UsernamePassword(user_id, password)
 
 
-def _client_key(client: str) -> str:
+class LoginThrottled(Exception):
+    """Too many failed logins from this address, its network or everyone: answered 429."""
+
+    def __init__(self, retry_after: int, budget: str = "address") -> None:
+        super().__init__(f"too many failed logins; retry after {retry_after} s")
+        self.retry_after = retry_after
+        #: which budget was spent: "address", "network" or "everyone"
+        self.budget = budget
+
+
+def _budget_keys(client: str) -> tuple[str, str]:
     """
-    The address failures are counted against.
+    The address and the network failures from `client` are counted against.
 
     An IPv6 client usually holds a whole /64, so counting single addresses would give it
-    2**64 fresh budgets.
+    2**64 fresh budgets; its network is the /56 a home or small site is typically given
+    (RFC 6177 §3). An IPv4 client's network is its /24. An IPv4-mapped IPv6 address is
+    its IPv4 address. A client that is not an IP address (a UNIX socket's peer) is its
+    own network.
     """
     try:
         address = ipaddress.ip_address(client)
     except ValueError:
-        return client
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is None:
-        return str(ipaddress.IPv6Network((address, 64), strict=False))
+        return client, client
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return str(address.ipv4_mapped)
-    return str(address)
+        address = address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address):
+        return (
+            str(ipaddress.IPv6Network((address, 64), strict=False)),
+            str(ipaddress.IPv6Network((address, 56), strict=False)),
+        )
+    return str(address), str(ipaddress.IPv4Network((address, 24), strict=False))
 
 
-class LoginThrottle:
+class _SlidingWindow:
     """
-    Refuses logins from an address after `max_failures` failures within `window` seconds.
+    Failures per key within `window` seconds, and attempts still being checked.
 
-    A sliding window per address: each failure counts for `window` seconds. Attempts
-    still being checked count as failures until they end, or a client could fire a
-    hundred guesses at once before the first one fails. A success does not wipe the
-    address's failures (one known account must not buy unlimited guesses at others).
-    Memory stays bounded: addresses with no failure in the window are dropped, and at
-    most `max_clients` addresses are tracked (the stalest dropped first).
+    Attempts in flight count as failures until they end, or a client could fire a
+    hundred guesses at once before the first one fails. Memory stays bounded: keys with
+    no failure in the window are dropped, and at most `max_keys` are kept (the stalest
+    dropped first).
     """
 
-    def __init__(
-        self,
-        clock: IReactorTime,
-        *,
-        max_failures: int = 10,
-        window: float = 300.0,
-        max_clients: int = 10_000,
-    ) -> None:
-        self._clock = clock
-        self._max_failures = max_failures
+    def __init__(self, budget: int, window: float, max_keys: int) -> None:
+        self.budget = budget
         self._window = window
-        self._max_clients = max_clients
-        # address -> times of its failures, the address failing most recently last
-        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+        self._max_keys = max_keys
+        # key -> times of its failures, the key failing most recently last
+        self.failures: OrderedDict[str, deque[float]] = OrderedDict()
         self._pending: dict[str, int] = {}
 
-    def begin(self, client: str) -> None:
-        """Start an attempt from `client`, or raise `LoginThrottled`; then `end` it."""
-        key = _client_key(client)
-        now = self._clock.seconds()
+    def wait(self, key: str, now: float) -> float:
+        """Seconds until `key` may try once more; 0 when it may now."""
         self._forget_before(now - self._window)
-        failures = self._failures.get(key, deque())
+        failures = self.failures.get(key, deque())
         while failures and failures[0] <= now - self._window:
             failures.popleft()
-        pending = self._pending.get(key, 0)
-        excess = len(failures) + pending - self._max_failures + 1
-        if excess > 0:
-            # Free again once `excess` of its failures have left the window; when attempts
-            # in flight fill the budget, they end within a few seconds.
-            wait = failures[excess - 1] + self._window - now if excess <= len(failures) else 1.0
-            raise LoginThrottled(max(1, math.ceil(wait)))
-        self._pending[key] = pending + 1
+        excess = len(failures) + self._pending.get(key, 0) - self.budget + 1
+        if excess <= 0:
+            return 0.0
+        if excess > len(failures):
+            # Attempts in flight fill the budget: they end within a few seconds.
+            return 1.0
+        # Free again once `excess` of its failures have left the window.
+        return failures[excess - 1] + self._window - now
 
-    def end(self, client: str, *, failed: bool) -> None:
-        """End an attempt `begin` let through, counting it if it failed."""
-        key = _client_key(client)
+    def begin(self, key: str) -> None:
+        self._pending[key] = self._pending.get(key, 0) + 1
+
+    def end(self, key: str, *, failed: bool, now: float) -> None:
         pending = self._pending.get(key, 0) - 1
         if pending > 0:
             self._pending[key] = pending
@@ -329,21 +362,116 @@ class LoginThrottle:
             self._pending.pop(key, None)
         if not failed:
             return
-        failures = self._failures.pop(key, None)
+        failures = self.failures.pop(key, None)
         if failures is None:
-            failures = deque(maxlen=self._max_failures)
-        failures.append(self._clock.seconds())
-        self._failures[key] = failures
-        while len(self._failures) > self._max_clients:
-            self._failures.popitem(last=False)
+            failures = deque(maxlen=self.budget)
+        failures.append(now)
+        self.failures[key] = failures
+        while len(self.failures) > self._max_keys:
+            self.failures.popitem(last=False)
 
     def _forget_before(self, cutoff: float) -> None:
-        # Ordered by latest failure: stop at the first address still inside the window.
-        while self._failures:
-            key, failures = next(iter(self._failures.items()))
+        # Ordered by latest failure: stop at the first key still inside the window.
+        while self.failures:
+            key, failures = next(iter(self.failures.items()))
             if failures and failures[-1] > cutoff:
                 return
-            del self._failures[key]
+            del self.failures[key]
+
+
+class LoginThrottle:
+    """
+    Refuses logins with 429 once a budget of failures within `window` seconds is spent:
+    `max_failures` per address, `network_failures` per network (/24, IPv6 /56), and
+    `global_failures` for everyone together.
+
+    Each budget is a sliding window: a failure counts for `window` seconds, and each one
+    that leaves it lets one more attempt through. While throttled, the password is not
+    checked at all, so the right one and a wrong one get the same 429 after the same
+    time (no oracle); the right one gets in once the `Retry-After` has passed. A success
+    does not wipe any failures (one known account must not buy unlimited guesses at
+    others). The global budget caps guessing from many networks at once; when an attack
+    spends it, every new login waits for it to refill (cached logins are no exception:
+    a 200 for a cached password would be an oracle that skips the throttle).
+    """
+
+    def __init__(
+        self,
+        clock: IReactorTime,
+        *,
+        max_failures: int = 10,
+        network_failures: int = 12,
+        global_failures: int = 100,
+        window: float = 300.0,
+        max_clients: int = 10_000,
+    ) -> None:
+        self._clock = clock
+        self._budgets = (
+            ("address", _SlidingWindow(max_failures, window, max_clients)),
+            ("network", _SlidingWindow(network_failures, window, max_clients)),
+            ("everyone", _SlidingWindow(global_failures, window, 1)),
+        )
+
+    def _keys(self, client: str) -> tuple[str, str, str]:
+        address, network = _budget_keys(client)
+        return address, network, ""
+
+    def begin(self, client: str) -> None:
+        """Start an attempt from `client`, or raise `LoginThrottled`; then `end` it."""
+        now = self._clock.seconds()
+        keys = self._keys(client)
+        waits = [
+            (window.wait(key, now), name)
+            for (name, window), key in zip(self._budgets, keys, strict=True)
+        ]
+        wait, budget = max(waits)
+        if wait > 0:
+            raise LoginThrottled(max(1, math.ceil(wait)), budget)
+        for (_, window), key in zip(self._budgets, keys, strict=True):
+            window.begin(key)
+
+    def end(self, client: str, *, failed: bool) -> None:
+        """End an attempt `begin` let through, counting it if it failed."""
+        now = self._clock.seconds()
+        for (_, window), key in zip(self._budgets, self._keys(client), strict=True):
+            window.end(key, failed=failed, now=now)
+
+
+class TrustedProxies:
+    """
+    The proxies whose `X-Forwarded-For` is believed; none unless configured.
+
+    A request that came through them is counted against, and journalled with, the client
+    they name instead of the proxy's own address. The header is read from the right (each
+    proxy appends the address it was connected from, RFC 7239 §5.2 for its successor
+    `Forwarded`): the client is the first address, from the right, that is not itself a
+    trusted proxy. Anything left of it was written by the client and proves nothing.
+    """
+
+    def __init__(self, networks: Sequence[str] = ()) -> None:
+        self._networks = tuple(ipaddress.ip_network(n, strict=False) for n in networks)
+
+    def _trusted(self, address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in network for network in self._networks)
+
+    def client_of(self, peer: str, forwarded_for: Sequence[str]) -> str:
+        """The client a connection from `peer` with these X-Forwarded-For values is for."""
+        if not self._networks or not forwarded_for:
+            return peer
+        hops = [hop.strip() for value in forwarded_for for hop in value.split(",")]
+        client = peer
+        for hop in reversed(hops):
+            if not self._trusted(client):
+                break
+            try:
+                client = str(ipaddress.ip_address(hop))
+            except ValueError:
+                break  # not an address: the proxy that passed it on is the client we know
+        return client
 
 
 #: what every request presents while Security is off (Anonymous holds no state)
@@ -367,18 +495,58 @@ class Gatekeeper:
         log: Logger,
         *,
         ignore_credentials: bool = False,
+        proxies: TrustedProxies | None = None,
+        accounts: AccountsFile | None = None,
     ) -> None:
         self._portal = portal
         self._throttle = throttle
         self._log = log
+        self._proxies = proxies if proxies is not None else TrustedProxies()
+        self._accounts = accounts
         #: Security off: whatever a request carries, it is let in as anonymous
         self._ignore_credentials = ignore_credentials
         #: whether anyone reads the debug event of each anonymous login (the journal in
         #: verbose mode does; its mode is fixed for its life): asked once, not per request
         self._journal_anonymous = keeps(log, "authorization", LogLevel.debug)
 
-    def login(self, credentials: ICredentials, client: str) -> Deferred[Viewer]:
-        """The Viewer for these credentials; fails with LoginThrottled or LoginFailed."""
+    def health_problem(self) -> str | None:
+        """Why nobody can log in now (one line for `/-/healthy`), or None."""
+        return None if self._accounts is None else self._accounts.health_problem()
+
+    def admit(
+        self,
+        secrets: Mapping[str, str],
+        authorization: Callable[[], str | None],
+        peer: str,
+        forwarded_for: Sequence[str] = (),
+    ) -> Deferred[Viewer]:
+        """
+        The Viewer for what a request carries: `login` and `password` in `secrets`, or
+        the `Authorization` header `authorization` reads (see `credentials_from`). With
+        Security off nothing is read, not even an Authorization meant for something else,
+        so nothing can fail: this is the one place that decides it.
+        """
+        if self._ignore_credentials:
+            return self.login(_ANONYMOUS, peer, forwarded_for)
+        try:
+            credentials = credentials_from(
+                secrets.get("login"), secrets.get("password"), authorization()
+            )
+        except LoginFailed as error:
+            return fail(error)
+        return self.login(credentials, peer, forwarded_for)
+
+    def login(
+        self, credentials: ICredentials, peer: str, forwarded_for: Sequence[str] = ()
+    ) -> Deferred[Viewer]:
+        """
+        The Viewer for these credentials from a connection with `peer`, through the
+        proxies named in `forwarded_for` (X-Forwarded-For values, believed only from
+        trusted proxies); fails with LoginThrottled or LoginFailed.
+        """
+        client = self._proxies.client_of(peer, forwarded_for)
+        # the proxy it came through, beside the client it named
+        via = {"via": peer} if client != peer else {}
         if self._ignore_credentials:
             # Security off: every request through the Portal as anonymous, all the same,
             # without the throttle's bookkeeping (nothing to guess) and without the
@@ -398,7 +566,7 @@ class Gatekeeper:
             try:
                 self._throttle.begin(client)
             except LoginThrottled as error:
-                self._journal(user, client, "throttled", LogLevel.warn)
+                self._journal(user, client, "throttled", LogLevel.warn, budget=error.budget, **via)
                 return fail(error)
 
         def admitted(result: tuple[type[Interface], object, Callable[[], None]]) -> Viewer:
@@ -409,7 +577,7 @@ class Gatekeeper:
             # Security off lets every request in anonymously: debug detail, which the
             # journal keeps in verbose mode only.
             level = LogLevel.info if guessing else LogLevel.debug
-            self._journal(user, client, "ok", level)
+            self._journal(user, client, "ok", level, **via)
             return avatar
 
         def refused(failure: Failure) -> Failure:
@@ -418,10 +586,11 @@ class Gatekeeper:
                 self._throttle.end(client, failed=unauthorized)
             if not unauthorized:
                 # the checker broke (a thread time-out, say): not the client's fault
-                self._journal(user, client, "error", LogLevel.error)
+                self._journal(user, client, "error", LogLevel.error, **via)
                 return failure
             outcome = "failed" if guessing else "missing"
-            self._journal(user, client, outcome, LogLevel.warn if guessing else LogLevel.info)
+            level = LogLevel.warn if guessing else LogLevel.info
+            self._journal(user, client, outcome, level, **via)
             raise LoginFailed(
                 "wrong user name or password" if guessing else "credentials required"
             )
@@ -447,8 +616,12 @@ class Gatekeeper:
         self._journal(None, client, "missing", LogLevel.info)
         raise LoginFailed("credentials required")
 
-    def _journal(self, user: str | None, client: str, outcome: str, level: LogLevel) -> None:
-        record(self._log, "authorization", level, user=user, client=client, outcome=outcome)
+    def _journal(
+        self, user: str | None, client: str, outcome: str, level: LogLevel, **extra: str
+    ) -> None:
+        record(
+            self._log, "authorization", level, user=user, client=client, outcome=outcome, **extra
+        )
 
 
 def make_gatekeeper(
@@ -462,5 +635,12 @@ def make_gatekeeper(
     if not settings.security:
         portal = Portal(ViewerRealm(), [AllowAnonymousAccess()])
         return Gatekeeper(portal, throttle, log, ignore_credentials=True)
-    checker = AccountsChecker(AccountsFile(settings.account_file, log=log), run_blocking)
-    return Gatekeeper(Portal(ViewerRealm(), [checker]), throttle, log)
+    accounts = AccountsFile(settings.account_file, log=log)
+    checker = AccountsChecker(accounts, run_blocking)
+    return Gatekeeper(
+        Portal(ViewerRealm(), [checker]),
+        throttle,
+        log,
+        proxies=TrustedProxies(settings.trusted_proxies),
+        accounts=accounts,
+    )

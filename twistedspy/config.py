@@ -28,8 +28,14 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 
 from twistedspy.settings import Settings
+
+if TYPE_CHECKING:
+    from twisted.internet.interfaces import IAddress
 
 #: the config file's name, looked for in an entry point's default folder
 DEFAULT_CONFIG_NAME = "spy.conf"
@@ -128,6 +134,41 @@ def _seconds(text: str) -> float:
     return seconds
 
 
+def _networks(text: str) -> tuple[str, ...]:
+    if text.lower() == "none":
+        return ()
+    networks = _names(text, "IP addresses or networks (or 'none')")
+    for network in networks:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise _BadValue(f"{network!r} is not an IP address or network") from None
+    return networks
+
+
+def _tls_version(text: str) -> str:
+    if text not in ("1.2", "1.3"):
+        raise _BadValue(f"{text!r} is not a TLS version this server offers (1.2 or 1.3)")
+    return text
+
+
+def _ciphers(text: str) -> str:
+    # Asked of OpenSSL itself, so that a typo stops start-up instead of every handshake.
+    from OpenSSL import SSL  # noqa: PLC0415 - only when a cipher list is given
+
+    try:
+        SSL.Context(SSL.TLS_METHOD).set_cipher_list(text.encode("ascii"))
+    except (SSL.Error, UnicodeEncodeError):
+        raise _BadValue(f"{text!r} selects no cipher OpenSSL knows") from None
+    return text
+
+
+def _whole_seconds(text: str) -> int:
+    if not re.fullmatch(r"[0-9]{1,10}", text):
+        raise _BadValue(f"{text!r} is not a whole number of seconds (0 or more)")
+    return int(text)
+
+
 @dataclass(frozen=True, slots=True)
 class Key:
     """One setting as the config file and the command line spell it."""
@@ -166,8 +207,14 @@ KEYS: tuple[Key, ...] = (
     Key("KeepAliveTimeout", "keepalive_timeout", "--keepalive-timeout", _seconds),
     Key("ModuleTimeout", "module_timeout", "--module-timeout", _seconds),
     Key("MessageFile", "message_file", "--message-file", _path, is_path=True),
+    Key("MessageMaxBytes", "message_max_bytes", "--message-max-bytes", _client_count),
+    Key("MessageRate", "message_rate", "--message-rate", _client_count),
     Key("AllowedHosts", "allowed_hosts", "--allowed-hosts", _hosts),
     Key("Insecure", "insecure", "--insecure", _switch),
+    Key("TrustedProxies", "trusted_proxies", "--trusted-proxies", _networks),
+    Key("TLSMinVersion", "tls_min_version", "--tls-min-version", _tls_version),
+    Key("TLSCiphers", "tls_ciphers", "--tls-ciphers", _ciphers),
+    Key("HSTSMaxAge", "hsts_max_age", "--hsts-max-age", _whole_seconds),
 )
 
 _BY_NAME = {key.name.lower(): key for key in KEYS}
@@ -281,46 +328,64 @@ def load_settings(
     return settings
 
 
-def bound_interface(settings: Settings) -> str | None:
-    """
-    The address the listening socket binds, or None when it cannot be told from the
-    settings (a systemd-passed socket, a UNIX socket, another endpoint type).
-
-    A `tcp`/`ssl` endpoint without `interface=` binds every address, shown as "0.0.0.0".
-    """
-    if settings.listen is None:
-        return settings.address
-    # Endpoint strings separate arguments with ':' and escape a literal ':' as '\:'
-    # (twisted.internet.endpoints.serverFromString).
-    parts = [p.replace("\\:", ":") for p in re.split(r"(?<!\\):", settings.listen)]
-    kind, arguments = parts[0].lower(), parts[1:]
-    for argument in arguments:
-        name, equals, value = argument.partition("=")
-        if equals and name == "interface":
-            return value
-    if kind in ("tcp", "tcp6", "ssl"):
-        return "::" if kind == "tcp6" else "0.0.0.0"  # noqa: S104 - it names what binds
-    return None
-
-
-def _is_loopback(address: str) -> bool:
+def is_loopback(address: str) -> bool:
+    """Whether an IP address (or `localhost`) names this machine's loopback interface."""
     if address.lower() == "localhost":
         return True
     try:
-        return ipaddress.ip_address(address.strip("[]")).is_loopback
+        ip = ipaddress.ip_address(address.strip("[]"))
     except ValueError:
         return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped.is_loopback
+    return ip.is_loopback
 
 
-def check_settings(settings: Settings) -> None:
-    """Refuse settings that must not start the server, whatever layer they came from."""
-    interface = bound_interface(settings)
-    if settings.security or settings.insecure or interface is None or _is_loopback(interface):
-        return
-    raise ConfigError(
-        f"refusing to serve {interface} without security: it is not a loopback address, "
+def is_local(bound: IAddress) -> bool:
+    """
+    Whether a bound listening socket can be reached from this machine only.
+
+    Decided on the address the socket actually has, whatever endpoint string made it
+    (Twisted takes the last `interface=` given; `haproxy:`, `systemd:` and plugins wrap
+    or adopt sockets a string cannot describe). A UNIX socket is local: it has no network
+    address, and the file's permissions decide who may connect. Any other kind of
+    address is not known to be local, so it is not.
+    """
+    if isinstance(bound, UNIXAddress):
+        return True
+    if isinstance(bound, IPv4Address | IPv6Address):
+        return is_loopback(bound.host)
+    return False
+
+
+def _refusal(where: str) -> ConfigError:
+    return ConfigError(
+        f"refusing to serve {where} without security: it is not a loopback address, "
         f"so anyone who can reach it would see this machine. Turn security on "
         f"('--security on --accounts FILE', or 'Security = on' and 'AccountFile = FILE' "
         f"in the config file; make FILE with twistedspy-passwd), or bind 127.0.0.1, "
         f"or pass --insecure (or 'Insecure = yes') to serve it anyway"
     )
+
+
+def check_settings(settings: Settings) -> None:
+    """
+    Refuse settings that must not start the server, whatever layer they came from.
+
+    An `Address` is known before binding, so a non-loopback one is refused before
+    anything is opened; a `Listen` endpoint is judged by `check_listening` on the socket
+    it binds.
+    """
+    if settings.security or settings.insecure or settings.listen is not None:
+        return
+    if not is_loopback(settings.address):
+        raise _refusal(settings.address)
+
+
+def check_listening(settings: Settings, bound: IAddress) -> None:
+    """Refuse to serve on a socket reachable from other machines while Security is off."""
+    if settings.security or settings.insecure or is_local(bound):
+        return
+    host = getattr(bound, "host", None)
+    port = getattr(bound, "port", None)
+    raise _refusal(f"{host} port {port}" if host is not None else repr(bound))

@@ -13,6 +13,15 @@ from typing import Literal
 
 LogMode = Literal["short", "verbose"]
 
+#: Mozilla's "intermediate" TLS 1.2 ciphers (ssl-config.mozilla.org, guidelines 5.7):
+#: ECDHE or DHE key exchange only (forward secrecy), AEAD only (GCM, ChaCha20-Poly1305).
+TLS_INTERMEDIATE_CIPHERS = (
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
+    "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305"
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Settings:
@@ -37,10 +46,22 @@ class Settings:
     keepalive_timeout: float = 5.0
     module_timeout: float = 10.0
     message_file: Path = Path("messages.jsonl")
+    #: the size past which MessageFile takes no more messages (507)
+    message_max_bytes: int = 10 * 1024 * 1024
+    #: messages one client address may post a minute (429 past it)
+    message_rate: int = 10
     #: host names the Host header may carry; None means SPEC §3's default rule
     allowed_hosts: tuple[str, ...] | None = None
     #: serve without security on a non-loopback address
     insecure: bool = False
+    #: proxies (addresses or networks) whose X-Forwarded-For names the client; none
+    trusted_proxies: tuple[str, ...] = ()
+    #: the oldest TLS version an `ssl:` listener accepts: "1.2" or "1.3"
+    tls_min_version: str = "1.2"
+    #: the OpenSSL cipher list for TLS 1.2 (every TLS 1.3 suite is forward-secret AEAD)
+    tls_ciphers: str = TLS_INTERMEDIATE_CIPHERS
+    #: Strict-Transport-Security max-age in seconds on TLS connections; 0 sends none
+    hsts_max_age: int = 0
 
     def endpoint(self) -> str:
         """The server endpoint description to listen on."""

@@ -98,11 +98,50 @@ _PARAMETERS: tuple[tuple[str, str | None, str, str], ...] = (
         "where the message module stores what it receives [default: messages.jsonl]",
     ),
     (
+        "message-max-bytes",
+        None,
+        "message_max_bytes",
+        "bytes past which the message file takes no more messages (507) [default: 10485760]",
+    ),
+    (
+        "message-rate",
+        None,
+        "message_rate",
+        "messages one client address may post a minute (429 past it) [default: 10]",
+    ),
+    (
         "allowed-hosts",
         None,
         "allowed_hosts",
         "comma list of host names the Host header may carry, or * for any "
         "[default: loopback names and the bound address while security is off, any while on]",
+    ),
+    (
+        "trusted-proxies",
+        None,
+        "trusted_proxies",
+        "comma list of proxy addresses or networks whose X-Forwarded-For names the client "
+        "for the login throttle and the journal [default: none]",
+    ),
+    (
+        "tls-min-version",
+        None,
+        "tls_min_version",
+        "oldest TLS version an ssl: listener accepts, 1.2 or 1.3 [default: 1.2]",
+    ),
+    (
+        "tls-ciphers",
+        None,
+        "tls_ciphers",
+        "OpenSSL cipher list for TLS 1.2 [default: Mozilla intermediate: ECDHE/DHE with "
+        "AES-GCM or ChaCha20-Poly1305]",
+    ),
+    (
+        "hsts-max-age",
+        None,
+        "hsts_max_age",
+        "send Strict-Transport-Security with this max-age on TLS connections; 0 sends "
+        "none [default: 0]",
     ),
 )
 

@@ -14,6 +14,7 @@ import ipaddress
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Protocol, cast
 
 from twisted.internet.defer import Deferred, succeed
@@ -405,7 +406,7 @@ class HTTPChannel(LineReceiver, TimeoutMixin):
         if self._state is not _DISPATCHED:
             # The client went away while the answer was being prepared.
             return
-        response = outcome.response
+        response = self.factory.with_extra_headers(outcome.response)
         keep_alive = not response.close and self._keeps_alive(request)
         data = serialize(
             response,
@@ -479,7 +480,7 @@ class HTTPChannel(LineReceiver, TimeoutMixin):
 
     def _fail(self, error: HTTPError) -> None:
         """Answer a request that cannot be parsed (or came too slowly), then close."""
-        response = self.factory.site.error_response(error)
+        response = self.factory.with_extra_headers(self.factory.site.error_response(error))
         data = serialize(
             response, now=self.factory.clock.seconds(), date=self.factory.date, keep_alive=False
         )
@@ -559,6 +560,14 @@ class HTTPFactory(ServerFactory):
         self._waiting_count = 0
         self._all_closed: list[Deferred[None]] = []
         self._clamp_scheduled = False
+        #: header fields every response on this factory's listener carries (HSTS on TLS)
+        self.extra_headers: tuple[tuple[str, str], ...] = ()
+
+    def with_extra_headers(self, response: Response) -> Response:
+        """The response with `extra_headers` added, if there are any."""
+        if not self.extra_headers:
+            return response
+        return replace(response, headers=response.headers + self.extra_headers)
 
     # IProtocolNegotiationFactory: Twisted 26.4 to 26.10's TLS endpoints fail the handshake
     # with clients that offer ALPN unless the factory names a protocol.

@@ -1,18 +1,23 @@
 # -*- test-case-name: tests.test_metrics -*-
-"""The server's own requests, counted for `/metrics`: by module and status, and latency.
+"""The server's own counts for `/metrics`: requests by module and status, latency, stalls.
 
 The connection (protocol.py) reports each response it writes here, beside the journal's
-`request` event; the metrics module exposes the counts. One RequestStats belongs to one
-running service, so several servers in one process (the tests) keep separate counts.
+`request` event. It is the `server` collector of /metrics: the service adds it to the
+metrics module (IMetricsAggregator), so no module needs to know of it. One RequestStats
+belongs to one running service, so several servers in one process (the tests) keep
+separate counts.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Container, Iterable
+from collections.abc import Callable, Container
 from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.metrics_core import Metric
+from zope.interface import implementer
+
+from twistedspy.interfaces import IMetricsSource
 
 #: the module label of paths that name no served module: a client choosing random paths
 #: must not create a new series with each (unbounded label values)
@@ -23,8 +28,11 @@ SERVER: Final = "-"
 LATENCY_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 
+@implementer(IMetricsSource)
 class RequestStats:
     """Counters and a histogram in a registry of their own, read by the metrics module."""
+
+    name = "server"
 
     def __init__(self, modules: Callable[[], Container[str]] = frozenset) -> None:
         self._modules = modules
@@ -40,6 +48,11 @@ class RequestStats:
             "Seconds from a whole request received to its response written, by module.",
             ["module"],
             buckets=LATENCY_BUCKETS,
+            registry=self._registry,
+        )
+        self._stalls = Counter(
+            "twistedspy_reactor_stalls",
+            "Times the reactor was blocked for over 250 ms (journal event reactor-stall).",
             registry=self._registry,
         )
         #: (module label, status) -> the request counter and latency histogram it feeds
@@ -64,5 +77,9 @@ class RequestStats:
         series[0].inc()
         series[1].observe(seconds)
 
-    def collect(self) -> Iterable[Metric]:
-        return self._registry.collect()
+    def count_stall(self) -> None:
+        """One more reactor stall (see twistedspy.watchdog)."""
+        self._stalls.inc()
+
+    def metrics(self) -> list[Metric]:
+        return list(self._registry.collect())

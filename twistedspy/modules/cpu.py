@@ -1,10 +1,11 @@
 # -*- test-case-name: tests.test_cpu -*-
-"""The `cpu` module: load averages, overall and per-CPU utilisation, recent history.
+"""The `cpu` module: load averages, overall and per-CPU utilisation, recent history; and
+for /metrics, node_exporter's cpu, stat and loadavg families.
 
 Utilisation is the share of each mode (proc(5) /proc/stat: user, nice, system, idle,
 iowait, irq, softirq, steal) between two readings, as top(1) shows it; the history is a
 ring of what the sparklines draw, taken every five seconds by the module's own sampler
-(see history.py).
+(see twistedspy/history.py).
 
 /proc/stat and /proc/loadavg are read on the reactor thread, not through
 `run_blocking`: the kernel builds both from counters in memory (no disk, no mount that
@@ -22,115 +23,29 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
 from twisted.plugin import IPlugin
 from zope.interface import implementer
 
 from twistedspy.context import ModuleContext
-from twistedspy.interfaces import IInfoModule, IModuleFactory
-from twistedspy.modules.history import Recorder, SampledModule, Sampler, column
+from twistedspy.history import Recorder, SampledModule, Sampler, column
+from twistedspy.interfaces import IInfoModule, IMetricsSource, IModuleFactory, IReactorSafe
+from twistedspy.procfs import PROC
+from twistedspy.procfs.stat import (
+    MODES,
+    CpuTimes,
+    LoadAverage,
+    ProcStat,
+    read_loadavg,
+    read_stat,
+)
 from twistedspy.query import Query
 from twistedspy.report import Cell, Column, Mark, Page, Report, Series, Table
 
-#: the modes of /proc/stat's cpu lines, in the kernel's order (proc(5)); `guest` and
-#: `guest_nice` follow but are already counted in user and nice
-MODES: Final = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
 #: CPUs beyond this many get no sparkline of their own (the table still lists them)
 MAX_CPU_SPARKLINES: Final = 32
 BUSY_PERCENT: Final = 90.0
-
-
-@dataclass(frozen=True, slots=True)
-class CpuTimes:
-    """One `cpu` or `cpuN` line: clock ticks (USER_HZ) spent in each mode since boot."""
-
-    #: "cpu" for the total, "cpu0", "cpu1" ... for each CPU
-    name: str
-    user: int
-    nice: int
-    system: int
-    idle: int
-    iowait: int
-    irq: int
-    softirq: int
-    steal: int
-    guest: int
-    guest_nice: int
-
-    def mode(self, mode: str) -> int:
-        value: int = getattr(self, mode)
-        return value
-
-    @property
-    def total(self) -> int:
-        # guest time is already inside user (and guest_nice inside nice): not added again
-        return sum(self.mode(m) for m in MODES)
-
-
-@dataclass(frozen=True, slots=True)
-class ProcStat:
-    """What /proc/stat says: CPU times, and the system-wide counters node_exporter reads."""
-
-    total: CpuTimes
-    cpus: tuple[CpuTimes, ...]
-    boot_time: int
-    context_switches: int
-    forks: int
-    interrupts: int
-    procs_running: int
-    procs_blocked: int
-
-
-def parse_proc_stat(text: str) -> ProcStat:
-    """Parse /proc/stat (proc(5)); older kernels lack the last cpu fields: read as 0."""
-    total: CpuTimes | None = None
-    cpus: list[CpuTimes] = []
-    counters: dict[str, int] = {}
-    for line in text.splitlines():
-        fields = line.split()
-        if not fields:
-            continue
-        key = fields[0]
-        if key.startswith("cpu"):
-            ticks = [int(v) for v in fields[1:11]]
-            ticks += [0] * (10 - len(ticks))
-            times = CpuTimes(key, *ticks)
-            if key == "cpu":
-                total = times
-            else:
-                cpus.append(times)
-        elif len(fields) >= 2 and fields[1].isdigit():
-            counters[key] = int(fields[1])
-    if total is None:
-        raise ValueError("no cpu line in /proc/stat")
-    return ProcStat(
-        total=total,
-        cpus=tuple(cpus),
-        boot_time=counters.get("btime", 0),
-        context_switches=counters.get("ctxt", 0),
-        forks=counters.get("processes", 0),
-        interrupts=counters.get("intr", 0),
-        procs_running=counters.get("procs_running", 0),
-        procs_blocked=counters.get("procs_blocked", 0),
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class LoadAverage:
-    one: float
-    five: float
-    fifteen: float
-    #: runnable scheduling entities now, and all of them (the `2/110` of /proc/loadavg)
-    runnable: int
-    entities: int
-
-
-def parse_loadavg(text: str) -> LoadAverage:
-    """Parse /proc/loadavg: `0.34 0.37 0.23 2/110 19169` (proc(5))."""
-    fields = text.split()
-    runnable, _, entities = fields[3].partition("/")
-    return LoadAverage(
-        float(fields[0]), float(fields[1]), float(fields[2]), int(runnable), int(entities)
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,12 +59,8 @@ class CpuSample:
 CpuSource = Callable[[], CpuSample]
 
 
-def read_cpu_sample() -> CpuSample:
-    with open("/proc/stat", "rb") as f:
-        stat = f.read().decode("ascii", "replace")
-    with open("/proc/loadavg", "rb") as f:
-        load = f.read().decode("ascii", "replace")
-    return CpuSample(time.monotonic(), parse_proc_stat(stat), parse_loadavg(load))
+def read_cpu_sample(proc: str = PROC) -> CpuSample:
+    return CpuSample(time.monotonic(), read_stat(proc), read_loadavg(proc))
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,7 +174,50 @@ def load_rows(load: LoadAverage, cpus: int) -> list[list[Cell]]:
     return rows
 
 
-@implementer(IInfoModule)
+def cpu_families(sample: CpuSample, ticks_per_second: int) -> list[Metric]:
+    """/proc/stat and /proc/loadavg as node_exporter's cpu, stat and loadavg collectors."""
+    seconds = CounterMetricFamily(
+        "node_cpu_seconds", "Seconds the CPUs spent in each mode.", labels=["cpu", "mode"]
+    )
+    guest = CounterMetricFamily(
+        "node_cpu_guest_seconds",
+        "Seconds the CPUs spent in guests (VMs) for each mode.",
+        labels=["cpu", "mode"],
+    )
+    for cpu in sample.stat.cpus:
+        number = cpu.name.removeprefix("cpu")
+        for mode in MODES:
+            seconds.add_metric([number, mode], cpu.mode(mode) / ticks_per_second)
+        guest.add_metric([number, "user"], cpu.guest / ticks_per_second)
+        guest.add_metric([number, "nice"], cpu.guest_nice / ticks_per_second)
+    stat, load = sample.stat, sample.load
+    return [
+        seconds,
+        guest,
+        GaugeMetricFamily("node_load1", "1m load average.", load.one),
+        GaugeMetricFamily("node_load5", "5m load average.", load.five),
+        GaugeMetricFamily("node_load15", "15m load average.", load.fifteen),
+        GaugeMetricFamily(
+            "node_boot_time_seconds", "Node boot time, in unixtime.", stat.boot_time
+        ),
+        CounterMetricFamily(
+            "node_context_switches", "Total number of context switches.", stat.context_switches
+        ),
+        CounterMetricFamily("node_forks", "Total number of forks.", stat.forks),
+        CounterMetricFamily("node_intr", "Total number of interrupts serviced.", stat.interrupts),
+        GaugeMetricFamily(
+            "node_procs_running", "Number of processes in runnable state.", stat.procs_running
+        ),
+        GaugeMetricFamily(
+            "node_procs_blocked",
+            "Number of processes blocked waiting for I/O.",
+            stat.procs_blocked,
+        ),
+    ]
+
+
+# Reactor-safe: /proc/stat is kernel counters in memory, no disk (docs/writing-modules.md).
+@implementer(IInfoModule, IMetricsSource, IReactorSafe)
 class CpuModule(SampledModule):
     """The page, and (as a Service the SpyService starts) the sampler behind its history."""
 
@@ -273,6 +227,7 @@ class CpuModule(SampledModule):
 
     def __init__(self, context: ModuleContext, source: CpuSource = read_cpu_sample) -> None:
         self._source = source
+        self._ticks = os.sysconf("SC_CLK_TCK")
         self.readings = Recorder(source, cpu_point)
         self.sampler: Sampler[array[float]] = Sampler(self.readings, context.reactor, context.log)
 
@@ -308,6 +263,10 @@ class CpuModule(SampledModule):
             ),
             series=history(points, names[1:], self.sampler.interval),
         )
+
+    def metrics(self) -> list[Metric]:
+        # On the reactor, as the page reads it (module docstring): ~50 µs of kernel memory.
+        return cpu_families(self._source(), self._ticks)
 
 
 @implementer(IPlugin, IModuleFactory)

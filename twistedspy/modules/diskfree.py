@@ -1,5 +1,6 @@
 # -*- test-case-name: tests.test_diskfree -*-
-"""The `diskfree` module: mounted file systems, as `df` shows them, hang-proof.
+"""The `diskfree` module: mounted file systems, as `df` shows them, hang-proof; and for
+/metrics, node_exporter's filesystem families.
 
 Each mount's statvfs runs in a worker thread with a deadline. A mount that misses it
 (a stale NFS server) is shown as not responding, and is not asked again while that
@@ -16,18 +17,20 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Final
 
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
 from twisted.internet.defer import Deferred, DeferredList
 from twisted.plugin import IPlugin
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from twistedspy.context import ModuleContext
-from twistedspy.interfaces import IInfoModule, IModuleFactory
+from twistedspy.interfaces import IInfoModule, IMetricsSource, IModuleFactory, IReactorSafe
+from twistedspy.procfs.mounts import Mount, read_mounts
 from twistedspy.query import Query
 from twistedspy.report import Cell, Column, InvalidQuery, Mark, Page, Report, Table
 
@@ -39,35 +42,6 @@ PSEUDO_TYPES: Final = frozenset(
     }
 )  # fmt: skip
 FULL_PERCENT: Final = 90.0
-
-
-@dataclass(frozen=True, slots=True)
-class Mount:
-    device: str
-    mount_point: str
-    fs_type: str
-
-
-_OCTAL: Final = re.compile(r"\\([0-7]{3})")
-
-
-def _unescape(field: str) -> str:
-    # getmntent(3): space, tab, newline and backslash are written as \040, \011, \012, \134
-    return _OCTAL.sub(lambda m: chr(int(m.group(1), 8)), field)
-
-
-def parse_mounts(text: str) -> list[Mount]:
-    """Parse /proc/self/mounts (fstab(5) fields: device, mount point, type, ...)."""
-    mounts = []
-    for line in text.splitlines():
-        fields = line.split()
-        if len(fields) >= 3:
-            mounts.append(Mount(*(_unescape(f) for f in fields[:3])))
-    return mounts
-
-
-def read_mounts() -> list[Mount]:
-    return parse_mounts(Path("/proc/self/mounts").read_text(errors="backslashreplace"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +79,7 @@ class Usage:
 
 
 StatVfs = Callable[[str], os.statvfs_result]
-MountSource = Callable[[], list[Mount]]
+MountSource = Callable[[], Sequence[Mount]]
 
 COLUMNS: Final = (
     Column("Device"),
@@ -121,7 +95,7 @@ COLUMNS: Final = (
 NOT_RESPONDING: Final = "not responding"
 
 
-def visible(mounts: list[Mount], usage: dict[str, Usage | None]) -> list[Mount]:
+def visible(mounts: Sequence[Mount], usage: dict[str, Usage | None]) -> list[Mount]:
     """df's default choice (module docstring); a mount without an answer stays shown."""
     shown = []
     for m in mounts:
@@ -153,7 +127,60 @@ def disk_row(mount: Mount, usage: Usage | None) -> tuple[Cell, ...]:
     )  # fmt: skip
 
 
-@implementer(IInfoModule)
+#: node_exporter's default mount point exclusion (collector/filesystem_linux.go)
+_IGNORED_MOUNT_POINTS: Final = re.compile(
+    r"^/(dev|proc|run/credentials/.+|sys|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)"
+)
+
+
+def exported_mounts(mounts: Sequence[Mount]) -> list[Mount]:
+    """
+    The mounts node_exporter would export: no pseudo file systems (PSEUDO_TYPES), not
+    under /dev, /proc, /sys (its default exclusion), each mount point once (the last
+    mounted there is the one visible).
+    """
+    chosen: dict[str, Mount] = {}
+    for m in mounts:
+        if m.fs_type in PSEUDO_TYPES or _IGNORED_MOUNT_POINTS.match(m.mount_point):
+            continue
+        chosen.pop(m.mount_point, None)
+        chosen[m.mount_point] = m
+    return list(chosen.values())
+
+
+def filesystem_families(answers: Sequence[tuple[Mount, Usage | None]]) -> list[Metric]:
+    """
+    node_exporter's filesystem metrics; a mount with no answer (hung, or statvfs failed)
+    gets only `node_filesystem_device_error 1`, as node_exporter does.
+    """
+    labels = ["device", "fstype", "mountpoint"]
+
+    def gauge(name: str, text: str) -> GaugeMetricFamily:
+        return GaugeMetricFamily(f"node_filesystem_{name}", text, labels=labels)
+
+    size = gauge("size_bytes", "Filesystem size in bytes.")
+    free = gauge("free_bytes", "Filesystem free space in bytes.")
+    avail = gauge("avail_bytes", "Filesystem space available to non-root users in bytes.")
+    files = gauge("files", "Filesystem total file nodes.")
+    files_free = gauge("files_free", "Filesystem total free file nodes.")
+    readonly = gauge("readonly", "Filesystem read-only status.")
+    error = gauge("device_error", "Whether an error occurred while getting statistics.")
+    for mount, usage in answers:
+        key = [mount.device, mount.fs_type, mount.mount_point]
+        error.add_metric(key, 0 if usage is not None else 1)
+        if usage is None:
+            continue
+        size.add_metric(key, usage.size)
+        free.add_metric(key, usage.size - usage.used)
+        avail.add_metric(key, usage.available)
+        files.add_metric(key, (usage.inodes_used or 0) + (usage.inodes_free or 0))
+        files_free.add_metric(key, usage.inodes_free or 0)
+        readonly.add_metric(key, 1 if usage.readonly else 0)
+    return [size, free, avail, files, files_free, readonly, error]
+
+
+# Reactor-safe: returns a Deferred; the mount table and each statvfs go to run_blocking.
+@implementer(IInfoModule, IMetricsSource, IReactorSafe)
 class DiskfreeModule:
     name = "diskfree"
     title = "Disk space"
@@ -180,9 +207,22 @@ class DiskfreeModule:
         mounts = self._context.run_blocking(self._mounts)
         return mounts.addCallback(self._measure, show_all == "1")
 
-    def measure(self, path: str) -> Deferred[Usage | None]:
-        """One mount's Usage with the same deadline and stuck-mount memory as the page."""
-        return self._stat(path)
+    def metrics(self) -> Deferred[list[Metric]]:
+        """
+        The exported mounts' statvfs, with the page's deadline and memory of stuck
+        mounts: a hung mount gives `node_filesystem_device_error 1` instead of a hung
+        scrape, and is not asked again while it stays stuck.
+        """
+        return Deferred.fromCoroutine(self._measure_exported())
+
+    async def _measure_exported(self) -> list[Metric]:
+        mounts = exported_mounts(await self._context.run_blocking(self._mounts))
+        answers = await DeferredList(
+            [self._stat(m.mount_point) for m in mounts], consumeErrors=True
+        )
+        return filesystem_families(
+            [(m, usage if ok else None) for m, (ok, usage) in zip(mounts, answers, strict=True)]
+        )
 
     def _stat(self, path: str) -> Deferred[Usage | None]:
         """statvfs for one mount point: its Usage, or None if it missed the deadline."""
@@ -214,7 +254,7 @@ class DiskfreeModule:
         running.addBoth(arrived)
         return answer
 
-    def _measure(self, mounts: list[Mount], show_all: bool) -> Deferred[Page]:
+    def _measure(self, mounts: Sequence[Mount], show_all: bool) -> Deferred[Page]:
         # Every mount point once, even when mounted over several times.
         points = list(dict.fromkeys(m.mount_point for m in mounts))
         asked = DeferredList([self._stat(p) for p in points], consumeErrors=True)

@@ -1,5 +1,6 @@
 # -*- test-case-name: tests.test_meminfo -*-
-"""The `meminfo` module: memory and swap, in bytes, as `free` counts them.
+"""The `meminfo` module: memory and swap, in bytes, as `free` counts them; and for
+/metrics, every /proc/meminfo field as node_exporter's meminfo collector names it.
 
 Read from /proc/meminfo directly (proc(5)); "used" is total minus available, as
 procps-ng `free` has counted it since 4.0.1, and "cached" includes reclaimable slab,
@@ -8,38 +9,47 @@ as `free` shows it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Final
 
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
 from twisted.internet.defer import Deferred
 from twisted.plugin import IPlugin
 from zope.interface import implementer
 
 from twistedspy.context import ModuleContext
-from twistedspy.interfaces import IInfoModule, IModuleFactory
-from twistedspy.modules.inflight import SharedCollection
+from twistedspy.inflight import SharedCollection
+from twistedspy.interfaces import IInfoModule, IMetricsSource, IModuleFactory, IReactorSafe
+from twistedspy.procfs.meminfo import Meminfo, read_meminfo
 from twistedspy.query import Query
 from twistedspy.report import Cell, Column, Mark, Page, Report, Table
 
-MeminfoSource = Callable[[], str]
+MeminfoSource = Callable[[], Meminfo]
+
+_NOT_IN_NAME: Final = re.compile(r"[^a-zA-Z0-9_]")
 
 
-def read_proc_meminfo() -> str:
-    return Path("/proc/meminfo").read_text()
-
-
-def parse_meminfo(text: str) -> dict[str, int]:
-    """`Key: value kB` lines as bytes; a line without a unit (HugePages_Total) as is."""
-    values: dict[str, int] = {}
-    for line in text.splitlines():
-        key, _, rest = line.partition(":")
-        fields = rest.split()
-        if not fields or not fields[0].isdigit():
-            continue
-        scale = 1024 if fields[1:] == ["kB"] else 1
-        values[key.strip()] = int(fields[0]) * scale
-    return values
+def meminfo_families(meminfo: Meminfo) -> list[Metric]:
+    """
+    Every /proc/meminfo field, named as node_exporter's meminfo collector names it:
+    `Active(anon)` becomes `node_memory_Active_anon_bytes`; a field counted in kB gets
+    `_bytes` (and is in bytes), one without a unit (`HugePages_Total`) keeps its name.
+    """
+    families: list[Metric] = []
+    for field in meminfo.fields:
+        name = field.name.replace("(", "_").replace(")", "")
+        if field.in_bytes:
+            name += "_bytes"
+        name = _NOT_IN_NAME.sub("_", name)
+        families.append(
+            GaugeMetricFamily(
+                f"node_memory_{name}", f"Memory information field {name}.", field.value
+            )
+        )
+    return families
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,22 +128,26 @@ def memory_tables(m: Memory) -> tuple[Table, Table]:
     return memory, swap
 
 
-@implementer(IInfoModule)
+# Reactor-safe: returns a Deferred; the file read goes to run_blocking.
+@implementer(IInfoModule, IMetricsSource, IReactorSafe)
 class MeminfoModule:
     name = "meminfo"
     title = "Memory"
     description = "Memory and swap: total, used, free, available, shared, buffers, cached."
 
-    def __init__(self, context: ModuleContext, source: MeminfoSource = read_proc_meminfo) -> None:
-        self._context = context
-        self._source = source
-        self._read: SharedCollection[str] = SharedCollection(lambda: context.run_blocking(source))
+    def __init__(self, context: ModuleContext, source: MeminfoSource = read_meminfo) -> None:
+        self._read: SharedCollection[Meminfo] = SharedCollection(
+            lambda: context.run_blocking(source)
+        )
 
     def collect(self, query: Query) -> Deferred[Page]:
         return self._read().addCallback(self._report)
 
-    def _report(self, text: str) -> Page:
-        memory = Memory.from_meminfo(parse_meminfo(text))
+    def metrics(self) -> Deferred[list[Metric]]:
+        return self._read().addCallback(meminfo_families)
+
+    def _report(self, meminfo: Meminfo) -> Page:
+        memory = Memory.from_meminfo(meminfo.values())
         return Report(
             title=self.title,
             tables=memory_tables(memory),

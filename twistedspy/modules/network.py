@@ -1,11 +1,13 @@
 # -*- test-case-name: tests.test_network -*-
-"""The `network` module: each interface's counters from /proc/net/dev, and rates.
+"""The `network` module: each interface's counters from /proc/net/dev, and rates; and
+for /metrics, node_exporter's netdev families.
 
-/proc/net/dev is read directly because psutil has no collision counter. Rates come
-from the previous sample, kept between requests (the first is taken when the module is
-built), so a request never sleeps to measure. The module is also a Service: while the
-server runs, its sampler (history.py) reads /proc/net/dev every five seconds, on the
-reactor (a ~25 µs read of kernel memory, like cpu.py's), for the rate sparklines.
+/proc/net/dev is read through twistedspy/procfs/netdev.py (psutil has no collision
+counter). Rates come from the previous sample, kept between requests (the first is taken
+when the module is built), so a request never sleeps to measure. The module is also a
+Service: while the server runs, its sampler (twistedspy/history.py) reads /proc/net/dev
+every five seconds, on the reactor (a ~25 µs read of kernel memory, like cpu.py's), for
+the rate sparklines; /metrics reads it on the reactor too.
 """
 
 from __future__ import annotations
@@ -15,63 +17,22 @@ import time
 from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Final
 
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.metrics_core import Metric
 from twisted.internet.defer import Deferred
 from twisted.plugin import IPlugin
 from zope.interface import implementer
 
 from twistedspy.context import ModuleContext
-from twistedspy.interfaces import IInfoModule, IModuleFactory
-from twistedspy.modules.history import Recorder, SampledModule, Sampler, column
-from twistedspy.modules.inflight import SharedCollection
+from twistedspy.history import Recorder, SampledModule, Sampler, column
+from twistedspy.inflight import SharedCollection
+from twistedspy.interfaces import IInfoModule, IMetricsSource, IModuleFactory, IReactorSafe
+from twistedspy.procfs import PROC
+from twistedspy.procfs.netdev import InterfaceCounters, read_net_dev
 from twistedspy.query import Query
 from twistedspy.report import Cell, Column, Page, Report, Series, Table
-
-
-@dataclass(frozen=True, slots=True)
-class InterfaceCounters:
-    name: str
-    rx_bytes: int
-    rx_packets: int
-    rx_errors: int
-    rx_drops: int
-    tx_bytes: int
-    tx_packets: int
-    tx_errors: int
-    tx_drops: int
-    collisions: int
-
-
-def parse_net_dev(text: str) -> list[InterfaceCounters]:
-    """
-    Parse /proc/net/dev: two heading lines, then `name: 16 counters`. A name may hold
-    any character but '/', ':' and white space (dev_valid_name in net/core/dev.c), so
-    it ends at the line's last ':'; it is right-aligned with leading blanks.
-    """
-    interfaces = []
-    for line in text.splitlines()[2:]:
-        name, colon, counters = line.rpartition(":")
-        if not colon:
-            continue
-        c = [int(v) for v in counters.split()]
-        # receive: bytes packets errs drop fifo frame compressed multicast
-        # transmit: bytes packets errs drop fifo colls carrier compressed
-        interfaces.append(
-            InterfaceCounters(
-                name=name.strip(),
-                rx_bytes=c[0],
-                rx_packets=c[1],
-                rx_errors=c[2],
-                rx_drops=c[3],
-                tx_bytes=c[8],
-                tx_packets=c[9],
-                tx_errors=c[10],
-                tx_drops=c[11],
-                collisions=c[13],
-            )
-        )
-    return interfaces
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,9 +45,8 @@ class NetworkSample:
 NetworkSource = Callable[[], NetworkSample]
 
 
-def read_proc_net_dev() -> NetworkSample:
-    text = Path("/proc/net/dev").read_text(errors="backslashreplace")
-    return NetworkSample(time.monotonic(), tuple(parse_net_dev(text)))
+def read_network_sample(proc: str = PROC) -> NetworkSample:
+    return NetworkSample(time.monotonic(), read_net_dev(proc))
 
 
 COLUMNS = (
@@ -168,7 +128,35 @@ def traffic_history(points: Sequence[array[float]], step: float) -> list[Series]
     ]
 
 
-@implementer(IInfoModule)
+#: node_exporter's netdev names, and the counter each comes from
+_NETDEV_COUNTERS: Final = (
+    ("receive_bytes", "rx_bytes"),
+    ("receive_packets", "rx_packets"),
+    ("receive_errs", "rx_errors"),
+    ("receive_drop", "rx_drops"),
+    ("transmit_bytes", "tx_bytes"),
+    ("transmit_packets", "tx_packets"),
+    ("transmit_errs", "tx_errors"),
+    ("transmit_drop", "tx_drops"),
+    ("transmit_colls", "collisions"),
+)
+
+
+def network_families(interfaces: Sequence[InterfaceCounters]) -> list[Metric]:
+    """/proc/net/dev as node_exporter's netdev collector names it."""
+    families: list[Metric] = []
+    for name, counter in _NETDEV_COUNTERS:
+        family = CounterMetricFamily(
+            f"node_network_{name}", f"Network device statistic {name}.", labels=["device"]
+        )
+        for interface in interfaces:
+            family.add_metric([interface.name], getattr(interface, counter))
+        families.append(family)
+    return families
+
+
+# Reactor-safe: returns a Deferred; the file read goes to run_blocking.
+@implementer(IInfoModule, IMetricsSource, IReactorSafe)
 class NetworkModule(SampledModule):
     name = "network"
     title = "Network"
@@ -177,9 +165,10 @@ class NetworkModule(SampledModule):
     def __init__(
         self,
         context: ModuleContext,
-        source: NetworkSource = read_proc_net_dev,
-        history_source: NetworkSource = read_proc_net_dev,
+        source: NetworkSource = read_network_sample,
+        history_source: NetworkSource = read_network_sample,
     ) -> None:
+        self._source = source
         self.sampler: Sampler[array[float]] = Sampler(
             Recorder(history_source, traffic_point), context.reactor, context.log
         )
@@ -200,6 +189,11 @@ class NetworkModule(SampledModule):
 
     def collect(self, query: Query) -> Deferred[Page]:
         return self._read().addCallback(self._report)
+
+    def metrics(self) -> list[Metric]:
+        # On the reactor, as the sampler reads it (module docstring); not through the
+        # page's run, which would move the base of the page's rates.
+        return network_families(self._source().interfaces)
 
     def _report(self, pair: tuple[NetworkSample | None, NetworkSample]) -> Page:
         previous, sample = pair

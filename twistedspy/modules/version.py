@@ -1,5 +1,6 @@
-# -*- test-case-name: tests.test_version -*-
-"""The `version` module: what this machine runs, as /etc/issue and /etc/os-release say.
+# -*- test-case-name: tests.test_golden,tests.test_metrics -*-
+"""The `version` module: what this machine runs, as /etc/issue and /etc/os-release say;
+and for /metrics, node_exporter's uname and os families.
 
 /etc/issue is written for getty, whose backslash escapes (agetty(8), "ISSUE ESCAPES")
 would show raw on a web page: they are expanded where the value is known here and
@@ -17,8 +18,10 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Final
 
-import psutil
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
 from twisted.internet.defer import Deferred
 from twisted.plugin import IPlugin
 from zope.interface import implementer
@@ -26,7 +29,11 @@ from zope.interface import implementer
 import twisted
 from twistedspy import __version__
 from twistedspy.context import ModuleContext
-from twistedspy.interfaces import IInfoModule, IModuleFactory
+from twistedspy.inflight import SharedCollection
+from twistedspy.interfaces import IInfoModule, IMetricsSource, IModuleFactory
+from twistedspy.procfs import PROC
+from twistedspy.procfs.kernel import read_domainname
+from twistedspy.procfs.stat import read_boot_time
 from twistedspy.query import Query
 from twistedspy.report import Column, Page, Report, Table
 
@@ -118,17 +125,59 @@ def read_os_release() -> dict[str, str]:
     return parse_os_release(text)
 
 
-def read_system() -> SystemFacts:
+def read_system(proc: str = PROC) -> SystemFacts:
     uname = os.uname()
     now = time.time()
     return SystemFacts(
         issue=expand_issue(read_small_file("/etc/issue"), uname, now),
         os_release=read_os_release(),
         uname=uname,
-        boot_time=psutil.boot_time(),
+        boot_time=read_boot_time(proc),
         now=now,
         software=software_versions(),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """What /metrics says of the system: the version page's facts that are labels there."""
+
+    uname: os.uname_result
+    domainname: str
+    os_release: Mapping[str, str]
+
+
+def read_identity(proc: str = PROC) -> Identity:
+    return Identity(os.uname(), read_domainname(proc), read_os_release())
+
+
+#: node_exporter's os collector: the os-release fields it copies into labels
+OS_RELEASE_LABELS: Final = (
+    "build_id", "id", "id_like", "image_id", "image_version", "name", "pretty_name",
+    "variant", "variant_id", "version", "version_codename", "version_id",
+)  # fmt: skip
+
+
+def uname_families(identity: Identity) -> list[Metric]:
+    """node_exporter's uname and os collectors."""
+    uname = identity.uname
+    info = GaugeMetricFamily(
+        "node_uname_info",
+        "Labeled system information as provided by the uname system call.",
+        labels=["domainname", "machine", "nodename", "release", "sysname", "version"],
+    )
+    info.add_metric(
+        [identity.domainname, uname.machine, uname.nodename, uname.release, uname.sysname,
+         uname.version],
+        1,
+    )  # fmt: skip
+    os_info = GaugeMetricFamily(
+        "node_os_info",
+        "A metric with a constant '1' value labeled by os-release fields.",
+        labels=list(OS_RELEASE_LABELS),
+    )
+    os_info.add_metric([identity.os_release.get(k.upper(), "") for k in OS_RELEASE_LABELS], 1)
+    return [info, os_info]
 
 
 def version_report(facts: SystemFacts) -> Report:
@@ -163,7 +212,7 @@ def version_report(facts: SystemFacts) -> Report:
     return Report(title="Version", tables=[system, uptime, software, os_release])
 
 
-@implementer(IInfoModule)
+@implementer(IInfoModule, IMetricsSource)
 class VersionModule:
     name = "version"
     title = "Version"
@@ -171,12 +220,25 @@ class VersionModule:
     #: seconds a rendered page stays true (see IInfoModule): uptime shows whole seconds
     max_age = 1.0
 
-    def __init__(self, context: ModuleContext, source: Callable[[], SystemFacts]) -> None:
+    def __init__(
+        self,
+        context: ModuleContext,
+        source: Callable[[], SystemFacts],
+        identity: Callable[[], Identity] = read_identity,
+    ) -> None:
         self._context = context
         self._source = source
+        # Not the page's facts: those expand /etc/issue, which may ask DNS (socket.getfqdn).
+        self._identity: SharedCollection[Identity] = SharedCollection(
+            lambda: context.run_blocking(identity)
+        )
 
-    def collect(self, query: Query) -> Deferred[Page]:
-        return self._context.run_blocking(lambda: version_report(self._source()))
+    def collect(self, query: Query) -> Page:
+        # Plain: it reads files (/etc/os-release...), so the dispatcher runs it in a thread.
+        return version_report(self._source())
+
+    def metrics(self) -> Deferred[list[Metric]]:
+        return self._identity().addCallback(uname_families)
 
 
 @implementer(IPlugin, IModuleFactory)

@@ -1,0 +1,41 @@
+# -*- test-case-name: tests.test_procfs -*-
+"""Every reading of the kernel's /proc and /sys files, in one layer (as prometheus/procfs
+is for node_exporter's collectors).
+
+Each reader takes the root it reads under (`/proc` by default) as a parameter, so that
+tests point it at the fixture tree in tests/fixtures/; each parser is a pure function of
+the file's bytes or text; results are frozen dataclasses. Nothing here imports Twisted,
+renders a page or names a Prometheus family: the modules do that with what this layer
+returns. The traps of /proc are handled once, here (processes.py: names with spaces,
+parentheses and newlines, processes that vanish mid-scan, kernel threads; every parser:
+fields that newer kernels append).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Final
+
+#: where procfs is mounted on every Linux system we serve (proc(5))
+PROC: Final = "/proc"
+
+
+def read_bytes(path: str) -> bytes:
+    """
+    A whole /proc file. `os.open`/`os.read`, not `open()` or pathlib: no buffered reader
+    to build and no interned name parts, on the hot path of a process scan (a thousand
+    processes, three files each).
+    """
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        chunks = []
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def read_text(path: str) -> str:
+    """A whole /proc file as text; bytes that are not UTF-8 kept as `\\xNN` escapes."""
+    return read_bytes(path).decode("utf-8", "backslashreplace")
