@@ -201,6 +201,8 @@ class InProcessTests(TestCase):
             module_timeout=2.0,
             security=True,
             account_file=accounts(folder, alice="a-password", bob="b-password"),
+            # All fifty come from 127.0.0.1: serve them at once, not a quarter at a time.
+            max_clients_per_address=64,
         )
         hung = Hung()
         self.addCleanup(hung.release.set)
