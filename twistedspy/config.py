@@ -163,6 +163,16 @@ def _ciphers(text: str) -> str:
     return text
 
 
+def _milliseconds(text: str) -> float:
+    try:
+        ms = float(text)
+    except ValueError:
+        ms = math.nan
+    if not (math.isfinite(ms) and ms > 0):
+        raise _BadValue(f"{text!r} is not a positive number of milliseconds")
+    return ms
+
+
 def _whole_seconds(text: str) -> int:
     if not re.fullmatch(r"[0-9]{1,10}", text):
         raise _BadValue(f"{text!r} is not a whole number of seconds (0 or more)")
@@ -206,6 +216,7 @@ KEYS: tuple[Key, ...] = (
     Key("TLSMinVersion", "tls_min_version", "--tls-min-version", _tls_version),
     Key("TLSCiphers", "tls_ciphers", "--tls-ciphers", _ciphers),
     Key("HSTSMaxAge", "hsts_max_age", "--hsts-max-age", _whole_seconds),
+    Key("DiskAwaitLimit", "disk_await_limit", "--disk-await-limit", _milliseconds),
 )
 
 _BY_NAME = {key.name.lower(): key for key in KEYS}
