@@ -9,7 +9,7 @@ import os
 import socket
 import struct
 from collections import Counter
-from collections.abc import Iterator, Mapping, Set
+from collections.abc import Mapping, Set
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final
@@ -142,11 +142,10 @@ class SocketOwner:
     fd: int
 
 
-def _pids(proc: str) -> Iterator[int]:
+def _pids(proc: str) -> list[int]:
+    """The PIDs, lowest first (as /proc lists them; sorted, to be sure of it)."""
     # str names, no Path objects: a walk of thousands of processes (processes.py too)
-    for entry in os.listdir(proc):  # noqa: PTH208
-        if entry.isdigit():
-            yield int(entry)
+    return sorted(int(entry) for entry in os.listdir(proc) if entry.isdigit())  # noqa: PTH208
 
 
 def _command_name(proc: str, pid: int) -> str:
@@ -159,7 +158,7 @@ def _command_name(proc: str, pid: int) -> str:
 
 def find_socket_owners(inodes: Set[int], proc: str = PROC) -> dict[int, SocketOwner]:
     """
-    Which process holds each socket in `inodes`, walking /proc/PID/fd in PID order and
+    Which process holds each socket in `inodes`, walking /proc/PID/fd, lowest PID first,
     stopping once every one is found (ss walks them all). A process we may not look
     into (another user's, without CAP_SYS_PTRACE) or that exits during the walk is
     skipped, as `ss -p` skips it. A socket several processes share is given to the
