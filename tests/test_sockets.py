@@ -41,7 +41,7 @@ HOSTILE_COMM = "<i>\"x'&</i>"
 
 class ReaderTests(TestCase):
     def test_socket_tables(self) -> None:
-        tables = read_inet_tables(PROC)
+        tables = read_inet_tables(PROC, every_state=True)
         self.assertEqual(list(tables), ["tcp", "tcp6", "udp", "udp6"])
         listening = [
             (s.local_address, s.local_port, s.inode, s.rx_queue, s.uid)
@@ -50,9 +50,7 @@ class ReaderTests(TestCase):
         self.assertEqual(
             listening, [("0.0.0.0", 22, 9001, 0, 0), ("127.0.0.1", 8080, 9002, 3, 1000)]
         )
-        self.assertEqual(
-            dict(tables["tcp"].states), {"LISTEN": 2, "ESTABLISHED": 1, "TIME-WAIT": 2}
-        )
+        self.assertEqual(tables["tcp"].states, {"LISTEN": 2, "ESTABLISHED": 1, "TIME-WAIT": 2})
         self.assertEqual(
             [(s.local_address, s.local_port, s.version) for s in tables["tcp6"].listening],
             [("::", 22, 6), ("::1", 631, 6)],
@@ -60,6 +58,18 @@ class ReaderTests(TestCase):
         # UDP: an unconnected socket listens; a connected one does not
         self.assertEqual([(s.local_port, s.inode) for s in tables["udp"].listening], [(68, 9004)])
         self.assertEqual(tables["udp6"].listening, ())
+
+    def test_listeners_only_stops_at_the_first_connection(self) -> None:
+        """The kernel lists TCP listeners first: what follows is neither read nor parsed."""
+        proc = Path(self.mktemp())
+        shutil.copytree(Path(PROC) / "net", proc / "net")
+        with (proc / "net" / "tcp").open("a") as tcp:
+            tcp.write("   9: not a socket line the parser could take\n" * 10_000)
+        tables = read_inet_tables(str(proc), every_state=False)
+        self.assertEqual([s.inode for s in tables["tcp"].listening], [9001, 9002])
+        self.assertEqual([s.inode for s in tables["tcp6"].listening], [9003, 9005])
+        self.assertIsNone(tables["tcp"].states)
+        self.assertRaises(ValueError, read_inet_tables, str(proc), every_state=True)
 
     def test_protocol_counters(self) -> None:
         counters = read_protocol_counters(PROC).counters
@@ -138,18 +148,27 @@ def fixture_module(proc: str = PROC) -> SocketsModule:
 
 class PageTests(TestCase):
     async def test_golden_page(self) -> None:
-        html, document = check_page(
-            self, "sockets", "sockets", await collect_report(fixture_module())
-        )
+        report = await collect_report(fixture_module())
+        html, document = check_page(self, "sockets", "sockets", report)
         self.assertIn("&lt;i&gt;&#34;x&#39;&amp;&lt;/i&gt;", html)
         self.assertNotIn(HOSTILE_COMM, html)
         listening, states, counters = (t["rows"] for t in json.loads(document)["tables"])
         self.assertIn(["tcp", "127.0.0.1", 8080, 4242, HOSTILE_COMM, 3], listening)
         self.assertIn(["tcp6", "::1", 631, None, None, 0], listening)
         self.assertIn(["udp", "0.0.0.0", 68, None, None, None], listening)
-        self.assertEqual(states, [["ESTABLISHED", 1], ["TIME-WAIT", 2], ["LISTEN", 4]])
-        self.assertIn(
-            ["TCP socket memory (bytes)", 3 * PAGE_SIZE, "buffers of every socket"], counters
+        # from the counters: listeners counted, CurrEstab of snmp, tw of sockstat
+        self.assertEqual(
+            states, [["LISTEN", 4], ["ESTABLISHED or CLOSE-WAIT", 1], ["TIME-WAIT", 1424]]
+        )
+        memory = ["TCP socket memory (bytes)", 3 * PAGE_SIZE, "buffers of every socket"]
+        self.assertIn(memory, counters)
+
+    async def test_every_state_counted_on_request(self) -> None:
+        query = Query((("states", "1"),))
+        report = await collect_report(fixture_module(), query)
+        self.assertEqual(
+            [list(row) for row in report.tables[1].rows],
+            [["ESTABLISHED", 1], ["TIME-WAIT", 2], ["LISTEN", 4]],
         )
 
 

@@ -5,12 +5,16 @@ protocol counters that matter when a server struggles. And for /metrics,
 node_exporter's netstat and sockstat families.
 
 The page reads /proc/net/{tcp,tcp6,udp,udp6} and walks /proc/PID/fd in a worker thread
-(twistedspy/procfs/sockets.py): on a machine with thousands of connections and
-processes both take milliseconds. The walk is bounded: it stops once every listening
-socket is found, and the owners found are kept and re-checked with one readlink each,
-so a page whose listeners have not changed walks nothing; a socket no visible process
-holds (another user's, when not run as root) is not looked for again until the set of
-unowned sockets changes. docs/performance.md compares it with `ss -tulpn`.
+(twistedspy/procfs/sockets.py). Both are bounded, so that the page is no slower than
+`ss -tulpn` (bench/saturation.py; docs/performance.md):
+- the TCP tables are read only as far as their listening sockets, which the kernel
+  lists first: a server with 36,000 sockets in TIME-WAIT took 470 ms to read whole,
+  11 ms so. Connections are counted from the kernel's counters (sockstat, snmp);
+  `states=1` reads every connection to count each state, at that cost;
+- the walk stops once every listening socket is found, and the owners found are kept
+  and re-checked with one readlink each, so a page whose listeners have not changed
+  walks nothing; a socket no visible process holds (another user's, when not run as
+  root) is not looked for again until the set of unowned sockets changes.
 
 The counters for /metrics are small files the kernel writes from memory: read on the
 reactor, as cpu.py reads /proc/stat.
@@ -22,6 +26,7 @@ import os
 import re
 from collections.abc import Mapping, Set
 from dataclasses import dataclass
+from functools import partial
 from typing import Final
 
 from prometheus_client.core import GaugeMetricFamily, UnknownMetricFamily
@@ -50,7 +55,7 @@ from twistedspy.procfs.sockets import (
     still_owns,
 )
 from twistedspy.query import Query
-from twistedspy.report import Cell, Column, Mark, Page, Report, Table
+from twistedspy.report import Cell, Column, InvalidQuery, Mark, Page, Report, Table
 
 #: node_exporter 1.5's --collector.netstat.fields default
 NETSTAT_FIELDS: Final = re.compile(
@@ -96,6 +101,8 @@ class SocketsView:
 
     tables: Mapping[str, InetTable]
     owners: Mapping[int, SocketOwner]
+    #: TCP connections by state, summed over IPv4 and IPv6; None unless counted
+    states: Mapping[str, int] | None
     protocols: ProtocolCounters
     sockets: SocketCounts
 
@@ -130,16 +137,31 @@ def listening_rows(view: SocketsView) -> list[list[Cell]]:
     return rows
 
 
-def state_rows(tables: Mapping[str, InetTable]) -> list[list[Cell]]:
+def tcp_states(tables: Mapping[str, InetTable]) -> dict[str, int] | None:
+    """Each state's count over tcp and tcp6, in the kernel's order; None if not counted."""
     counts: dict[str, int] = {}
     for kind in ("tcp", "tcp6"):
         table = tables.get(kind)
-        for state, n in ({} if table is None else table.states).items():
+        if table is None:
+            continue
+        if table.states is None:
+            return None
+        for state, n in table.states.items():
             counts[state] = counts.get(state, 0) + n
     order = list(TCP_STATES.values())
+    ranked = sorted(counts, key=lambda s: order.index(s) if s in order else len(order))
+    return {state: counts[state] for state in ranked}
+
+
+def state_rows(view: SocketsView) -> list[list[Cell]]:
+    """Every state counted (`states=1`), or what the kernel's counters say without it."""
+    if view.states is not None:
+        return [[state, n] for state, n in view.states.items()]
+    listening = sum(len(view.tables[k].listening) for k in ("tcp", "tcp6") if k in view.tables)
     return [
-        [state, counts[state]]
-        for state in sorted(counts, key=lambda s: order.index(s) if s in order else len(order))
+        ["LISTEN", listening],
+        ["ESTABLISHED or CLOSE-WAIT", view.protocols.counters.get("Tcp_CurrEstab")],
+        ["TIME-WAIT", view.sockets.figures.get(("TCP", "tw"))],
     ]
 
 
@@ -249,23 +271,29 @@ class SocketsModule:
     def __init__(self, context: ModuleContext, proc: str = PROC) -> None:
         self._proc = proc
         self.owners = SocketOwners(proc)
-        self._read: SharedCollection[SocketsView] = SharedCollection(
-            lambda: context.run_blocking(self.view)
-        )
+        # one run in flight for each kind of page, shared by the requests asking for it
+        self._reads: dict[bool, SharedCollection[SocketsView]] = {
+            every_state: SharedCollection(partial(context.run_blocking, self.view, every_state))
+            for every_state in (False, True)
+        }
 
-    def view(self) -> SocketsView:
+    def view(self, every_state: bool = False) -> SocketsView:
         """Everything the page shows; blocking (module docstring)."""
-        tables = read_inet_tables(self._proc)
+        tables = read_inet_tables(self._proc, every_state=every_state)
         listening = {s.inode for t in tables.values() for s in t.listening}
         return SocketsView(
             tables,
             self.owners(listening),
+            tcp_states(tables),
             read_protocol_counters(self._proc),
             read_socket_counts(self._proc),
         )
 
     def collect(self, query: Query) -> Deferred[Page]:
-        return self._read().addCallback(self._report)
+        states = query.get("states", "0")
+        if states not in ("0", "1"):
+            raise InvalidQuery(f"states must be 0 or 1; got {states!r}")
+        return self._reads[states == "1"]().addCallback(self._report)
 
     def _report(self, view: SocketsView) -> Page:
         listening = listening_rows(view)
@@ -274,6 +302,11 @@ class SocketsModule:
             "Listening: TCP sockets in LISTEN and UDP sockets not connected to a peer, "
             "as `ss -tulpn` lists them. Counters are since boot.",
         ]
+        if view.states is None:
+            notes.append(
+                "Connections as the kernel's counters give them: states=1 counts every "
+                "state, reading every connection (slow with many thousands)."
+            )
         if unowned:
             notes.append(
                 f"{unowned} listening sockets belong to processes this server may not "
@@ -283,7 +316,7 @@ class SocketsModule:
             title=self.title,
             tables=(
                 Table("Listening sockets", LISTENING_COLUMNS, listening),
-                Table("TCP connections by state", STATE_COLUMNS, state_rows(view.tables)),
+                Table("TCP connections by state", STATE_COLUMNS, state_rows(view)),
                 Table("Kernel counters", COUNTER_COLUMNS, counter_rows(view)),
             ),
             notes=notes,

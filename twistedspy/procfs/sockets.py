@@ -94,15 +94,19 @@ class InetTable:
     """One protocol's sockets: the listening ones whole, the rest only counted."""
 
     listening: tuple[InetSocket, ...]
-    #: how many sockets are in each state (TCP_STATES' names)
-    states: Mapping[str, int]
+    #: how many sockets are in each state (TCP_STATES' names); None when not counted
+    states: Mapping[str, int] | None
 
 
-def parse_inet_table(text: str, protocol: str, version: int) -> InetTable:
+def parse_inet_table(
+    text: str, protocol: str, version: int, *, every_state: bool = True
+) -> InetTable:
     """
     Parse one of the four tables: a heading line, then a socket a line. Only the
     listening sockets are decoded whole: a busy server has thousands of connections
-    (most in TIME-WAIT), of which the page needs only the count by state.
+    (most in TIME-WAIT), of which the page needs at most the count by state. Without
+    `every_state`, a TCP table is read only as far as its listening sockets go (see
+    `_listening_head`) and no state is counted.
     """
     listening_state = f"{LISTEN if protocol == 'tcp' else UNCONNECTED:02X}"
     counts: Counter[str] = Counter()
@@ -111,25 +115,57 @@ def parse_inet_table(text: str, protocol: str, version: int) -> InetTable:
         fields = line.split(None, 4)
         if len(fields) < 5:
             continue
-        counts[fields[3]] += 1
         if fields[3] == listening_state:
             listening.append(_socket(line.split(), protocol, version))
+        elif protocol == "tcp" and not every_state:
+            break
+        counts[fields[3]] += 1
+    if not every_state:
+        return InetTable(tuple(listening), None)
     states = {TCP_STATES.get(int(st, 16), st): n for st, n in counts.items()}
     return InetTable(tuple(listening), MappingProxyType(states))
 
 
-def read_inet_tables(proc: str = PROC) -> dict[str, InetTable]:
-    """The four tables by file name; tcp6 and udp6 are missing when IPv6 is disabled."""
+def _listening_head(path: str) -> str:
+    """
+    The start of a TCP table, up to its first socket not in LISTEN. The kernel lists
+    the listening hash before the established one (net/ipv4/tcp_ipv4.c, tcp_get_idx),
+    so the listeners are all there, and it never formats the thousands of connections
+    a busy server has after them: what `ss -tl` saves by asking sock_diag(7) for
+    listeners only.
+    """
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        data = b""
+        while chunk := os.read(fd, 16384):
+            data += chunk
+            for line in data.split(b"\n")[1:-1]:
+                fields = line.split(None, 4)
+                if len(fields) == 5 and fields[3] != b"%02X" % LISTEN:
+                    return data.decode("utf-8", "backslashreplace")
+        return data.decode("utf-8", "backslashreplace")
+    finally:
+        os.close(fd)
+
+
+def read_inet_tables(proc: str = PROC, *, every_state: bool = True) -> dict[str, InetTable]:
+    """
+    The four tables by file name; tcp6 and udp6 are missing when IPv6 is disabled.
+    Without `every_state`, only the listening sockets (`parse_inet_table`).
+    """
     tables = {}
     for protocol in ("tcp", "udp"):
         for version, suffix in ((4, ""), (6, "6")):
+            path = f"{proc}/net/{protocol}{suffix}"
             try:
-                text = read_text(f"{proc}/net/{protocol}{suffix}")
+                quick = protocol == "tcp" and not every_state
+                text = _listening_head(path) if quick else read_text(path)
             except FileNotFoundError:
                 if version == 4:
                     raise
                 continue
-            tables[protocol + suffix] = parse_inet_table(text, protocol, version)
+            table = parse_inet_table(text, protocol, version, every_state=every_state)
+            tables[protocol + suffix] = table
     return tables
 
 
