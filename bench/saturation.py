@@ -50,7 +50,7 @@ def p(found: list[float], share: float) -> float:
 
 def cold_sockets_collection() -> None:
     """What a page costs with nothing remembered: the tables, then a full owner walk."""
-    tables = read_inet_tables()
+    tables = read_inet_tables(every_state=False)
     SocketOwners()({s.inode for t in tables.values() for s in t.listening})
 
 
