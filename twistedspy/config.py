@@ -124,14 +124,23 @@ def _log_mode(text: str) -> str:
     return text.lower()
 
 
-def _seconds(text: str) -> float:
-    try:
-        seconds = float(text)
-    except ValueError:
-        seconds = math.nan
-    if not (math.isfinite(seconds) and seconds > 0):
-        raise _BadValue(f"{text!r} is not a positive number of seconds")
-    return seconds
+def _positive(unit: str) -> Callable[[str], float]:
+    """A parser of positive numbers (fractions allowed) of `unit`."""
+
+    def parse(text: str) -> float:
+        try:
+            number = float(text)
+        except ValueError:
+            number = math.nan
+        if not (math.isfinite(number) and number > 0):
+            raise _BadValue(f"{text!r} is not a positive number of {unit}")
+        return number
+
+    return parse
+
+
+_seconds = _positive("seconds")
+_milliseconds = _positive("milliseconds")
 
 
 def _networks(text: str) -> tuple[str, ...]:
@@ -161,16 +170,6 @@ def _ciphers(text: str) -> str:
     except (SSL.Error, UnicodeEncodeError):
         raise _BadValue(f"{text!r} selects no cipher OpenSSL knows") from None
     return text
-
-
-def _milliseconds(text: str) -> float:
-    try:
-        ms = float(text)
-    except ValueError:
-        ms = math.nan
-    if not (math.isfinite(ms) and ms > 0):
-        raise _BadValue(f"{text!r} is not a positive number of milliseconds")
-    return ms
 
 
 def _whole_seconds(text: str) -> int:
