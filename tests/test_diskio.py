@@ -15,6 +15,7 @@ from twisted.trial.unittest import TestCase
 
 from tests.contexts import collect_report, module_context
 from tests.test_golden import check_page
+from twistedspy.context import ModuleContext
 from twistedspy.modules.diskio import (
     DiskioModule,
     DiskSample,
@@ -23,7 +24,7 @@ from twistedspy.modules.diskio import (
     read_disk_sample,
     shown,
 )
-from twistedspy.modules.metrics import exposition
+from twistedspy.modules.metrics import MetricsModule, exposition
 from twistedspy.procfs.diskstats import (
     DiskCounters,
     UdevDisk,
@@ -32,7 +33,7 @@ from twistedspy.procfs.diskstats import (
     read_udev_disk,
 )
 from twistedspy.query import Query
-from twistedspy.report import Mark, Report
+from twistedspy.report import Mark, RawBody, Report
 from twistedspy.settings import Settings
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -198,6 +199,23 @@ class PageTests(TestCase):
         self.assertIsInstance(report, Report)
         titles = {s.title: list(s.values) for s in report.series}
         self.assertEqual(titles["Busiest disk's utilisation (%)"], [95.0])
+
+
+class MissingFileTests(TestCase):
+    async def test_no_diskstats_is_said_on_the_page_and_fails_only_its_collector(self) -> None:
+        proc = Path(self.mktemp())
+        proc.mkdir(parents=True)
+        module = DiskioModule(module_context(), lambda: read_disk_sample(str(proc)))
+        report = await collect_report(module)
+        self.assertEqual(
+            report.notes, (f"Could not read {proc}/diskstats: No such file or directory.",)
+        )
+        base = module_context()
+        context = ModuleContext(Settings(), Clock(), base.run_blocking, lambda: [module], Logger())
+        page = await MetricsModule(context).collect(Query())
+        assert isinstance(page, RawBody)
+        self.assertIn(b'twistedspy_scrape_collector_success{collector="diskio"} 0.0', page.content)
+        self.flushLoggedErrors()
 
 
 class MetricsTests(TestCase):

@@ -172,6 +172,20 @@ class PageTests(TestCase):
         )
 
 
+class MissingFileTests(TestCase):
+    async def test_a_missing_counter_file_is_named_on_the_page(self) -> None:
+        proc = Path(self.mktemp())
+        shutil.copytree(Path(PROC) / "net", proc / "net")
+        (proc / "net" / "sockstat").unlink()
+        report = await collect_report(SocketsModule(module_context(), str(proc)))
+        self.assertIn(
+            f"Could not read {proc}/net/sockstat: No such file or directory.", report.notes
+        )
+        counters = {row[0]: row[1] for row in report.tables[2].rows}
+        self.assertIsNone(counters["TCP in TIME-WAIT"])
+        self.assertEqual(counters["TCP segments retransmitted"], 680)
+
+
 class MetricsTests(TestCase):
     def test_node_exporter_names_types_and_filter(self) -> None:
         text = exposition(netstat_families(read_protocol_counters(PROC))).decode()

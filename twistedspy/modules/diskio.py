@@ -366,7 +366,11 @@ class DiskioModule(SampledModule):
         show_all = query.get("all", "0")
         if show_all not in ("0", "1"):
             raise InvalidQuery(f"all must be 0 or 1; got {show_all!r}")
-        now = self._source()
+        try:
+            now = self._source()
+        except OSError as e:
+            # Said on the page, not a 500: the other pages still serve.
+            return Report(title=self.title, notes=(f"Could not read {e.filename}: {e.strerror}.",))
         latest = list(self.readings.latest)
         # As cpu.py: rates since the latest sample a second or more ago (the older one
         # will do if both are newer), so the table is always current.

@@ -103,8 +103,10 @@ class SocketsView:
     owners: Mapping[int, SocketOwner]
     #: TCP connections by state, summed over IPv4 and IPv6; None unless counted
     states: Mapping[str, int] | None
-    protocols: ProtocolCounters
-    sockets: SocketCounts
+    #: None where the file could not be read (named in `unreadable`)
+    protocols: ProtocolCounters | None
+    sockets: SocketCounts | None
+    unreadable: tuple[str, ...] = ()
 
 
 LISTENING_COLUMNS: Final = (
@@ -160,8 +162,11 @@ def state_rows(view: SocketsView) -> list[list[Cell]]:
     listening = sum(len(view.tables[k].listening) for k in ("tcp", "tcp6") if k in view.tables)
     return [
         ["LISTEN", listening],
-        ["ESTABLISHED or CLOSE-WAIT", view.protocols.counters.get("Tcp_CurrEstab")],
-        ["TIME-WAIT", view.sockets.figures.get(("TCP", "tw"))],
+        [
+            "ESTABLISHED or CLOSE-WAIT",
+            None if view.protocols is None else view.protocols.counters.get("Tcp_CurrEstab"),
+        ],
+        ["TIME-WAIT", None if view.sockets is None else view.sockets.figures.get(("TCP", "tw"))],
     ]
 
 
@@ -201,9 +206,10 @@ _PROTOCOL_ROWS: Final = (
 
 
 def counter_rows(view: SocketsView) -> list[list[Cell]]:
-    figures = view.sockets.figures
+    figures = {} if view.sockets is None else view.sockets.figures
+    used = None if view.sockets is None else view.sockets.sockets_used
     rows: list[list[Cell]] = [
-        ["sockets in use", view.sockets.sockets_used, "all kinds, IPv4 and IPv6"],
+        ["sockets in use", used, "all kinds, IPv4 and IPv6"],
         ["TCP sockets in use", figures.get(("TCP", "inuse")), ""],
         [
             "TCP orphans",
@@ -221,7 +227,7 @@ def counter_rows(view: SocketsView) -> list[list[Cell]]:
                 "buffers of every socket",
             ]
         )
-    counters = view.protocols.counters
+    counters = {} if view.protocols is None else view.protocols.counters
     for key, label, means, warns in _PROTOCOL_ROWS:
         value: Cell = counters.get(key)
         if warns and isinstance(value, int) and value > 0:
@@ -281,12 +287,24 @@ class SocketsModule:
         """Everything the page shows; blocking (module docstring)."""
         tables = read_inet_tables(self._proc, every_state=every_state)
         listening = {s.inode for t in tables.values() for s in t.listening}
+        unreadable: list[str] = []
+        protocols = sockets = None
+        # The counters are a part of the page: a file that cannot be read is named on it.
+        try:
+            protocols = read_protocol_counters(self._proc)
+        except OSError as e:
+            unreadable.append(f"{e.filename}: {e.strerror}")
+        try:
+            sockets = read_socket_counts(self._proc)
+        except OSError as e:
+            unreadable.append(f"{e.filename}: {e.strerror}")
         return SocketsView(
             tables,
             self.owners(listening),
             tcp_states(tables),
-            read_protocol_counters(self._proc),
-            read_socket_counts(self._proc),
+            protocols,
+            sockets,
+            tuple(unreadable),
         )
 
     def collect(self, query: Query) -> Deferred[Page]:
@@ -302,6 +320,7 @@ class SocketsModule:
             "Listening: TCP sockets in LISTEN and UDP sockets not connected to a peer, "
             "as `ss -tulpn` lists them. Counters are since boot.",
         ]
+        notes += [f"Could not read {problem}." for problem in view.unreadable]
         if view.states is None:
             notes.append(
                 "Connections as the kernel's counters give them: states=1 counts every "
