@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from collections.abc import Mapping, Set
 from dataclasses import dataclass
 from functools import partial
@@ -79,8 +80,14 @@ class SocketOwners:
         self._unowned: set[int] = set()
         #: how many walks of /proc/PID/fd it has made, for the tests and the benchmark
         self.walks = 0
+        # the page's two kinds of run (states=0 and 1) may be in worker threads at once
+        self._lock = threading.Lock()
 
     def __call__(self, inodes: Set[int]) -> dict[int, SocketOwner]:
+        with self._lock:
+            return self._owners(inodes)
+
+    def _owners(self, inodes: Set[int]) -> dict[int, SocketOwner]:
         found = {
             inode: owner
             for inode in inodes
