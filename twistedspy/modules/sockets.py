@@ -7,10 +7,11 @@ node_exporter's netstat and sockstat families.
 The page reads /proc/net/{tcp,tcp6,udp,udp6} and walks /proc/PID/fd in a worker thread
 (twistedspy/procfs/sockets.py). Both are bounded, so that the page is no slower than
 `ss -tulpn` (bench/saturation.py; docs/performance.md):
-- the TCP tables are read only as far as their listening sockets, which the kernel
-  lists first: a server with 36,000 sockets in TIME-WAIT took 470 ms to read whole,
-  11 ms so. Connections are counted from the kernel's counters (sockstat, snmp);
-  `states=1` reads every connection to count each state, at that cost;
+- with more than COUNT_STATES_UP_TO TCP sockets (sockstat), the TCP tables are read
+  only as far as their listening sockets, which the kernel lists first: a server with
+  36,000 sockets in TIME-WAIT took 470 ms to read whole, 11 ms so. Connections are then
+  counted from the kernel's counters (sockstat, snmp); `states=1` reads every
+  connection to count each state, at that cost;
 - the walk stops once every listening socket is found, and the owners found are kept
   and re-checked with one readlink each, so a page whose listeners have not changed
   walks nothing; a socket no visible process holds (another user's, when not run as
@@ -25,10 +26,10 @@ from __future__ import annotations
 import os
 import re
 import threading
-from collections.abc import Mapping, Set
+from collections.abc import Callable, Mapping, Set
 from dataclasses import dataclass
 from functools import partial
-from typing import Final
+from typing import Final, TypeVar
 
 from prometheus_client.core import GaugeMetricFamily, UnknownMetricFamily
 from prometheus_client.metrics_core import Metric
@@ -66,6 +67,10 @@ NETSTAT_FIELDS: Final = re.compile(
     r"|Udp6?_(InDatagrams|OutDatagrams|NoPorts|RcvbufErrors|SndbufErrors))$"
 )
 PAGE_SIZE: Final = os.sysconf("SC_PAGE_SIZE")
+#: up to this many TCP sockets every state is counted unasked: reading them all costs
+#: some 10 ms more than the listeners alone (module docstring)
+COUNT_STATES_UP_TO: Final = 2000
+T = TypeVar("T")
 
 
 class SocketOwners:
@@ -275,6 +280,22 @@ def sockstat_families(sockets: SocketCounts) -> list[Metric]:
     return families
 
 
+def _readable(read: Callable[[], T], unreadable: list[str]) -> T | None:
+    """What `read` gives, or None with the file named in `unreadable`: the counters are
+    a part of the page, and one that cannot be read is said on it, not a 500."""
+    try:
+        return read()
+    except OSError as e:
+        unreadable.append(f"{e.filename}: {e.strerror}")
+        return None
+
+
+def tcp_sockets(sockets: SocketCounts) -> int:
+    """TCP sockets the kernel holds, TIME-WAIT included (sockstat's TCP, TCP6 and tw)."""
+    figures = sockets.figures
+    return sum(figures.get(key, 0) for key in (("TCP", "inuse"), ("TCP", "tw"), ("TCP6", "inuse")))
+
+
 @implementer(IInfoModule, IMetricsSource)
 class SocketsModule:
     name = "sockets"
@@ -292,19 +313,14 @@ class SocketsModule:
 
     def view(self, every_state: bool = False) -> SocketsView:
         """Everything the page shows; blocking (module docstring)."""
+        unreadable: list[str] = []
+        protocols = _readable(partial(read_protocol_counters, self._proc), unreadable)
+        sockets = _readable(partial(read_socket_counts, self._proc), unreadable)
+        every_state = every_state or (
+            sockets is not None and tcp_sockets(sockets) <= COUNT_STATES_UP_TO
+        )
         tables = read_inet_tables(self._proc, every_state=every_state)
         listening = {s.inode for t in tables.values() for s in t.listening}
-        unreadable: list[str] = []
-        protocols = sockets = None
-        # The counters are a part of the page: a file that cannot be read is named on it.
-        try:
-            protocols = read_protocol_counters(self._proc)
-        except OSError as e:
-            unreadable.append(f"{e.filename}: {e.strerror}")
-        try:
-            sockets = read_socket_counts(self._proc)
-        except OSError as e:
-            unreadable.append(f"{e.filename}: {e.strerror}")
         return SocketsView(
             tables,
             self.owners(listening),
@@ -330,8 +346,9 @@ class SocketsModule:
         notes += [f"Could not read {problem}." for problem in view.unreadable]
         if view.states is None:
             notes.append(
-                "Connections as the kernel's counters give them: states=1 counts every "
-                "state, reading every connection (slow with many thousands)."
+                f"More than {COUNT_STATES_UP_TO} TCP sockets: connections as the kernel's "
+                "counters give them; states=1 counts every state, reading every "
+                "connection (slow with many thousands)."
             )
         if unowned:
             notes.append(
