@@ -7,7 +7,7 @@ loopback port. Then, ROUNDS times each and by medians:
 - the /sockets page over HTTP (client wall time), the owners it remembered kept, as a
   running server keeps them;
 - the /sockets collection alone in this process with nothing remembered (a full walk
-  of /proc/PID/fd each time: the bound when every listener is new);
+  of /proc/PID/fd each time: the bound when every listener is new), no page rendered;
 - the /diskio and /pressure pages over HTTP (p50 and p90).
 Prints a table and the ratios to ss.
 
@@ -24,11 +24,21 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+from typing import ParamSpec, TypeVar
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.task import Clock
+from twisted.logger import Logger
 
 from bench.metrics import free_port, get, running
-from twistedspy.modules.sockets import SocketOwners
-from twistedspy.procfs.sockets import read_inet_tables
+from twistedspy.context import ModuleContext
+from twistedspy.modules.sockets import SocketOwners, SocketsModule
+from twistedspy.settings import Settings
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 ROUNDS = 30
 HOLDER = "import socket, time; s = socket.socket(); time.sleep(300)"
@@ -48,10 +58,19 @@ def p(found: list[float], share: float) -> float:
     return found[min(len(found) - 1, int(share * len(found)))]
 
 
-def cold_sockets_collection() -> None:
-    """What a page costs with nothing remembered: the tables, then a full owner walk."""
-    tables = read_inet_tables(every_state=False)
-    SocketOwners()({s.inode for t in tables.values() for s in t.listening})
+def sockets_module() -> SocketsModule:
+    context = ModuleContext(Settings(), Clock(), succeed_now, lambda: (), Logger())
+    return SocketsModule(context)
+
+
+def succeed_now(f: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Deferred[R]:
+    return succeed(f(*args, **kwargs))
+
+
+def cold_sockets_collection(module: SocketsModule) -> None:
+    """What the page's collection costs with nothing remembered: a full owner walk."""
+    module.owners = SocketOwners()
+    module.view()
 
 
 def main() -> None:
@@ -78,7 +97,10 @@ def main() -> None:
                     ),
                 ),
                 ("/sockets page (HTTP)", times_ms(lambda: get(f"{base}/sockets"))),
-                ("/sockets collection, full walk", times_ms(cold_sockets_collection)),
+                (
+                    "/sockets collection, full walk",
+                    times_ms(partial(cold_sockets_collection, sockets_module())),
+                ),
                 ("/diskio page (HTTP)", times_ms(lambda: get(f"{base}/diskio"))),
                 ("/pressure page (HTTP)", times_ms(lambda: get(f"{base}/pressure"))),
             ]
