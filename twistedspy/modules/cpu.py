@@ -30,7 +30,7 @@ from zope.interface import implementer
 
 from twistedspy.context import ModuleContext
 from twistedspy.history import Recorder, SampledModule, Sampler, column
-from twistedspy.interfaces import IInfoModule, IMetricsSource, IModuleFactory
+from twistedspy.interfaces import IInfoModule, IMetricsSource, IModuleFactory, IReactorSafe
 from twistedspy.procfs import PROC
 from twistedspy.procfs.stat import (
     MODES,
@@ -216,7 +216,8 @@ def cpu_families(sample: CpuSample, ticks_per_second: int) -> list[Metric]:
     ]
 
 
-@implementer(IInfoModule, IMetricsSource)
+# Reactor-safe: /proc/stat is kernel counters in memory, no disk (docs/writing-modules.md).
+@implementer(IInfoModule, IMetricsSource, IReactorSafe)
 class CpuModule(SampledModule):
     """The page, and (as a Service the SpyService starts) the sampler behind its history."""
 

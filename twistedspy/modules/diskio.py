@@ -30,7 +30,7 @@ from zope.interface import implementer
 
 from twistedspy.context import ModuleContext
 from twistedspy.history import Recorder, SampledModule, Sampler, column
-from twistedspy.interfaces import IInfoModule, IMetricsSource, IModuleFactory
+from twistedspy.interfaces import IInfoModule, IMetricsSource, IModuleFactory, IReactorSafe
 from twistedspy.procfs import PROC
 from twistedspy.procfs.diskstats import (
     SECTOR_BYTES,
@@ -342,7 +342,8 @@ def diskstats_families(
     return families
 
 
-@implementer(IInfoModule, IMetricsSource)
+# Reactor-safe: /proc/diskstats are kernel counters in memory, no disk (module docstring).
+@implementer(IInfoModule, IMetricsSource, IReactorSafe)
 class DiskioModule(SampledModule):
     """The page, and (as a Service the SpyService starts) the sampler behind its history."""
 

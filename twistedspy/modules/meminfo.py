@@ -21,8 +21,8 @@ from twisted.plugin import IPlugin
 from zope.interface import implementer
 
 from twistedspy.context import ModuleContext
-from twistedspy.interfaces import IInfoModule, IMetricsSource, IModuleFactory
-from twistedspy.modules.inflight import SharedCollection
+from twistedspy.inflight import SharedCollection
+from twistedspy.interfaces import IInfoModule, IMetricsSource, IModuleFactory, IReactorSafe
 from twistedspy.procfs.meminfo import Meminfo, read_meminfo
 from twistedspy.query import Query
 from twistedspy.report import Cell, Column, Mark, Page, Report, Table
@@ -128,7 +128,8 @@ def memory_tables(m: Memory) -> tuple[Table, Table]:
     return memory, swap
 
 
-@implementer(IInfoModule, IMetricsSource)
+# Reactor-safe: returns a Deferred; the file read goes to run_blocking.
+@implementer(IInfoModule, IMetricsSource, IReactorSafe)
 class MeminfoModule:
     name = "meminfo"
     title = "Memory"

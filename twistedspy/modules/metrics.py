@@ -32,7 +32,13 @@ from zope.interface import implementer
 
 from twistedspy.context import ModuleContext
 from twistedspy.families import PartialFamilies
-from twistedspy.interfaces import IInfoModule, IMetricsAggregator, IMetricsSource, IModuleFactory
+from twistedspy.interfaces import (
+    IInfoModule,
+    IMetricsAggregator,
+    IMetricsSource,
+    IModuleFactory,
+    IReactorSafe,
+)
 from twistedspy.query import Query
 from twistedspy.report import InvalidQuery, Page, RawBody
 
@@ -99,7 +105,8 @@ class TimeSource:
         ]
 
 
-@implementer(IInfoModule, IMetricsAggregator)
+# Reactor-safe: returns a Deferred; each collector reads through run_blocking.
+@implementer(IInfoModule, IMetricsAggregator, IReactorSafe)
 class MetricsModule:
     name = "metrics"
     title = "Metrics"

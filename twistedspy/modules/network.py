@@ -27,8 +27,8 @@ from zope.interface import implementer
 
 from twistedspy.context import ModuleContext
 from twistedspy.history import Recorder, SampledModule, Sampler, column
-from twistedspy.interfaces import IInfoModule, IMetricsSource, IModuleFactory
-from twistedspy.modules.inflight import SharedCollection
+from twistedspy.inflight import SharedCollection
+from twistedspy.interfaces import IInfoModule, IMetricsSource, IModuleFactory, IReactorSafe
 from twistedspy.procfs import PROC
 from twistedspy.procfs.netdev import InterfaceCounters, read_net_dev
 from twistedspy.query import Query
@@ -155,7 +155,8 @@ def network_families(interfaces: Sequence[InterfaceCounters]) -> list[Metric]:
     return families
 
 
-@implementer(IInfoModule, IMetricsSource)
+# Reactor-safe: returns a Deferred; the file read goes to run_blocking.
+@implementer(IInfoModule, IMetricsSource, IReactorSafe)
 class NetworkModule(SampledModule):
     name = "network"
     title = "Network"

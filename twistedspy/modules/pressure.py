@@ -29,7 +29,7 @@ from zope.interface import implementer
 
 from twistedspy.context import ModuleContext
 from twistedspy.history import Recorder, SampledModule, Sampler, column
-from twistedspy.interfaces import IInfoModule, IMetricsSource, IModuleFactory
+from twistedspy.interfaces import IInfoModule, IMetricsSource, IModuleFactory, IReactorSafe
 from twistedspy.procfs import PROC
 from twistedspy.procfs.pressure import RESOURCES, Pressure, Stall, read_pressure
 from twistedspy.procfs.stat import LoadAverage, read_loadavg, read_stat
@@ -195,7 +195,8 @@ def pressure_families(pressures: Sequence[Pressure]) -> list[Metric]:
     return families
 
 
-@implementer(IInfoModule, IMetricsSource)
+# Reactor-safe: PSI, /proc/stat and /proc/loadavg are kernel counters in memory, no disk.
+@implementer(IInfoModule, IMetricsSource, IReactorSafe)
 class PressureModule(SampledModule):
     """The page, and (as a Service the SpyService starts) the sampler behind its history."""
 

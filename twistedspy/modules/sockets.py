@@ -39,8 +39,8 @@ from zope.interface import implementer
 
 from twistedspy.context import ModuleContext
 from twistedspy.families import family_groups
-from twistedspy.interfaces import IInfoModule, IMetricsSource, IModuleFactory
-from twistedspy.modules.inflight import SharedCollection
+from twistedspy.inflight import SharedCollection
+from twistedspy.interfaces import IInfoModule, IMetricsSource, IModuleFactory, IReactorSafe
 from twistedspy.procfs import PROC
 from twistedspy.procfs.netstat import (
     ProtocolCounters,
@@ -296,7 +296,8 @@ def tcp_sockets(sockets: SocketCounts) -> int:
     return sum(figures.get(key, 0) for key in (("TCP", "inuse"), ("TCP", "tw"), ("TCP6", "inuse")))
 
 
-@implementer(IInfoModule, IMetricsSource)
+# Reactor-safe: returns a Deferred; the tables and the walk go to run_blocking.
+@implementer(IInfoModule, IMetricsSource, IReactorSafe)
 class SocketsModule:
     name = "sockets"
     title = "Sockets"
