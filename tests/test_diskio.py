@@ -92,6 +92,11 @@ class ReaderTests(TestCase):
                 model="QEMU_HARDDISK",
                 serial="QM00001",
                 revision="2.5+",
+                ata={
+                    "ID_ATA_WRITE_CACHE": 1.0,
+                    "ID_ATA_WRITE_CACHE_ENABLED": 0.0,
+                    "ID_ATA_ROTATION_RATE_RPM": 7200.0,
+                },
             ),
         )
         self.assertEqual(read_udev_disk(8, 16, UDEV), UdevDisk())
@@ -238,6 +243,10 @@ class MetricsTests(TestCase):
         )
         # label values escaped as the text format wants (a quote and a backslash)
         self.assertIn('node_disk_reads_completed_total{device="<b>\\"evil\'&"} 10.0', text)
+        # udev's ATA properties, for the ATA disk only
+        self.assertIn('node_disk_ata_rotation_rate_rpm{device="sda"} 7200.0', text)
+        self.assertIn('node_disk_ata_write_cache_enabled{device="sda"} 0.0', text)
+        self.assertNotIn('node_disk_ata_write_cache{device="nvme0n1"}', text)
         # no discard counter for a kernel that has none
         self.assertNotIn('node_disk_discards_completed_total{device="<b>', text)
 

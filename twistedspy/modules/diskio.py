@@ -19,7 +19,7 @@ import math
 import re
 import time
 from array import array
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -302,6 +302,37 @@ def _in_base_units(value: int, unit: str) -> float:
 INFO_LABELS: Final = ("device", "major", "minor", "model", "path", "revision", "serial", "wwn")
 
 
+#: node_exporter's families for udev's ATA properties: property, name, help
+_ATA: Final = (
+    ("ID_ATA_WRITE_CACHE", "ata_write_cache", "ATA disk has a write cache."),
+    (
+        "ID_ATA_WRITE_CACHE_ENABLED",
+        "ata_write_cache_enabled",
+        "ATA disk has its write cache enabled.",
+    ),
+    (
+        "ID_ATA_ROTATION_RATE_RPM",
+        "ata_rotation_rate_rpm",
+        "ATA disk rotation rate in RPMs (0 for SSDs).",
+    ),
+)
+
+
+def ata_families(records: Mapping[str, UdevDisk]) -> list[Metric]:
+    """An ATA disk's write cache and rotation rate (udev's record of each device by
+    name), where udev has them; a family no disk has is left out, as node_exporter does."""
+    families: list[Metric] = []
+    for prop, name, help_text in _ATA:
+        family = GaugeMetricFamily(f"node_disk_{name}", help_text, labels=["device"])
+        for device, record in records.items():
+            value = record.ata.get(prop)
+            if value is not None:
+                family.add_metric([device], value)
+        if family.samples:
+            families.append(family)
+    return families
+
+
 def diskstats_families(
     disks: Sequence[DiskCounters], udev: Callable[[int, int], UdevDisk]
 ) -> list[Metric]:
@@ -314,8 +345,9 @@ def diskstats_families(
     io_now = GaugeMetricFamily(
         "node_disk_io_now", "The number of I/Os currently in progress.", labels=["device"]
     )
+    records = {disk.name: udev(disk.major, disk.minor) for disk in exported}
     for disk in exported:
-        found = udev(disk.major, disk.minor)
+        found = records[disk.name]
         info.add_metric(
             [
                 disk.name,
@@ -330,7 +362,7 @@ def diskstats_families(
             1,
         )
         io_now.add_metric([disk.name], disk.in_flight)
-    families += [info, io_now]
+    families += [info, io_now, *ata_families(records)]
     for name, help_text, field, unit in _COUNTERS:
         family = CounterMetricFamily(f"node_disk_{name}", help_text, labels=["device"])
         for disk in exported:

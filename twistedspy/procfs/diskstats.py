@@ -5,8 +5,10 @@ device's I/O counters since boot; and udev's record of a disk, for its model and
 
 from __future__ import annotations
 
+import contextlib
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Final
 
 from twistedspy.procfs import PROC, read_text
@@ -86,15 +88,25 @@ def parent_disk(name: str, names: set[str]) -> str | None:
     return found["disk"]
 
 
+#: the ATA properties udev records of an ATA disk (its ata_id), that node_exporter exports
+ATA_PROPERTIES: Final = (
+    "ID_ATA_WRITE_CACHE",
+    "ID_ATA_WRITE_CACHE_ENABLED",
+    "ID_ATA_ROTATION_RATE_RPM",
+)
+
+
 @dataclass(frozen=True, slots=True)
 class UdevDisk:
-    """What udev recorded of a disk: node_exporter's node_disk_info labels."""
+    """What udev recorded of a disk: node_exporter's node_disk_info labels, and for an
+    ATA disk the ATA_PROPERTIES it has, as numbers."""
 
     path: str = ""
     wwn: str = ""
     model: str = ""
     serial: str = ""
     revision: str = ""
+    ata: Mapping[str, float] = field(default_factory=dict)
 
 
 def parse_udev_record(text: str) -> UdevDisk:
@@ -110,7 +122,16 @@ def parse_udev_record(text: str) -> UdevDisk:
         model=properties.get("ID_MODEL", ""),
         serial=properties.get("ID_SERIAL_SHORT", ""),
         revision=properties.get("ID_REVISION", ""),
+        ata=_ata_figures(properties) if properties.get("ID_ATA") else {},
     )
+
+
+def _ata_figures(properties: Mapping[str, str]) -> dict[str, float]:
+    figures = {}
+    for name in ATA_PROPERTIES:
+        with contextlib.suppress(KeyError, ValueError):  # absent, or not a number: left out
+            figures[name] = float(properties[name])
+    return figures
 
 
 def read_udev_disk(major: int, minor: int, udev: str = UDEV_DATA) -> UdevDisk:
