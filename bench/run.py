@@ -23,6 +23,8 @@ def main() -> int:
     )
     print("\n== bench/processes_speed.py 300", flush=True)
     status |= subprocess.call([sys.executable, str(BENCH / "processes_speed.py"), "300"], env=env)
+    print("\n== bench/saturation.py 1000", flush=True)
+    status |= subprocess.call([sys.executable, str(BENCH / "saturation.py"), "1000"], env=env)
     return status
 
 

@@ -25,7 +25,18 @@ from tests.servers import start_server
 from tests.support import require_tool
 
 HOSTILE = "<img src=x onerror=alert(1)>"
-PAGES = ("/", "/index", "/version", "/processes", "/meminfo", "/diskfree", "/network")
+PAGES = (
+    "/",
+    "/index",
+    "/version",
+    "/processes",
+    "/meminfo",
+    "/diskfree",
+    "/network",
+    "/diskio",
+    "/pressure",
+    "/sockets",
+)
 SCREENSHOT = Path(__file__).parent.parent / "docs" / "processes.png"
 
 

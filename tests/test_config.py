@@ -114,6 +114,7 @@ class LayerTests(ConfigFileMixin, TestCase):
             TLSMinVersion = 1.3
             TLSCiphers = ECDHE-RSA-AES128-GCM-SHA256
             HSTSMaxAge = 31536000
+            DiskAwaitLimit = 12.5
             """
         )
         here = path.resolve().parent
@@ -144,6 +145,7 @@ class LayerTests(ConfigFileMixin, TestCase):
                 tls_min_version="1.3",
                 tls_ciphers="ECDHE-RSA-AES128-GCM-SHA256",
                 hsts_max_age=31536000,
+                disk_await_limit=12.5,
             ),
         )
 
@@ -203,6 +205,7 @@ class FileErrorTests(ConfigFileMixin, TestCase):
             ("TLSMinVersion = 1.1", "'1.1' is not a TLS version this server offers"),
             ("TLSCiphers = NO-SUCH-CIPHER", "selects no cipher OpenSSL knows"),
             ("HSTSMaxAge = -1", "HSTSMaxAge: '-1' is not a whole number of seconds"),
+            ("DiskAwaitLimit = 0", "DiskAwaitLimit: '0' is not a positive number of milliseconds"),
             ("MessageMaxBytes = 10M", "MessageMaxBytes: '10M' is not a whole number"),
             ("MessageRate = 0", "MessageRate: '0' is not a whole number of at least 1"),
         ]

@@ -191,17 +191,24 @@ def use_utc(case: TestCase) -> None:
     case.addCleanup(restore)
 
 
-class GoldenTests(TestCase):
-    def setUp(self) -> None:
-        use_utc(self)
+def check_page(
+    case: TestCase, name: str, module: str, report: Report, query: Query | None = None
+) -> tuple[str, str]:
+    """Render `report` as HTML and JSON, check both against their golden files (in UTC),
+    and give them back for further looks."""
+    use_utc(case)
+    renderer = Renderer(HOST)
+    context = PageContext(HOST, NAV, NOW)
+    html = renderer.html(module, report, query or Query(), context).body
+    document = renderer.json(module, report, context).body
+    for path, body in ((GOLDEN / f"{name}.html", html), (GOLDEN / f"{name}.json", document)):
+        check_golden(case, path, body)
+    return html.decode(), document.decode()
 
+
+class GoldenTests(TestCase):
     def check(self, name: str, module: str, report: Report, query: Query | None = None) -> None:
-        renderer = Renderer(HOST)
-        context = PageContext(HOST, NAV, NOW)
-        html = renderer.html(module, report, query or Query(), context).body
-        document = renderer.json(module, report, context).body
-        for path, body in ((GOLDEN / f"{name}.html", html), (GOLDEN / f"{name}.json", document)):
-            check_golden(self, path, body)
+        check_page(self, name, module, report, query)
 
     async def processes_report(self, query: Query) -> Report:
         snapshots = process_snapshots()

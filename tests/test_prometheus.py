@@ -26,9 +26,10 @@ from tests.servers import RunningServer, fetch, start_server
 from tests.support import require_tool
 
 HOSTILE = 'a"b\\c\n{x="y"}'
-#: promtool's one complaint node_exporter gets too: its meminfo names keep the kernel's case
+#: promtool's one complaint node_exporter gets too: its meminfo and netstat names keep the
+#: kernel's case
 CAMEL_CASE = re.compile(
-    r"^node_memory_\w+ metric names should be written in 'snake_case' not 'camelCase'$"
+    r"^node_(memory|netstat)_\w+ metric names should be written in 'snake_case' not 'camelCase'$"
 )
 DEADLINE = 60.0
 USER, PASSWORD = "prometheus", "scrape-secret"

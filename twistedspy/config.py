@@ -124,14 +124,23 @@ def _log_mode(text: str) -> str:
     return text.lower()
 
 
-def _seconds(text: str) -> float:
-    try:
-        seconds = float(text)
-    except ValueError:
-        seconds = math.nan
-    if not (math.isfinite(seconds) and seconds > 0):
-        raise _BadValue(f"{text!r} is not a positive number of seconds")
-    return seconds
+def _positive(unit: str) -> Callable[[str], float]:
+    """A parser of positive numbers (fractions allowed) of `unit`."""
+
+    def parse(text: str) -> float:
+        try:
+            number = float(text)
+        except ValueError:
+            number = math.nan
+        if not (math.isfinite(number) and number > 0):
+            raise _BadValue(f"{text!r} is not a positive number of {unit}")
+        return number
+
+    return parse
+
+
+_seconds = _positive("seconds")
+_milliseconds = _positive("milliseconds")
 
 
 def _networks(text: str) -> tuple[str, ...]:
@@ -215,6 +224,7 @@ KEYS: tuple[Key, ...] = (
     Key("TLSMinVersion", "tls_min_version", "--tls-min-version", _tls_version),
     Key("TLSCiphers", "tls_ciphers", "--tls-ciphers", _ciphers),
     Key("HSTSMaxAge", "hsts_max_age", "--hsts-max-age", _whole_seconds),
+    Key("DiskAwaitLimit", "disk_await_limit", "--disk-await-limit", _milliseconds),
 )
 
 _BY_NAME = {key.name.lower(): key for key in KEYS}

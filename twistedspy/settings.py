@@ -62,6 +62,8 @@ class Settings:
     tls_ciphers: str = TLS_INTERMEDIATE_CIPHERS
     #: Strict-Transport-Security max-age in seconds on TLS connections; 0 sends none
     hsts_max_age: int = 0
+    #: /diskio marks a device whose requests took longer than this on average, in ms
+    disk_await_limit: float = 100.0
 
     def endpoint(self) -> str:
         """The server endpoint description to listen on."""

@@ -143,6 +143,13 @@ _PARAMETERS: tuple[tuple[str, str | None, str, str], ...] = (
         "send Strict-Transport-Security with this max-age on TLS connections; 0 sends "
         "none [default: 0]",
     ),
+    (
+        "disk-await-limit",
+        None,
+        "disk_await_limit",
+        "milliseconds of average wait per request past which /diskio marks a device "
+        "[default: 100]",
+    ),
 )
 
 #: (long option, short option, Settings field, value it sets, help text) for flags

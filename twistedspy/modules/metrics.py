@@ -31,6 +31,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from twistedspy.context import ModuleContext
+from twistedspy.families import PartialFamilies
 from twistedspy.interfaces import (
     IInfoModule,
     IMetricsAggregator,
@@ -168,7 +169,9 @@ class MetricsModule:
                 self._context.log.failure(
                     "metrics collector {collector} failed", result, collector=source.name
                 )
-                return CollectorResult(source.name, [], seconds, ok=False)
+                partial = result.value
+                kept = partial.families if isinstance(partial, PartialFamilies) else []
+                return CollectorResult(source.name, kept, seconds, ok=False)
             return CollectorResult(source.name, result, seconds, ok=True)
 
         return running.addBoth(finished)
