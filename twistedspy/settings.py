@@ -33,6 +33,8 @@ class Settings:
     account_file: Path = Path("accounts")
     max_clients: int = 64
     modules_dir: Path | None = None
+    #: a folder of `*.prom` files added to /metrics, as node_exporter's textfile collector
+    textfile_dir: Path | None = None
     #: names of the modules to serve; None serves all (the index is always served)
     modules: tuple[str, ...] | None = None
     log_dir: Path = Path("logs")
