@@ -13,6 +13,7 @@ alone: none of its families are served, and the scrape goes on (docs/configurati
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,7 +58,9 @@ def parse_textfile(path: str, text: str, mtime: float, taken: Collection[str]) -
     of one name, which no Prometheus accepts.
     """
     try:
-        families = tuple(text_string_to_metric_families(text))
+        # a TYPE line without samples is no family: prometheus_client would write its
+        # TYPE line anyway, beside the family its samples were parsed into
+        families = tuple(f for f in text_string_to_metric_families(text) if f.samples)
     except (ValueError, IndexError, KeyError) as e:  # the parser's ways of saying no
         raise TextfileError(f"{path}: not the text format: {e}") from e
     for family in families:
@@ -65,13 +68,26 @@ def parse_textfile(path: str, text: str, mtime: float, taken: Collection[str]) -
             raise TextfileError(f"{path}: {family.name} is a family twistedspy exposes itself")
         if any(s.timestamp is not None for s in family.samples):
             raise TextfileError(f"{path}: {family.name} has timestamps, which are not allowed")
-        if family.type == "counter" and any(
-            not s.name.endswith(("_total", "_created")) for s in family.samples
-        ):
-            # prometheus_client writes a counter as NAME_total; a counter sample named
-            # otherwise is kept under its own name, as an untyped family
-            family.type = "unknown"
+        if family.type == "counter":
+            _keep_counter_names(family, text)
     return Textfile(path, mtime, families)
+
+
+def _keep_counter_names(family: Metric, text: str) -> None:
+    """
+    prometheus_client's parser names a counter's samples NAME_total even where the file
+    wrote plain NAME (as old scripts do), and its writer would expose them so; node_exporter
+    keeps the file's names, and dashboards query them. A counter whose samples the file
+    did not write with `_total` is kept under the file's name, untyped.
+    """
+    for sample in family.samples:
+        written = re.search(rf"^{re.escape(sample.name)}[{{\s]", text, re.MULTILINE)
+        if sample.name.endswith("_total") and written is None:
+            family.type = "unknown"
+            family.samples = [
+                s._replace(name=s.name.removesuffix("_total")) for s in family.samples
+            ]
+            return
 
 
 def read_textfiles(
