@@ -127,33 +127,7 @@ class PromtoolTests(TestCase):
         self.assertIn("twistedspy_processes", families)
         self.assertNotIn(b"{x=", reply.body)
 
-    async def test_names_and_labels_are_node_exporters(self) -> None:
-        exporter = require_tool("prometheus-node-exporter")
-        port = free_port()
-        process = subprocess.Popen(
-            [exporter, f"--web.listen-address=127.0.0.1:{port}"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        self.addCleanup(process.wait)
-        self.addCleanup(process.terminate)
-
-        def theirs() -> bytes | None:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
-                    body: bytes = r.read()
-                    return body
-            except OSError:
-                return None
-
-        node_exporter = family_labels((await until(theirs, "node_exporter's metrics")).decode())
-        server = start_server(self)
-        ours = family_labels((await server.request("GET", "/metrics")).body.decode())
-        node = {name: labels for name, labels in ours.items() if name.startswith("node_")}
-        self.assertGreater(len(node), 40)
-        for name, labels in node.items():
-            self.assertIn(name, node_exporter, f"{name} is not one of node_exporter's names")
-            self.assertEqual(labels, node_exporter[name], name)
+    # node_exporter's names, types, labels and values: tests/test_node_exporter.py
 
 
 class FleetConfigTests(TestCase):
