@@ -4,7 +4,6 @@ Prometheus server scraping one and then five twistedspy instances with Basic aut
 from __future__ import annotations
 
 import json
-import re
 import socket
 import subprocess
 import sys
@@ -23,13 +22,9 @@ from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
 
 from tests.servers import RunningServer, fetch, start_server
-from tests.support import require_tool
+from tests.support import NODE_EXPORTER_LINT, require_tool
 
 HOSTILE = 'a"b\\c\n{x="y"}'
-#: promtool's one complaint node_exporter gets too: its meminfo names keep the kernel's case
-CAMEL_CASE = re.compile(
-    r"^node_memory_\w+ metric names should be written in 'snake_case' not 'camelCase'$"
-)
 DEADLINE = 60.0
 USER, PASSWORD = "prometheus", "scrape-secret"
 
@@ -48,7 +43,7 @@ def promtool_problems(exposition: bytes) -> list[str]:
         [promtool, "check", "metrics"], input=exposition, capture_output=True, check=False
     )
     lines = (checked.stdout + checked.stderr).decode().splitlines()
-    problems = [line for line in lines if line.strip() and not CAMEL_CASE.match(line)]
+    problems = [line for line in lines if line.strip() and not NODE_EXPORTER_LINT.fullmatch(line)]
     if checked.returncode not in (0, 3) or (checked.returncode == 3 and problems):
         problems.append(f"promtool exit status {checked.returncode}")
     return problems
