@@ -14,6 +14,7 @@ from pathlib import Path
 from twisted.trial.unittest import TestCase
 
 from tests.support import require_tool
+from twistedspy.procfs.arp import read_arp
 from twistedspy.procfs.interrupts import (
     CpuSchedule,
     Interrupt,
@@ -34,6 +35,7 @@ from twistedspy.procfs.kernel import (
     read_process_limits,
 )
 from twistedspy.procfs.netclass import read_netclass
+from twistedspy.procfs.softnet import read_softnet
 from twistedspy.procfs.timex import (
     STA_NANO,
     TIME_ERROR,
@@ -200,3 +202,18 @@ class TimexTests(TestCase):
         base = Path("/sys/devices/system/clocksource/clocksource0")
         (live, *_) = read_clock_sources()
         self.assertEqual(live.current, (base / "current_clocksource").read_text().strip())
+
+
+class ArpAndSoftnetTests(TestCase):
+    def test_fixture_tree(self) -> None:
+        self.assertEqual(read_arp(PROC), {"eth0": 2, "br-x": 1})
+        (cpu0, cpu1) = read_softnet(PROC)
+        self.assertEqual((cpu0.cpu, cpu1.cpu), ("0", "1"))
+        self.assertGreater(cpu1.processed, 0)
+
+    def test_live_equal_the_files(self) -> None:
+        arp = Path("/proc/net/arp").read_text().splitlines()[1:]
+        self.assertEqual(sum(read_arp().values()), len(arp))
+        lines = Path("/proc/net/softnet_stat").read_text().splitlines()
+        self.assertEqual(len(read_softnet()), len(lines))
+        self.assertEqual(read_softnet()[0].dropped, int(lines[0].split()[1], 16))

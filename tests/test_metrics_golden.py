@@ -109,7 +109,10 @@ def fixture_server(clock: Clock) -> tuple[MetricsModule, RequestStats]:
         DiskfreeModule(context, lambda: read_mounts(PROC), STATVFS.__getitem__),
         MeminfoModule(context, lambda: read_meminfo(PROC), lambda: read_vmstat(PROC)),
         NetworkModule(
-            context, lambda: read_network_sample(PROC), netclass=lambda: read_netclass(SYS)
+            context,
+            lambda: read_network_sample(PROC),
+            netclass=lambda: read_netclass(SYS),
+            proc=PROC,
         ),
         ProcessesModule(context, proc=PROC),
         VersionModule(context, lambda: NotImplemented, fixture_identity),

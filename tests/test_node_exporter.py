@@ -44,7 +44,7 @@ SLACK = {
 RELATIVE = {"node_memory_": 0.01, "node_load": 0.2, "node_vmstat_": 0.01, "node_processes_": 0.05}
 #: /proc/net/dev's loopback: node_exporter as Debian builds it leaves `lo` out of netdev
 #: (--collector.netdev.device-exclude=^lo$); twistedspy's pages and /metrics show it
-LOOPBACK_NETDEV = "node_network_"
+NETDEV = ("node_network_receive_", "node_network_transmit_")
 #: node_exporter's default --collector.filesystem.mount-points-exclude: it hides these
 #: mounts, twistedspy's diskfree module shows them (on its page and in /metrics alike)
 HIDDEN_MOUNTS = re.compile(
@@ -84,7 +84,7 @@ def fetch_node_exporter(port: int) -> bytes | None:
 
 def hidden_by_node_exporter(name: str, labels: tuple[tuple[str, str], ...]) -> bool:
     """A sample node_exporter's defaults leave out on purpose (see above)."""
-    if name.startswith(LOOPBACK_NETDEV) and name.endswith("_total") and "carrier" not in name:
+    if name.startswith(NETDEV) and name.endswith("_total"):
         return ("device", "lo") in labels
     mountpoint = dict(labels).get("mountpoint")
     return name.startswith("node_filesystem_") and bool(HIDDEN_MOUNTS.match(mountpoint or ""))

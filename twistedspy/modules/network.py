@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_network -*-
 """The `network` module: each interface's counters from /proc/net/dev, and rates; and
-for /metrics, node_exporter's netdev and netclass families.
+for /metrics, node_exporter's netdev, netclass, arp and softnet families.
 
 /proc/net/dev is read through twistedspy/procfs/netdev.py (psutil has no collision
 counter). Rates come from the previous sample, kept between requests (the first is taken
@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import time
 from array import array
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -31,8 +31,10 @@ from twistedspy.history import Recorder, SampledModule, Sampler, column
 from twistedspy.interfaces import IInfoModule, IMetricsSource, IModuleFactory
 from twistedspy.modules.inflight import SharedCollection
 from twistedspy.procfs import PROC
+from twistedspy.procfs.arp import read_arp
 from twistedspy.procfs.netclass import NetClass, read_netclass
 from twistedspy.procfs.netdev import InterfaceCounters, read_net_dev
+from twistedspy.procfs.softnet import Softnet, read_softnet
 from twistedspy.query import Query
 from twistedspy.report import Cell, Column, Page, Report, Series, Table
 
@@ -136,11 +138,18 @@ _NETDEV_COUNTERS: Final = (
     ("receive_packets", "rx_packets"),
     ("receive_errs", "rx_errors"),
     ("receive_drop", "rx_drops"),
+    ("receive_fifo", "rx_fifo"),
+    ("receive_frame", "rx_frame"),
+    ("receive_compressed", "rx_compressed"),
+    ("receive_multicast", "rx_multicast"),
     ("transmit_bytes", "tx_bytes"),
     ("transmit_packets", "tx_packets"),
     ("transmit_errs", "tx_errors"),
     ("transmit_drop", "tx_drops"),
     ("transmit_colls", "collisions"),
+    ("transmit_fifo", "tx_fifo"),
+    ("transmit_carrier", "tx_carrier"),
+    ("transmit_compressed", "tx_compressed"),
 )
 
 
@@ -226,6 +235,34 @@ def netclass_families(interfaces: Sequence[NetClass]) -> list[Metric]:
     return [up, info, speed, *gauges.values(), *counters.values()]
 
 
+def arp_families(entries: Mapping[str, int]) -> list[Metric]:
+    """/proc/net/arp as node_exporter's arp collector."""
+    family = GaugeMetricFamily("node_arp_entries", "ARP entries by device", labels=["device"])
+    for device, count in sorted(entries.items()):
+        family.add_metric([device], count)
+    return [family]
+
+
+def softnet_families(cpus: Sequence[Softnet]) -> list[Metric]:
+    """/proc/net/softnet_stat as node_exporter 1.5's softnet collector."""
+    processed = CounterMetricFamily(
+        "node_softnet_processed", "Number of processed packets", labels=["cpu"]
+    )
+    dropped = CounterMetricFamily(
+        "node_softnet_dropped", "Number of dropped packets", labels=["cpu"]
+    )
+    squeezed = CounterMetricFamily(
+        "node_softnet_times_squeezed",
+        "Number of times processing packets ran out of quota",
+        labels=["cpu"],
+    )
+    for cpu in cpus:
+        processed.add_metric([cpu.cpu], cpu.processed)
+        dropped.add_metric([cpu.cpu], cpu.dropped)
+        squeezed.add_metric([cpu.cpu], cpu.time_squeezed)
+    return [processed, dropped, squeezed]
+
+
 @implementer(IInfoModule, IMetricsSource)
 class NetworkModule(SampledModule):
     name = "network"
@@ -238,9 +275,11 @@ class NetworkModule(SampledModule):
         source: NetworkSource = read_network_sample,
         history_source: NetworkSource = read_network_sample,
         netclass: Callable[[], Sequence[NetClass]] = read_netclass,
+        proc: str = PROC,
     ) -> None:
         self._source = source
         self._netclass = netclass
+        self._proc = proc
         self.sampler: Sampler[array[float]] = Sampler(
             Recorder(history_source, traffic_point), context.reactor, context.log
         )
@@ -270,6 +309,8 @@ class NetworkModule(SampledModule):
             {
                 "netdev": lambda: network_families(self._source().interfaces),
                 "netclass": lambda: netclass_families(self._netclass()),
+                "arp": lambda: arp_families(read_arp(self._proc)),
+                "softnet": lambda: softnet_families(read_softnet(self._proc)),
             }
         )
 
