@@ -7,8 +7,8 @@ collectors; they are scraped in turn, one at a time, once a second each for `--s
 Each server's CPU time (utime + stime of /proc/PID/stat, which counts in 10 ms ticks,
 hence many scrapes) over the run, divided by its scrapes, is its CPU per scrape; it
 includes whatever the server does between scrapes (twistedspy's page samplers). The
-process families reuse a scan up to 5 s old (twistedspy/modules/processes.py), so about
-one scrape in five walks /proc: the figures are that mix, and the last scrape's
+process families reuse a scan up to 10 s old (twistedspy/modules/processes.py), so one
+scrape in ten walks /proc: the figures are that mix, and the last scrape's
 per-collector durations are printed too.
 
 Run: PYTHONPATH=. python bench/scrape_cost.py [N] [--seconds 40]
