@@ -35,6 +35,7 @@ from twistedspy.procfs.kernel import (
     read_process_limits,
 )
 from twistedspy.procfs.netclass import read_netclass
+from twistedspy.procfs.processes import ProcfsProcessSource
 from twistedspy.procfs.softnet import read_softnet
 from twistedspy.procfs.timex import (
     STA_NANO,
@@ -217,3 +218,24 @@ class ArpAndSoftnetTests(TestCase):
         lines = Path("/proc/net/softnet_stat").read_text().splitlines()
         self.assertEqual(len(read_softnet()), len(lines))
         self.assertEqual(read_softnet()[0].dropped, int(lines[0].split()[1], 16))
+
+
+class StatOnlyScanTests(TestCase):
+    def test_live_agrees_with_the_full_scan(self) -> None:
+        """
+        The /metrics scan (stat files only) against the page's (stat and status): same
+        processes and states; the same owner but where the stat file says root (a
+        process that is not dumpable); resident memory near VmRSS.
+        """
+        lean = {p.pid: p for p in ProcfsProcessSource(cmdline=False, status=False)().processes}
+        full = {p.pid: p for p in ProcfsProcessSource(cmdline=False)().processes}
+        both = set(lean) & set(full)
+        self.assertGreater(len(both), 0.9 * len(full))
+        near = 0
+        for pid in both:
+            a, b = lean[pid], full[pid]
+            self.assertEqual(a.name, b.name)
+            self.assertIn(a.user, (b.user, "root"), pid)
+            if abs((a.rss or 0) - (b.rss or 0)) <= max(0.1 * (b.rss or 0), 1 << 20):
+                near += 1
+        self.assertGreater(near, 0.9 * len(both))

@@ -37,6 +37,7 @@ from twistedspy.procfs.kernel import read_domainname
 from twistedspy.procfs.meminfo import read_meminfo
 from twistedspy.procfs.mounts import read_mounts
 from twistedspy.procfs.netclass import read_netclass
+from twistedspy.procfs.processes import ProcfsProcessSource
 from twistedspy.procfs.timex import Timex, discipline
 from twistedspy.procfs.vmstat import read_vmstat
 from twistedspy.query import Query
@@ -114,7 +115,8 @@ def fixture_server(clock: Clock) -> tuple[MetricsModule, RequestStats]:
             netclass=lambda: read_netclass(SYS),
             proc=PROC,
         ),
-        ProcessesModule(context, proc=PROC),
+        # owners from status files: the fixture files' own owner is whoever checked them out
+        ProcessesModule(context, proc=PROC, totals=ProcfsProcessSource(PROC, cmdline=False)),
         VersionModule(context, lambda: NotImplemented, fixture_identity),
         metrics,
     ]
