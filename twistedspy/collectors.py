@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_metrics -*-
+# -*- test-case-name: tests.test_collectors -*-
 """node_exporter's collectors inside twistedspy's sources: each family group read, timed
 and judged on its own, reported as `node_scrape_collector_duration_seconds` and
 `node_scrape_collector_success` under node_exporter's collector names (`vmstat`,

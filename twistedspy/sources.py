@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_sources -*-
+# -*- test-case-name: tests.test_node_exporter -*-
 """The /metrics sources that no page shows: node_exporter's time, timex, filefd,
 entropy and conntrack collectors, and the exporter's own `process_*` families.
 

@@ -31,7 +31,7 @@ from zope.interface import implementer
 from twistedspy.collectors import run_collectors
 from twistedspy.context import ModuleContext
 from twistedspy.history import Recorder, SampledModule, Sampler, column
-from twistedspy.interfaces import IInfoModule, IMetricsSource, IModuleFactory
+from twistedspy.interfaces import IInfoModule, IMetricsSource, IModuleFactory, IReactorSafe
 from twistedspy.procfs import PROC
 from twistedspy.procfs.interrupts import (
     CpuSchedule,
@@ -264,7 +264,8 @@ def schedstat_families(cpus: Sequence[CpuSchedule]) -> list[Metric]:
     return [running, waiting, slices]
 
 
-@implementer(IInfoModule, IMetricsSource)
+# Reactor-safe: /proc/stat is kernel counters in memory, no disk (docs/writing-modules.md).
+@implementer(IInfoModule, IMetricsSource, IReactorSafe)
 class CpuModule(SampledModule):
     """The page, and (as a Service the SpyService starts) the sampler behind its history."""
 

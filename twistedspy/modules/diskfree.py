@@ -29,7 +29,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from twistedspy.context import ModuleContext
-from twistedspy.interfaces import IInfoModule, IMetricsSource, IModuleFactory
+from twistedspy.interfaces import IInfoModule, IMetricsSource, IModuleFactory, IReactorSafe
 from twistedspy.procfs.mounts import Mount, read_mounts
 from twistedspy.query import Query
 from twistedspy.report import Cell, Column, InvalidQuery, Mark, Page, Report, Table
@@ -179,7 +179,8 @@ def filesystem_families(answers: Sequence[tuple[Mount, Usage | None]]) -> list[M
     return [size, free, avail, files, files_free, readonly, error]
 
 
-@implementer(IInfoModule, IMetricsSource)
+# Reactor-safe: returns a Deferred; the mount table and each statvfs go to run_blocking.
+@implementer(IInfoModule, IMetricsSource, IReactorSafe)
 class DiskfreeModule:
     name = "diskfree"
     title = "Disk space"

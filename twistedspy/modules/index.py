@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_index -*-
+# -*- test-case-name: tests.test_golden,tests.test_pages_live -*-
 """The `index` module: how to connect, what each status means, and the modules served."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from twisted.plugin import IPlugin
 from zope.interface import implementer
 
 from twistedspy.context import ModuleContext
-from twistedspy.interfaces import IInfoModule, IModuleFactory
+from twistedspy.interfaces import IInfoModule, IModuleFactory, IReactorSafe
 from twistedspy.query import Query
 from twistedspy.report import Column, Report, Table
 
@@ -33,7 +33,8 @@ STATUS_CODES: tuple[tuple[int, str, str], ...] = (
 )
 
 
-@implementer(IInfoModule)
+# Reactor-safe: the settings and the module list, all in memory.
+@implementer(IInfoModule, IReactorSafe)
 class IndexModule:
     name = "index"
     title = "Index"

@@ -23,8 +23,8 @@ from zope.interface import implementer
 
 from twistedspy.collectors import run_collectors
 from twistedspy.context import ModuleContext
-from twistedspy.interfaces import IInfoModule, IMetricsSource, IModuleFactory
-from twistedspy.modules.inflight import SharedCollection
+from twistedspy.inflight import SharedCollection
+from twistedspy.interfaces import IInfoModule, IMetricsSource, IModuleFactory, IReactorSafe
 from twistedspy.procfs.meminfo import Meminfo, read_meminfo
 from twistedspy.procfs.vmstat import read_vmstat
 from twistedspy.query import Query
@@ -146,7 +146,8 @@ def memory_tables(m: Memory) -> tuple[Table, Table]:
     return memory, swap
 
 
-@implementer(IInfoModule, IMetricsSource)
+# Reactor-safe: returns a Deferred; the file read goes to run_blocking.
+@implementer(IInfoModule, IMetricsSource, IReactorSafe)
 class MeminfoModule:
     name = "meminfo"
     title = "Memory"

@@ -32,7 +32,13 @@ from zope.interface import implementer
 
 from twistedspy.collectors import Families, merged
 from twistedspy.context import ModuleContext
-from twistedspy.interfaces import IInfoModule, IMetricsAggregator, IMetricsSource, IModuleFactory
+from twistedspy.interfaces import (
+    IInfoModule,
+    IMetricsAggregator,
+    IMetricsSource,
+    IModuleFactory,
+    IReactorSafe,
+)
 from twistedspy.query import Query
 from twistedspy.report import InvalidQuery, Page, RawBody
 from twistedspy.sources import ClockSource, KernelSource, OwnProcessSource
@@ -84,7 +90,8 @@ class CollectorResult:
     ok: bool
 
 
-@implementer(IInfoModule, IMetricsAggregator)
+# Reactor-safe: returns a Deferred; each collector reads through run_blocking.
+@implementer(IInfoModule, IMetricsAggregator, IReactorSafe)
 class MetricsModule:
     name = "metrics"
     title = "Metrics"

@@ -28,8 +28,8 @@ from zope.interface import implementer
 from twistedspy.collectors import run_collectors
 from twistedspy.context import ModuleContext
 from twistedspy.history import Recorder, SampledModule, Sampler, column
-from twistedspy.interfaces import IInfoModule, IMetricsSource, IModuleFactory
-from twistedspy.modules.inflight import SharedCollection
+from twistedspy.inflight import SharedCollection
+from twistedspy.interfaces import IInfoModule, IMetricsSource, IModuleFactory, IReactorSafe
 from twistedspy.procfs import PROC
 from twistedspy.procfs.arp import read_arp
 from twistedspy.procfs.netclass import NetClass, read_netclass
@@ -263,7 +263,8 @@ def softnet_families(cpus: Sequence[Softnet]) -> list[Metric]:
     return [processed, dropped, squeezed]
 
 
-@implementer(IInfoModule, IMetricsSource)
+# Reactor-safe: returns a Deferred; the file read goes to run_blocking.
+@implementer(IInfoModule, IMetricsSource, IReactorSafe)
 class NetworkModule(SampledModule):
     name = "network"
     title = "Network"

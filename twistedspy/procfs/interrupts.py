@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_procfs -*-
+# -*- test-case-name: tests.test_exporter_readers -*-
 """/proc/interrupts and /proc/schedstat (proc(5)): interrupts by source and CPU, and the
 scheduler's time per CPU."""
 

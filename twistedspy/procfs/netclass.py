@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_procfs -*-
+# -*- test-case-name: tests.test_exporter_readers -*-
 """/sys/class/net/IFACE/ (Documentation/ABI/testing/sysfs-class-net): each interface's
 link state and settings, as node_exporter's netclass collector reads them."""
 

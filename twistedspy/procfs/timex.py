@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_procfs -*-
+# -*- test-case-name: tests.test_exporter_readers -*-
 """The kernel clock's discipline, from adjtimex(2) (no file holds it), and the clock
 sources under /sys/devices/system/clocksource."""
 

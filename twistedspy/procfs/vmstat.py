@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_procfs -*-
+# -*- test-case-name: tests.test_exporter_readers -*-
 """/proc/vmstat (proc(5)): the virtual memory counters, one `name value` a line."""
 
 from __future__ import annotations
