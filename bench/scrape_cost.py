@@ -29,7 +29,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench.metrics import NODE_EXPORTER, free_port, get, wait_for
+from bench.metrics import NODE_EXPORTER, free_port, get, sleepers, wait_for
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -59,34 +59,30 @@ def main() -> None:
     parser.add_argument("count", nargs="?", type=int, default=1000, help="extra sleepers")
     parser.add_argument("--seconds", type=int, default=40)
     args = parser.parse_args()
-    children = [subprocess.Popen(["sleep", "900"]) for _ in range(args.count)]
     folder = Path(tempfile.mkdtemp(prefix="twistedspy-cost-"))
     try:
-        spy_port, node_port = free_port(), free_port()
-        spy_url = f"http://127.0.0.1:{spy_port}/metrics"
-        node_url = f"http://127.0.0.1:{node_port}/metrics"
-        spy = [sys.executable, "-m", "twistedspy.cli", f"--port={spy_port}",
-               f"--log-dir={folder}/logs", f"--message-file={folder}/m.jsonl"]  # fmt: skip
-        node = [NODE_EXPORTER, f"--web.listen-address=127.0.0.1:{node_port}"]
-        with pinned(spy, spy_url) as spy_pid, pinned(node, node_url) as node_pid:
-            for url in (spy_url, node_url):  # warm up
-                get(url)
-            time.sleep(6)
-            pids = {"twistedspy": spy_pid, "node_exporter": node_pid}
-            urls = {"twistedspy": spy_url, "node_exporter": node_url}
-            before = {name: cpu_seconds(pid) for name, pid in pids.items()}
-            bodies = {}
-            started = time.monotonic()
-            for second in range(args.seconds):
-                for name, url in urls.items():
-                    bodies[name] = get(url)
-                time.sleep(max(0.0, started + second + 1 - time.monotonic()))
-            spent = {name: cpu_seconds(pid) - before[name] for name, pid in pids.items()}
+        with sleepers(args.count):
+            spy_port, node_port = free_port(), free_port()
+            spy_url = f"http://127.0.0.1:{spy_port}/metrics"
+            node_url = f"http://127.0.0.1:{node_port}/metrics"
+            spy = [sys.executable, "-m", "twistedspy.cli", f"--port={spy_port}",
+                   f"--log-dir={folder}/logs", f"--message-file={folder}/m.jsonl"]  # fmt: skip
+            node = [NODE_EXPORTER, f"--web.listen-address=127.0.0.1:{node_port}"]
+            with pinned(spy, spy_url) as spy_pid, pinned(node, node_url) as node_pid:
+                for url in (spy_url, node_url):  # warm up
+                    get(url)
+                time.sleep(6)
+                pids = {"twistedspy": spy_pid, "node_exporter": node_pid}
+                urls = {"twistedspy": spy_url, "node_exporter": node_url}
+                before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+                bodies = {}
+                started = time.monotonic()
+                for second in range(args.seconds):
+                    for name, url in urls.items():
+                        bodies[name] = get(url)
+                    time.sleep(max(0.0, started + second + 1 - time.monotonic()))
+                spent = {name: cpu_seconds(pid) - before[name] for name, pid in pids.items()}
     finally:
-        for child in children:
-            child.kill()
-        for child in children:
-            child.wait()
         shutil.rmtree(folder, ignore_errors=True)
 
     print(f"{args.count} extra processes, both servers on CPU 0, "

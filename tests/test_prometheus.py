@@ -3,13 +3,10 @@ Prometheus server scraping one and then five twistedspy instances with Basic aut
 
 from __future__ import annotations
 
-import json
 import socket
 import subprocess
 import sys
 import time
-import urllib.parse
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,6 +18,7 @@ from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
 
+from bench.dashboard import query
 from tests.servers import RunningServer, fetch, start_server
 from tests.support import NODE_EXPORTER_LINT, require_tool
 
@@ -181,18 +179,7 @@ class PrometheusTests(TestCase):
         self.addCleanup(process.terminate)
         return port
 
-    @staticmethod
-    def query(port: int, expression: str) -> list[dict[str, Any]]:
-        url = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode(
-            {"query": expression}
-        )
-        try:
-            with urllib.request.urlopen(url, timeout=10) as reply:
-                answer = json.load(reply)
-        except OSError:
-            return []  # not listening yet
-        result: list[dict[str, Any]] = answer["data"]["result"]
-        return result
+    query = staticmethod(query)
 
     async def test_scrapes_one_server_with_basic_auth(self) -> None:
         server = secured_server(self)
