@@ -224,7 +224,7 @@ class StatOnlyScanTests(TestCase):
     def test_live_agrees_with_the_full_scan(self) -> None:
         """
         The /metrics scan (stat files only) against the page's (stat and status): same
-        processes and states; the same owner but where the stat file says root (a
+        processes; the same owner but where the stat file says root (a
         process that is not dumpable); resident memory near VmRSS.
         """
         lean = {p.pid: p for p in ProcfsProcessSource(cmdline=False, status=False)().processes}
@@ -234,7 +234,7 @@ class StatOnlyScanTests(TestCase):
         near = 0
         for pid in both:
             a, b = lean[pid], full[pid]
-            self.assertEqual(a.name, b.name)
+            # (names are not compared: a kernel worker renames itself with its work)
             self.assertIn(a.user, (b.user, "root"), pid)
             if abs((a.rss or 0) - (b.rss or 0)) <= max(0.1 * (b.rss or 0), 1 << 20):
                 near += 1
