@@ -63,8 +63,9 @@ def parse_textfile(path: str, text: str, mtime: float, taken: Collection[str]) -
         families = tuple(f for f in text_string_to_metric_families(text) if f.samples)
     except (ValueError, IndexError, KeyError) as e:  # the parser's ways of saying no
         raise TextfileError(f"{path}: not the text format: {e}") from e
+    taken = set(taken)
     for family in families:
-        if _suffixes(family.name) & set(taken) or any(s.name in taken for s in family.samples):
+        if _suffixes(family.name) & taken or any(s.name in taken for s in family.samples):
             raise TextfileError(f"{path}: {family.name} is a family twistedspy exposes itself")
         if any(s.timestamp is not None for s in family.samples):
             raise TextfileError(f"{path}: {family.name} has timestamps, which are not allowed")
@@ -95,7 +96,8 @@ def read_textfiles(
 ) -> tuple[list[Textfile], bool]:
     """Every `*.prom` file in name order; the files read, and whether any failed."""
     read, failed = [], False
-    names: dict[str, Metric] = {}
+    #: families the files read so far gave: a later file may not give one again
+    given: set[str] = set()
     try:
         paths = sorted(p for p in directory.iterdir() if p.name.endswith(".prom"))
     except OSError as e:
@@ -109,13 +111,12 @@ def read_textfiles(
                 data = file.read(MAX_FILE_BYTES + 1)
             if len(data) > MAX_FILE_BYTES:
                 raise TextfileError(f"{path}: larger than {MAX_FILE_BYTES} bytes")
-            found = parse_textfile(path, data.decode("utf-8"), mtime, {*taken, *names})
+            found = parse_textfile(path, data.decode("utf-8"), mtime, {*taken, *given})
         except (OSError, UnicodeDecodeError, TextfileError) as e:
             log.error("textfile {path} left out: {error}", path=path, error=e)
             failed = True
             continue
-        for family in found.families:
-            names[family.name] = family
+        given.update(family.name for family in found.families)
         read.append(found)
     return read, failed
 
