@@ -35,6 +35,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet.task import Clock
 from twisted.logger import Logger
 
+from bench.processes import sleepers
 from twistedspy.history import SAMPLE_INTERVAL, Recorder, Sampler
 from twistedspy.modules.cpu import cpu_point, read_cpu_sample
 from twistedspy.modules.network import read_network_sample, traffic_point
@@ -67,19 +68,6 @@ def wait_for(url: str) -> None:
         except OSError:
             time.sleep(0.1)
     raise SystemExit(f"{url} did not answer within 30 s")
-
-
-@contextlib.contextmanager
-def sleepers(count: int) -> Iterator[None]:
-    """`count` extra sleeping processes until the block ends."""
-    children = [subprocess.Popen(["sleep", "900"]) for _ in range(count)]
-    try:
-        yield
-    finally:
-        for child in children:
-            child.kill()
-        for child in children:
-            child.wait()
 
 
 @contextlib.contextmanager

@@ -29,7 +29,8 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench.metrics import NODE_EXPORTER, free_port, get, sleepers, wait_for
+from bench.metrics import NODE_EXPORTER, free_port, get, wait_for
+from bench.processes import sleepers
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
