@@ -35,6 +35,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet.task import Clock
 from twisted.logger import Logger
 
+from bench.processes import sleepers
 from twistedspy.history import SAMPLE_INTERVAL, Recorder, Sampler
 from twistedspy.modules.cpu import cpu_point, read_cpu_sample
 from twistedspy.modules.network import read_network_sample, traffic_point
@@ -160,58 +161,57 @@ def main() -> None:
     parser.add_argument("--before", type=Path, help="another checkout to measure beside")
     args = parser.parse_args()
     count: int = args.count
-    children = [subprocess.Popen(["sleep", "600"]) for _ in range(count)]
     folder = Path(tempfile.mkdtemp(prefix="twistedspy-bench-"))
     rows: list[tuple[str, float, int]] = []
     #: (label, server-side ms, each collector's ms) for each twistedspy measured
     spies: list[tuple[str, float, dict[str, float]]] = []
     try:
-        here = Path(__file__).resolve().parent.parent
-        checkouts: list[tuple[str, str, Path]] = [("twistedspy", sys.executable, here)]
-        if args.before is not None:
-            root = args.before.resolve()
-            checkouts.append((str(args.before), str(root / ".venv" / "bin" / "python"), root))
-        with contextlib.ExitStack() as servers:
-            bases = []
-            for index, (_, python, root) in enumerate(checkouts):
-                port = free_port()
-                own = folder / str(index)
-                spy = [python, "-m", "twistedspy.cli", f"--port={port}",
-                       f"--log-dir={own}/logs", f"--message-file={own}/m.jsonl"]  # fmt: skip
-                base = f"http://127.0.0.1:{port}"
-                servers.enter_context(running(spy, f"{base}/-/healthy", root))
-                bases.append(base)
-            everything = scrape_ms(*(f"{b}/metrics" for b in bases))
-            sides = [server_side_ms(b) for b in bases]
-            no_processes = scrape_ms(*(f"{b}/metrics?exclude%5B%5D=processes" for b in bases))
-            for (label, _, _), base, whole, part, side in zip(
-                checkouts, bases, everything, no_processes, sides, strict=True
-            ):
-                rows.append((f"{label} /metrics (client wall time)", *whole))
-                rows.append((f"{label} /metrics?exclude[]=processes", *part))
-                spies.append((label, side, collector_ms(base)))
-        if Path(NODE_EXPORTER).exists():
-            for label, extra in (
-                ("node_exporter 1.5, default collectors", []),
-                (
-                    "node_exporter 1.5, the same facts only",
-                    ["--collector.disable-defaults", *(f"--collector.{c}" for c in SAME_FACTS)],
-                ),
-            ):
-                ne_port = free_port()
-                url = f"http://127.0.0.1:{ne_port}/metrics"
-                argv = [NODE_EXPORTER, f"--web.listen-address=127.0.0.1:{ne_port}", *extra]
-                with running(argv, url):
-                    [(ms, samples)] = scrape_ms(url)
-                    rows.append((label, ms, samples))
-        else:
-            print(f"({NODE_EXPORTER} is not installed: no node_exporter figures)")
-        per_tick_us, per_hour = sampler_cost()
+        with sleepers(count):
+            here = Path(__file__).resolve().parent.parent
+            checkouts: list[tuple[str, str, Path]] = [("twistedspy", sys.executable, here)]
+            if args.before is not None:
+                root = args.before.resolve()
+                checkouts.append((str(args.before), str(root / ".venv" / "bin" / "python"), root))
+            with contextlib.ExitStack() as servers:
+                bases = []
+                for index, (_, python, root) in enumerate(checkouts):
+                    port = free_port()
+                    own = folder / str(index)
+                    spy = [python, "-m", "twistedspy.cli", f"--port={port}",
+                           f"--log-dir={own}/logs", f"--message-file={own}/m.jsonl"]  # fmt: skip
+                    base = f"http://127.0.0.1:{port}"
+                    servers.enter_context(running(spy, f"{base}/-/healthy", root))
+                    bases.append(base)
+                everything = scrape_ms(*(f"{b}/metrics" for b in bases))
+                sides = [server_side_ms(b) for b in bases]
+                no_processes = scrape_ms(*(f"{b}/metrics?exclude%5B%5D=processes" for b in bases))
+                for (label, _, _), base, whole, part, side in zip(
+                    checkouts, bases, everything, no_processes, sides, strict=True
+                ):
+                    rows.append((f"{label} /metrics (client wall time)", *whole))
+                    rows.append((f"{label} /metrics?exclude[]=processes", *part))
+                    spies.append((label, side, collector_ms(base)))
+            if Path(NODE_EXPORTER).exists():
+                for label, extra in (
+                    ("node_exporter 1.5, default collectors", []),
+                    (
+                        "node_exporter 1.5, the same facts only",
+                        [
+                            "--collector.disable-defaults",
+                            *(f"--collector.{c}" for c in SAME_FACTS),
+                        ],
+                    ),
+                ):
+                    ne_port = free_port()
+                    url = f"http://127.0.0.1:{ne_port}/metrics"
+                    argv = [NODE_EXPORTER, f"--web.listen-address=127.0.0.1:{ne_port}", *extra]
+                    with running(argv, url):
+                        [(ms, samples)] = scrape_ms(url)
+                        rows.append((label, ms, samples))
+            else:
+                print(f"({NODE_EXPORTER} is not installed: no node_exporter figures)")
+            per_tick_us, per_hour = sampler_cost()
     finally:
-        for child in children:
-            child.kill()
-        for child in children:
-            child.wait()
         shutil.rmtree(folder, ignore_errors=True)
 
     print(f"{count} extra sleeping processes, {os.cpu_count()} CPUs, median of {ROUNDS} scrapes")

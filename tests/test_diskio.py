@@ -219,8 +219,7 @@ class MissingFileTests(TestCase):
         context = ModuleContext(Settings(), Clock(), base.run_blocking, lambda: [module], Logger())
         page = await MetricsModule(context).collect(Query())
         assert isinstance(page, RawBody)
-        self.assertIn(b'twistedspy_scrape_collector_success{collector="diskio"} 0.0', page.content)
-        self.flushLoggedErrors()
+        self.assertIn(b'node_scrape_collector_success{collector="diskstats"} 0.0', page.content)
 
 
 class MetricsTests(TestCase):

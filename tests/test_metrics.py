@@ -193,7 +193,10 @@ class SelectionTests(TestCase):
 
     async def test_every_collector_by_default(self) -> None:
         module = serving_all()
-        expected = ["cpu", "diskfree", "meminfo", "network", "processes", "time", "version"]
+        expected = [
+            "cpu", "diskfree", "kernel", "meminfo", "network", "process", "processes",
+            "textfile", "time", "version",
+        ]  # fmt: skip
         self.assertEqual(list(module.collectors()), expected)
         self.assertEqual(self.succeeded(await scrape(module)), expected)
 
@@ -208,7 +211,9 @@ class SelectionTests(TestCase):
         context = module_context()
         module = MetricsModule(replace(context, served=lambda: [MeminfoModule(context)]))
         text = await scrape(module)
-        self.assertEqual(self.succeeded(text), ["meminfo", "time"])
+        self.assertEqual(
+            self.succeeded(text), ["kernel", "meminfo", "process", "textfile", "time"]
+        )
         self.assertNotIn("node_cpu_seconds_total", text)
 
     async def test_collect_and_exclude(self) -> None:

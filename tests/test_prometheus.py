@@ -3,14 +3,10 @@ Prometheus server scraping one and then five twistedspy instances with Basic aut
 
 from __future__ import annotations
 
-import json
-import re
 import socket
 import subprocess
 import sys
 import time
-import urllib.parse
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,15 +18,11 @@ from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
 
+from bench.dashboard import query
 from tests.servers import RunningServer, fetch, start_server
-from tests.support import require_tool
+from tests.support import NODE_EXPORTER_LINT, require_tool
 
 HOSTILE = 'a"b\\c\n{x="y"}'
-#: promtool's one complaint node_exporter gets too: its meminfo and netstat names keep the
-#: kernel's case
-CAMEL_CASE = re.compile(
-    r"^node_(memory|netstat)_\w+ metric names should be written in 'snake_case' not 'camelCase'$"
-)
 DEADLINE = 60.0
 USER, PASSWORD = "prometheus", "scrape-secret"
 
@@ -49,7 +41,7 @@ def promtool_problems(exposition: bytes) -> list[str]:
         [promtool, "check", "metrics"], input=exposition, capture_output=True, check=False
     )
     lines = (checked.stdout + checked.stderr).decode().splitlines()
-    problems = [line for line in lines if line.strip() and not CAMEL_CASE.match(line)]
+    problems = [line for line in lines if line.strip() and not NODE_EXPORTER_LINT.fullmatch(line)]
     if checked.returncode not in (0, 3) or (checked.returncode == 3 and problems):
         problems.append(f"promtool exit status {checked.returncode}")
     return problems
@@ -128,33 +120,7 @@ class PromtoolTests(TestCase):
         self.assertIn("twistedspy_processes", families)
         self.assertNotIn(b"{x=", reply.body)
 
-    async def test_names_and_labels_are_node_exporters(self) -> None:
-        exporter = require_tool("prometheus-node-exporter")
-        port = free_port()
-        process = subprocess.Popen(
-            [exporter, f"--web.listen-address=127.0.0.1:{port}"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        self.addCleanup(process.wait)
-        self.addCleanup(process.terminate)
-
-        def theirs() -> bytes | None:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
-                    body: bytes = r.read()
-                    return body
-            except OSError:
-                return None
-
-        node_exporter = family_labels((await until(theirs, "node_exporter's metrics")).decode())
-        server = start_server(self)
-        ours = family_labels((await server.request("GET", "/metrics")).body.decode())
-        node = {name: labels for name, labels in ours.items() if name.startswith("node_")}
-        self.assertGreater(len(node), 40)
-        for name, labels in node.items():
-            self.assertIn(name, node_exporter, f"{name} is not one of node_exporter's names")
-            self.assertEqual(labels, node_exporter[name], name)
+    # node_exporter's names, types, labels and values: tests/test_node_exporter.py
 
 
 class FleetConfigTests(TestCase):
@@ -213,18 +179,7 @@ class PrometheusTests(TestCase):
         self.addCleanup(process.terminate)
         return port
 
-    @staticmethod
-    def query(port: int, expression: str) -> list[dict[str, Any]]:
-        url = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode(
-            {"query": expression}
-        )
-        try:
-            with urllib.request.urlopen(url, timeout=10) as reply:
-                answer = json.load(reply)
-        except OSError:
-            return []  # not listening yet
-        result: list[dict[str, Any]] = answer["data"]["result"]
-        return result
+    query = staticmethod(query)
 
     async def test_scrapes_one_server_with_basic_auth(self) -> None:
         server = secured_server(self)

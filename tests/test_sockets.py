@@ -229,14 +229,16 @@ class MetricsTests(TestCase):
         shutil.copytree(Path(PROC) / "net", proc / "net")
         (proc / "net" / "sockstat").unlink()
         text = await self.scrape(str(proc))
-        self.assertIn('twistedspy_scrape_collector_success{collector="sockets"} 0.0', text)
+        self.assertIn('node_scrape_collector_success{collector="sockstat"} 0.0', text)
+        self.assertIn('node_scrape_collector_success{collector="netstat"} 1.0', text)
         self.assertNotIn("node_sockstat_", text)
         self.assertIn("node_netstat_Tcp_RetransSegs 680.0", text)
-        self.flushLoggedErrors()
 
     async def test_every_file_there_is_success(self) -> None:
         text = await self.scrape(PROC)
         self.assertIn('twistedspy_scrape_collector_success{collector="sockets"} 1.0', text)
+        self.assertIn('node_scrape_collector_success{collector="sockstat"} 1.0', text)
+        self.assertIn('node_scrape_collector_success{collector="netstat"} 1.0', text)
 
 
 LISTENER = """

@@ -209,6 +209,7 @@ KEYS: tuple[Key, ...] = (
     ),
     Key("ModulesDir", "modules_dir", "--moddir", _path, is_path=True),
     Key("Modules", "modules", "--modules", _modules),
+    Key("TextfileDir", "textfile_dir", "--textfile-dir", _path, is_path=True),
     Key("LogDir", "log_dir", "--log-dir", _path, is_path=True),
     Key("LogMode", "log_mode", "--verbose", _log_mode),
     Key("RequestTimeout", "request_timeout", "--request-timeout", _seconds),

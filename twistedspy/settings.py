@@ -35,6 +35,8 @@ class Settings:
     #: connections served at once from one address (IPv6: one /64); None: MaxClients / 4
     max_clients_per_address: int | None = None
     modules_dir: Path | None = None
+    #: a folder of `*.prom` files added to /metrics, as node_exporter's textfile collector
+    textfile_dir: Path | None = None
     #: names of the modules to serve; None serves all (the index is always served)
     modules: tuple[str, ...] | None = None
     log_dir: Path = Path("logs")

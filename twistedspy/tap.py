@@ -66,6 +66,13 @@ _PARAMETERS: tuple[tuple[str, str | None, str, str], ...] = (
         "modules",
         "comma list of modules to serve; the index is always served [default: all]",
     ),
+    (
+        "textfile-dir",
+        None,
+        "textfile_dir",
+        "folder of *.prom files /metrics adds, as node_exporter's textfile collector "
+        "[default: none]",
+    ),
     ("log-dir", None, "log_dir", "folder of the daily journal files [default: logs]"),
     (
         "request-timeout",

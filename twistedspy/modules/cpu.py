@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_cpu -*-
 """The `cpu` module: load averages, overall and per-CPU utilisation, recent history; and
-for /metrics, node_exporter's cpu, stat and loadavg families.
+for /metrics, node_exporter's cpu, loadavg, stat, interrupts and schedstat families.
 
 Utilisation is the share of each mode (proc(5) /proc/stat: user, nice, system, idle,
 iowait, irq, softirq, steal) between two readings, as top(1) shows it; the history is a
@@ -28,10 +28,17 @@ from prometheus_client.metrics_core import Metric
 from twisted.plugin import IPlugin
 from zope.interface import implementer
 
+from twistedspy.collectors import run_collectors
 from twistedspy.context import ModuleContext
 from twistedspy.history import Recorder, SampledModule, Sampler, column
 from twistedspy.interfaces import IInfoModule, IMetricsSource, IModuleFactory, IReactorSafe
 from twistedspy.procfs import PROC
+from twistedspy.procfs.interrupts import (
+    CpuSchedule,
+    Interrupt,
+    read_interrupts,
+    read_schedstat,
+)
 from twistedspy.procfs.stat import (
     MODES,
     CpuTimes,
@@ -174,8 +181,8 @@ def load_rows(load: LoadAverage, cpus: int) -> list[list[Cell]]:
     return rows
 
 
-def cpu_families(sample: CpuSample, ticks_per_second: int) -> list[Metric]:
-    """/proc/stat and /proc/loadavg as node_exporter's cpu, stat and loadavg collectors."""
+def cpu_families(stat: ProcStat, ticks_per_second: int) -> list[Metric]:
+    """/proc/stat's cpu lines as node_exporter's cpu collector."""
     seconds = CounterMetricFamily(
         "node_cpu_seconds", "Seconds the CPUs spent in each mode.", labels=["cpu", "mode"]
     )
@@ -184,19 +191,27 @@ def cpu_families(sample: CpuSample, ticks_per_second: int) -> list[Metric]:
         "Seconds the CPUs spent in guests (VMs) for each mode.",
         labels=["cpu", "mode"],
     )
-    for cpu in sample.stat.cpus:
+    for cpu in stat.cpus:
         number = cpu.name.removeprefix("cpu")
         for mode in MODES:
             seconds.add_metric([number, mode], cpu.mode(mode) / ticks_per_second)
         guest.add_metric([number, "user"], cpu.guest / ticks_per_second)
         guest.add_metric([number, "nice"], cpu.guest_nice / ticks_per_second)
-    stat, load = sample.stat, sample.load
+    return [seconds, guest]
+
+
+def loadavg_families(load: LoadAverage) -> list[Metric]:
+    """/proc/loadavg as node_exporter's loadavg collector."""
     return [
-        seconds,
-        guest,
         GaugeMetricFamily("node_load1", "1m load average.", load.one),
         GaugeMetricFamily("node_load5", "5m load average.", load.five),
         GaugeMetricFamily("node_load15", "15m load average.", load.fifteen),
+    ]
+
+
+def stat_families(stat: ProcStat) -> list[Metric]:
+    """/proc/stat's system counters as node_exporter's stat collector."""
+    return [
         GaugeMetricFamily(
             "node_boot_time_seconds", "Node boot time, in unixtime.", stat.boot_time
         ),
@@ -216,6 +231,39 @@ def cpu_families(sample: CpuSample, ticks_per_second: int) -> list[Metric]:
     ]
 
 
+def interrupt_families(interrupts: Sequence[Interrupt]) -> list[Metric]:
+    """/proc/interrupts as node_exporter's interrupts collector: one series a source and CPU."""
+    family = CounterMetricFamily(
+        "node_interrupts", "Interrupt details.", labels=["cpu", "devices", "info", "type"]
+    )
+    for interrupt in interrupts:
+        for cpu, count in enumerate(interrupt.counts):
+            family.add_metric([str(cpu), interrupt.devices, interrupt.info, interrupt.type], count)
+    return [family]
+
+
+def schedstat_families(cpus: Sequence[CpuSchedule]) -> list[Metric]:
+    """/proc/schedstat as node_exporter's schedstat collector."""
+    running = CounterMetricFamily(
+        "node_schedstat_running_seconds",
+        "Number of seconds CPU spent running a process.",
+        labels=["cpu"],
+    )
+    waiting = CounterMetricFamily(
+        "node_schedstat_waiting_seconds",
+        "Number of seconds spent by processing waiting for this CPU.",
+        labels=["cpu"],
+    )
+    slices = CounterMetricFamily(
+        "node_schedstat_timeslices", "Number of timeslices executed by CPU.", labels=["cpu"]
+    )
+    for cpu in cpus:
+        running.add_metric([cpu.cpu], cpu.running_ns / 1e9)
+        waiting.add_metric([cpu.cpu], cpu.waiting_ns / 1e9)
+        slices.add_metric([cpu.cpu], cpu.timeslices)
+    return [running, waiting, slices]
+
+
 # Reactor-safe: /proc/stat is kernel counters in memory, no disk (docs/writing-modules.md).
 @implementer(IInfoModule, IMetricsSource, IReactorSafe)
 class CpuModule(SampledModule):
@@ -225,8 +273,11 @@ class CpuModule(SampledModule):
     title = "CPU"
     description = "Load averages, overall and per-CPU utilisation, and the last ten minutes."
 
-    def __init__(self, context: ModuleContext, source: CpuSource = read_cpu_sample) -> None:
+    def __init__(
+        self, context: ModuleContext, source: CpuSource = read_cpu_sample, proc: str = PROC
+    ) -> None:
         self._source = source
+        self._proc = proc
         self._ticks = os.sysconf("SC_CLK_TCK")
         self.readings = Recorder(source, cpu_point)
         self.sampler: Sampler[array[float]] = Sampler(self.readings, context.reactor, context.log)
@@ -265,8 +316,18 @@ class CpuModule(SampledModule):
         )
 
     def metrics(self) -> list[Metric]:
-        # On the reactor, as the page reads it (module docstring): ~50 µs of kernel memory.
-        return cpu_families(self._source(), self._ticks)
+        # On the reactor, as the page reads it (module docstring): kernel memory, ~50 µs
+        # for /proc/stat and /proc/loadavg, as much again for /proc/interrupts on 2 CPUs.
+        sample = self._source()
+        return run_collectors(
+            {
+                "cpu": lambda: cpu_families(sample.stat, self._ticks),
+                "loadavg": lambda: loadavg_families(sample.load),
+                "stat": lambda: stat_families(sample.stat),
+                "interrupts": lambda: interrupt_families(read_interrupts(self._proc)),
+                "schedstat": lambda: schedstat_families(read_schedstat(self._proc)),
+            }
+        )
 
 
 @implementer(IPlugin, IModuleFactory)

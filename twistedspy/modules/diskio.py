@@ -28,6 +28,7 @@ from prometheus_client.metrics_core import Metric
 from twisted.plugin import IPlugin
 from zope.interface import implementer
 
+from twistedspy.collectors import run_collectors
 from twistedspy.context import ModuleContext
 from twistedspy.history import Recorder, SampledModule, Sampler, column
 from twistedspy.interfaces import IInfoModule, IMetricsSource, IModuleFactory, IReactorSafe
@@ -441,7 +442,9 @@ class DiskioModule(SampledModule):
 
     def metrics(self) -> list[Metric]:
         # On the reactor, as the page reads it (module docstring).
-        return diskstats_families(self._source().disks, self._udev)
+        return run_collectors(
+            {"diskstats": lambda: diskstats_families(self._source().disks, self._udev)}
+        )
 
 
 @implementer(IPlugin, IModuleFactory)

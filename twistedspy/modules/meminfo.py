@@ -1,6 +1,7 @@
 # -*- test-case-name: tests.test_meminfo -*-
 """The `meminfo` module: memory and swap, in bytes, as `free` counts them; and for
-/metrics, every /proc/meminfo field as node_exporter's meminfo collector names it.
+/metrics, every /proc/meminfo field as node_exporter's meminfo collector names it, and
+its vmstat collector's /proc/vmstat counters.
 
 Read from /proc/meminfo directly (proc(5)); "used" is total minus available, as
 procps-ng `free` has counted it since 4.0.1, and "cached" includes reclaimable slab,
@@ -14,16 +15,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily, UnknownMetricFamily
 from prometheus_client.metrics_core import Metric
 from twisted.internet.defer import Deferred
 from twisted.plugin import IPlugin
 from zope.interface import implementer
 
+from twistedspy.collectors import run_collectors
 from twistedspy.context import ModuleContext
 from twistedspy.inflight import SharedCollection
 from twistedspy.interfaces import IInfoModule, IMetricsSource, IModuleFactory, IReactorSafe
 from twistedspy.procfs.meminfo import Meminfo, read_meminfo
+from twistedspy.procfs.vmstat import read_vmstat
 from twistedspy.query import Query
 from twistedspy.report import Cell, Column, Mark, Page, Report, Table
 
@@ -50,6 +53,21 @@ def meminfo_families(meminfo: Meminfo) -> list[Metric]:
             )
         )
     return families
+
+
+#: node_exporter's default --collector.vmstat.fields
+VMSTAT_FIELDS: Final = re.compile(r"^(oom_kill|pgpg|pswp|pg.*fault).*")
+
+
+def vmstat_families(counters: Mapping[str, int]) -> list[Metric]:
+    """The /proc/vmstat counters node_exporter's vmstat collector shows by default, untyped."""
+    return [
+        UnknownMetricFamily(
+            f"node_vmstat_{name}", f"/proc/vmstat information field {name}.", value
+        )
+        for name, value in counters.items()
+        if VMSTAT_FIELDS.match(name)
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,16 +153,30 @@ class MeminfoModule:
     title = "Memory"
     description = "Memory and swap: total, used, free, available, shared, buffers, cached."
 
-    def __init__(self, context: ModuleContext, source: MeminfoSource = read_meminfo) -> None:
+    def __init__(
+        self,
+        context: ModuleContext,
+        source: MeminfoSource = read_meminfo,
+        vmstat: Callable[[], Mapping[str, int]] = read_vmstat,
+    ) -> None:
         self._read: SharedCollection[Meminfo] = SharedCollection(
             lambda: context.run_blocking(source)
+        )
+        self._families: SharedCollection[list[Metric]] = SharedCollection(
+            lambda: context.run_blocking(
+                run_collectors,
+                {
+                    "meminfo": lambda: meminfo_families(source()),
+                    "vmstat": lambda: vmstat_families(vmstat()),
+                },
+            )
         )
 
     def collect(self, query: Query) -> Deferred[Page]:
         return self._read().addCallback(self._report)
 
     def metrics(self) -> Deferred[list[Metric]]:
-        return self._read().addCallback(meminfo_families)
+        return self._families()
 
     def _report(self, meminfo: Meminfo) -> Page:
         memory = Memory.from_meminfo(meminfo.values())

@@ -30,8 +30,8 @@ from twisted.plugin import IPlugin
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from twistedspy.collectors import Families, merged
 from twistedspy.context import ModuleContext
-from twistedspy.families import PartialFamilies
 from twistedspy.interfaces import (
     IInfoModule,
     IMetricsAggregator,
@@ -41,6 +41,8 @@ from twistedspy.interfaces import (
 )
 from twistedspy.query import Query
 from twistedspy.report import InvalidQuery, Page, RawBody
+from twistedspy.sources import ClockSource, KernelSource, OwnProcessSource
+from twistedspy.textfile import TextfileSource, names_taken
 
 #: Prometheus text format 0.0.4, what `generate_latest` writes
 CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
@@ -88,23 +90,6 @@ class CollectorResult:
     ok: bool
 
 
-@implementer(IMetricsSource)
-class TimeSource:
-    """node_exporter's time collector: the clock the scrape was answered by."""
-
-    name = "time"
-
-    def __init__(self, clock: Callable[[], float]) -> None:
-        self._clock = clock
-
-    def metrics(self) -> list[Metric]:
-        return [
-            GaugeMetricFamily(
-                "node_time_seconds", "System time in seconds since epoch (1970).", self._clock()
-            )
-        ]
-
-
 # Reactor-safe: returns a Deferred; each collector reads through run_blocking.
 @implementer(IInfoModule, IMetricsAggregator, IReactorSafe)
 class MetricsModule:
@@ -113,13 +98,25 @@ class MetricsModule:
     description = "Prometheus exposition with node_exporter's names; collect[]= and exclude[]=."
 
     def __init__(
-        self, context: ModuleContext, timer: Callable[[], float] = time.perf_counter
+        self,
+        context: ModuleContext,
+        timer: Callable[[], float] = time.perf_counter,
+        sources: Iterable[IMetricsSource] | None = None,
     ) -> None:
         self._context = context
         self._timer = timer
         self._deadline = context.settings.module_timeout / 2
-        #: sources besides the served modules: the time, and what the service adds
-        self._sources: list[IMetricsSource] = [TimeSource(context.reactor.seconds)]
+        #: sources besides the served modules: those no page shows (twistedspy/sources.py),
+        #: and what the service adds
+        self._sources: list[IMetricsSource] = list(
+            sources
+            if sources is not None
+            else (ClockSource(context.reactor.seconds), KernelSource(), OwnProcessSource())
+        )
+        #: asked last, with the names the others took (twistedspy/textfile.py)
+        self._textfile = TextfileSource(
+            context.settings.textfile_dir, context.run_blocking, context.log
+        )
 
     def add_source(self, source: IMetricsSource) -> None:
         self._sources.append(source)
@@ -127,6 +124,7 @@ class MetricsModule:
     def collectors(self) -> dict[str, IMetricsSource]:
         """Every source by name, in name order; a module cannot shadow one added here."""
         found: dict[str, IMetricsSource] = {s.name: s for s in self._sources}
+        found[self._textfile.name] = self._textfile
         for module in self._context.served():
             if IMetricsSource.providedBy(module):
                 found.setdefault(module.name, IMetricsSource(module))
@@ -152,26 +150,36 @@ class MetricsModule:
         return Deferred.fromCoroutine(self._scrape(self.chosen(query)))
 
     async def _scrape(self, sources: list[IMetricsSource]) -> Page:
-        results = await DeferredList([self._timed(s) for s in sources], fireOnOneErrback=True)
+        first = [s for s in sources if s is not self._textfile]
+        results = await DeferredList([self._timed(s) for s in first], fireOnOneErrback=True)
         done = [r for _, r in results]
+        if self._textfile in sources:
+            taken = names_taken(f for r in done for f in r.families)
+            done.append(await self._timed(self._textfile, taken))
         families = [f for r in done for f in r.families]
         families.extend(scrape_families(done))
-        return RawBody(exposition(families), CONTENT_TYPE)
+        return RawBody(exposition(merged(families)), CONTENT_TYPE)
 
-    def _timed(self, source: IMetricsSource) -> Deferred[CollectorResult]:
+    def _timed(
+        self, source: IMetricsSource, taken: frozenset[str] | set[str] = frozenset()
+    ) -> Deferred[CollectorResult]:
         started = self._timer()
-        running = _families(source)
+        if source is self._textfile:
+            running: Deferred[list[Metric]] = self._textfile.metrics_beside(taken)
+        else:
+            running = _families(source)
         running.addTimeout(self._deadline, self._context.reactor)
 
         def finished(result: list[Metric] | Failure) -> CollectorResult:
-            seconds = self._timer() - started
+            # A source that measured its own work (collectors.Families) is reported by
+            # that, not by the time its work waited for a thread.
+            own = result.seconds if isinstance(result, Families) else None
+            seconds = self._timer() - started if own is None else own
             if isinstance(result, Failure):
                 self._context.log.failure(
                     "metrics collector {collector} failed", result, collector=source.name
                 )
-                partial = result.value
-                kept = partial.families if isinstance(partial, PartialFamilies) else []
-                return CollectorResult(source.name, kept, seconds, ok=False)
+                return CollectorResult(source.name, [], seconds, ok=False)
             return CollectorResult(source.name, result, seconds, ok=True)
 
         return running.addBoth(finished)

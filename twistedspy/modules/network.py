@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_network -*-
 """The `network` module: each interface's counters from /proc/net/dev, and rates; and
-for /metrics, node_exporter's netdev families.
+for /metrics, node_exporter's netdev, netclass, arp and softnet families.
 
 /proc/net/dev is read through twistedspy/procfs/netdev.py (psutil has no collision
 counter). Rates come from the previous sample, kept between requests (the first is taken
@@ -15,22 +15,26 @@ from __future__ import annotations
 import math
 import time
 from array import array
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from twisted.internet.defer import Deferred
 from twisted.plugin import IPlugin
 from zope.interface import implementer
 
+from twistedspy.collectors import run_collectors
 from twistedspy.context import ModuleContext
 from twistedspy.history import Recorder, SampledModule, Sampler, column
 from twistedspy.inflight import SharedCollection
 from twistedspy.interfaces import IInfoModule, IMetricsSource, IModuleFactory, IReactorSafe
 from twistedspy.procfs import PROC
+from twistedspy.procfs.arp import read_arp
+from twistedspy.procfs.netclass import NetClass, read_netclass
 from twistedspy.procfs.netdev import InterfaceCounters, read_net_dev
+from twistedspy.procfs.softnet import Softnet, read_softnet
 from twistedspy.query import Query
 from twistedspy.report import Cell, Column, Page, Report, Series, Table
 
@@ -134,11 +138,18 @@ _NETDEV_COUNTERS: Final = (
     ("receive_packets", "rx_packets"),
     ("receive_errs", "rx_errors"),
     ("receive_drop", "rx_drops"),
+    ("receive_fifo", "rx_fifo"),
+    ("receive_frame", "rx_frame"),
+    ("receive_compressed", "rx_compressed"),
+    ("receive_multicast", "rx_multicast"),
     ("transmit_bytes", "tx_bytes"),
     ("transmit_packets", "tx_packets"),
     ("transmit_errs", "tx_errors"),
     ("transmit_drop", "tx_drops"),
     ("transmit_colls", "collisions"),
+    ("transmit_fifo", "tx_fifo"),
+    ("transmit_carrier", "tx_carrier"),
+    ("transmit_compressed", "tx_compressed"),
 )
 
 
@@ -155,6 +166,103 @@ def network_families(interfaces: Sequence[InterfaceCounters]) -> list[Metric]:
     return families
 
 
+#: node_exporter's netclass gauges: its name for each /sys/class/net attribute
+_NETCLASS_GAUGES: Final = (
+    ("address_assign_type", "addr_assign_type"),
+    ("carrier", "carrier"),
+    ("device_id", "dev_id"),
+    ("dormant", "dormant"),
+    ("flags", "flags"),
+    ("iface_id", "ifindex"),
+    ("iface_link", "iflink"),
+    ("iface_link_mode", "link_mode"),
+    ("mtu_bytes", "mtu"),
+    ("name_assign_type", "name_assign_type"),
+    ("net_dev_group", "netdev_group"),
+    ("protocol_type", "type"),
+    ("transmit_queue_length", "tx_queue_len"),
+)
+_NETCLASS_COUNTERS: Final = (
+    ("carrier_changes_total", "carrier_changes"),
+    ("carrier_up_changes_total", "carrier_up_count"),
+    ("carrier_down_changes_total", "carrier_down_count"),
+)
+#: node_network_info's labels after `device`: /sys/class/net text attributes
+_INFO_LABELS: Final = ("address", "broadcast", "duplex", "ifalias", "operstate")
+
+
+def netclass_families(interfaces: Sequence[NetClass]) -> list[Metric]:
+    """
+    /sys/class/net as node_exporter's netclass collector: an attribute a device does not
+    give is no series for it; speed (Mbit/s, -1 when unknown) is turned into bytes/s
+    as node_exporter turns it, -1 into -125000.
+    """
+    up = GaugeMetricFamily(
+        "node_network_up", "Value is 1 if operstate is 'up', 0 otherwise.", labels=["device"]
+    )
+    info = GaugeMetricFamily(
+        "node_network_info",
+        "Non-numeric data from /sys/class/net/<iface>, value is always 1.",
+        labels=["device", *_INFO_LABELS],
+    )
+    speed = GaugeMetricFamily(
+        "node_network_speed_bytes", "Network device property: speed_bytes", labels=["device"]
+    )
+    gauges = {
+        name: GaugeMetricFamily(
+            f"node_network_{name}", f"Network device property: {name}", labels=["device"]
+        )
+        for name, _ in _NETCLASS_GAUGES
+    }
+    counters = {
+        name: CounterMetricFamily(
+            f"node_network_{name}", f"Network device property: {name}", labels=["device"]
+        )
+        for name, _ in _NETCLASS_COUNTERS
+    }
+    for i in interfaces:
+        operstate = i.text.get("operstate", "")
+        up.add_metric([i.device], 1 if operstate == "up" else 0)
+        info.add_metric([i.device, *(i.text.get(k, "") for k in _INFO_LABELS)], 1)
+        for name, attribute in _NETCLASS_GAUGES:
+            if attribute in i.numbers:
+                gauges[name].add_metric([i.device], i.numbers[attribute])
+        for name, attribute in _NETCLASS_COUNTERS:
+            if attribute in i.numbers:
+                counters[name].add_metric([i.device], i.numbers[attribute])
+        if "speed" in i.numbers:
+            speed.add_metric([i.device], i.numbers["speed"] * 1000 * 1000 // 8)
+    return [up, info, speed, *gauges.values(), *counters.values()]
+
+
+def arp_families(entries: Mapping[str, int]) -> list[Metric]:
+    """/proc/net/arp as node_exporter's arp collector."""
+    family = GaugeMetricFamily("node_arp_entries", "ARP entries by device", labels=["device"])
+    for device, count in sorted(entries.items()):
+        family.add_metric([device], count)
+    return [family]
+
+
+def softnet_families(cpus: Sequence[Softnet]) -> list[Metric]:
+    """/proc/net/softnet_stat as node_exporter 1.5's softnet collector."""
+    processed = CounterMetricFamily(
+        "node_softnet_processed", "Number of processed packets", labels=["cpu"]
+    )
+    dropped = CounterMetricFamily(
+        "node_softnet_dropped", "Number of dropped packets", labels=["cpu"]
+    )
+    squeezed = CounterMetricFamily(
+        "node_softnet_times_squeezed",
+        "Number of times processing packets ran out of quota",
+        labels=["cpu"],
+    )
+    for cpu in cpus:
+        processed.add_metric([cpu.cpu], cpu.processed)
+        dropped.add_metric([cpu.cpu], cpu.dropped)
+        squeezed.add_metric([cpu.cpu], cpu.time_squeezed)
+    return [processed, dropped, squeezed]
+
+
 # Reactor-safe: returns a Deferred; the file read goes to run_blocking.
 @implementer(IInfoModule, IMetricsSource, IReactorSafe)
 class NetworkModule(SampledModule):
@@ -167,8 +275,12 @@ class NetworkModule(SampledModule):
         context: ModuleContext,
         source: NetworkSource = read_network_sample,
         history_source: NetworkSource = read_network_sample,
+        netclass: Callable[[], Sequence[NetClass]] = read_netclass,
+        proc: str = PROC,
     ) -> None:
         self._source = source
+        self._netclass = netclass
+        self._proc = proc
         self.sampler: Sampler[array[float]] = Sampler(
             Recorder(history_source, traffic_point), context.reactor, context.log
         )
@@ -192,8 +304,16 @@ class NetworkModule(SampledModule):
 
     def metrics(self) -> list[Metric]:
         # On the reactor, as the sampler reads it (module docstring); not through the
-        # page's run, which would move the base of the page's rates.
-        return network_families(self._source().interfaces)
+        # page's run, which would move the base of the page's rates. /sys/class/net is
+        # kernel memory too: about 20 small reads an interface.
+        return run_collectors(
+            {
+                "netdev": lambda: network_families(self._source().interfaces),
+                "netclass": lambda: netclass_families(self._netclass()),
+                "arp": lambda: arp_families(read_arp(self._proc)),
+                "softnet": lambda: softnet_families(read_softnet(self._proc)),
+            }
+        )
 
     def _report(self, pair: tuple[NetworkSample | None, NetworkSample]) -> Page:
         previous, sample = pair

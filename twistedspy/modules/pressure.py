@@ -27,6 +27,7 @@ from prometheus_client.metrics_core import Metric
 from twisted.plugin import IPlugin
 from zope.interface import implementer
 
+from twistedspy.collectors import run_collectors
 from twistedspy.context import ModuleContext
 from twistedspy.history import Recorder, SampledModule, Sampler, column
 from twistedspy.interfaces import IInfoModule, IMetricsSource, IModuleFactory, IReactorSafe
@@ -245,12 +246,15 @@ class PressureModule(SampledModule):
     def metrics(self) -> list[Metric]:
         # On the reactor (module docstring). No PSI is a failed collector, as for
         # node_exporter: its success is 0, the scrape goes on.
-        sample = self._source()
-        if sample.unreadable is not None:
-            raise OSError(sample.unreadable)
-        if not sample.pressures:
-            raise LookupError(NO_PSI)
-        return pressure_families(sample.pressures)
+        def pressure() -> list[Metric]:
+            sample = self._source()
+            if sample.unreadable is not None:
+                raise OSError(sample.unreadable)
+            if not sample.pressures:
+                raise LookupError(NO_PSI)
+            return pressure_families(sample.pressures)
+
+        return run_collectors({"pressure": pressure})
 
 
 @implementer(IPlugin, IModuleFactory)

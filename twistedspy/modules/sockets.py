@@ -37,8 +37,8 @@ from twisted.internet.defer import Deferred
 from twisted.plugin import IPlugin
 from zope.interface import implementer
 
+from twistedspy.collectors import run_collectors
 from twistedspy.context import ModuleContext
-from twistedspy.families import family_groups
 from twistedspy.inflight import SharedCollection
 from twistedspy.interfaces import IInfoModule, IMetricsSource, IModuleFactory, IReactorSafe
 from twistedspy.procfs import PROC
@@ -367,10 +367,12 @@ class SocketsModule:
         )
 
     def metrics(self) -> list[Metric]:
-        # On the reactor (module docstring); one file group failing drops only its own.
-        return family_groups(
-            lambda: netstat_families(read_protocol_counters(self._proc)),
-            lambda: sockstat_families(read_socket_counts(self._proc)),
+        # On the reactor (module docstring); one file failing drops only its own families.
+        return run_collectors(
+            {
+                "netstat": lambda: netstat_families(read_protocol_counters(self._proc)),
+                "sockstat": lambda: sockstat_families(read_socket_counts(self._proc)),
+            }
         )
 
 

@@ -28,6 +28,7 @@ from zope.interface import implementer
 
 import twisted
 from twistedspy import __version__
+from twistedspy.collectors import run_collectors
 from twistedspy.context import ModuleContext
 from twistedspy.inflight import SharedCollection
 from twistedspy.interfaces import IInfoModule, IMetricsSource, IModuleFactory
@@ -158,8 +159,14 @@ OS_RELEASE_LABELS: Final = (
 )  # fmt: skip
 
 
+def identity_families(identity: Identity) -> list[Metric]:
+    return run_collectors(
+        {"uname": lambda: uname_families(identity), "os": lambda: os_families(identity.os_release)}
+    )
+
+
 def uname_families(identity: Identity) -> list[Metric]:
-    """node_exporter's uname and os collectors."""
+    """node_exporter's uname collector."""
     uname = identity.uname
     info = GaugeMetricFamily(
         "node_uname_info",
@@ -171,13 +178,31 @@ def uname_families(identity: Identity) -> list[Metric]:
          uname.version],
         1,
     )  # fmt: skip
+    return [info]
+
+
+def os_families(os_release: Mapping[str, str]) -> list[Metric]:
+    """node_exporter's os collector: os-release(5) fields as labels, and VERSION_ID."""
     os_info = GaugeMetricFamily(
         "node_os_info",
         "A metric with a constant '1' value labeled by os-release fields.",
         labels=list(OS_RELEASE_LABELS),
     )
-    os_info.add_metric([identity.os_release.get(k.upper(), "") for k in OS_RELEASE_LABELS], 1)
-    return [info, os_info]
+    os_info.add_metric([os_release.get(k.upper(), "") for k in OS_RELEASE_LABELS], 1)
+    families: list[Metric] = [os_info]
+    try:
+        # node_exporter: VERSION_ID as a number, when it is one ("12", "22.04")
+        version = float(os_release.get("VERSION_ID", ""))
+    except ValueError:
+        return families
+    os_version = GaugeMetricFamily(
+        "node_os_version",
+        "Metric containing the major.minor part of the OS version.",
+        labels=["id", "id_like", "name"],
+    )
+    os_version.add_metric([os_release.get(k, "") for k in ("ID", "ID_LIKE", "NAME")], version)
+    families.append(os_version)
+    return families
 
 
 def version_report(facts: SystemFacts) -> Report:
@@ -229,8 +254,8 @@ class VersionModule:
         self._context = context
         self._source = source
         # Not the page's facts: those expand /etc/issue, which may ask DNS (socket.getfqdn).
-        self._identity: SharedCollection[Identity] = SharedCollection(
-            lambda: context.run_blocking(identity)
+        self._identity: SharedCollection[list[Metric]] = SharedCollection(
+            lambda: context.run_blocking(lambda: identity_families(identity()))
         )
 
     def collect(self, query: Query) -> Page:
@@ -238,7 +263,7 @@ class VersionModule:
         return version_report(self._source())
 
     def metrics(self) -> Deferred[list[Metric]]:
-        return self._identity().addCallback(uname_families)
+        return self._identity()
 
 
 @implementer(IPlugin, IModuleFactory)

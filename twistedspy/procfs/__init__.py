@@ -18,6 +18,8 @@ from typing import Final
 
 #: where procfs is mounted on every Linux system we serve (proc(5))
 PROC: Final = "/proc"
+#: where sysfs is mounted (sysfs(5))
+SYS: Final = "/sys"
 
 
 def read_bytes(path: str) -> bytes:
@@ -39,3 +41,8 @@ def read_bytes(path: str) -> bytes:
 def read_text(path: str) -> str:
     """A whole /proc file as text; bytes that are not UTF-8 kept as `\\xNN` escapes."""
     return read_bytes(path).decode("utf-8", "backslashreplace")
+
+
+def read_int(path: str) -> int:
+    """A file holding one integer, as /proc/sys and /sys attributes do."""
+    return int(read_bytes(path))

@@ -20,6 +20,14 @@ class InterfaceCounters:
     tx_errors: int
     tx_drops: int
     collisions: int
+    # the rest of node_exporter's netdev counters, after the ones the page shows
+    rx_fifo: int = 0
+    rx_frame: int = 0
+    rx_compressed: int = 0
+    rx_multicast: int = 0
+    tx_fifo: int = 0
+    tx_carrier: int = 0
+    tx_compressed: int = 0
 
 
 def parse_net_dev(text: str) -> tuple[InterfaceCounters, ...]:
@@ -48,6 +56,13 @@ def parse_net_dev(text: str) -> tuple[InterfaceCounters, ...]:
                 tx_errors=c[10],
                 tx_drops=c[11],
                 collisions=c[13],
+                rx_fifo=c[4],
+                rx_frame=c[5],
+                rx_compressed=c[6],
+                rx_multicast=c[7],
+                tx_fifo=c[12],
+                tx_carrier=c[14],
+                tx_compressed=c[15],
             )
         )
     return tuple(interfaces)

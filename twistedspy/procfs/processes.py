@@ -157,11 +157,18 @@ class ProcfsProcessSource:
     (a uid without a name is shown as the number, as ps shows it). `cmdline=False`
     skips the third read per process for callers that need no command line (the
     /metrics sums), leaving `cmdline` None.
+
+    `status=False` (the /metrics sums, with `cmdline=False`) reads only
+    /proc/PID/stat, half the cost of a scan: the owner is then the stat file's (proc(5):
+    the effective ids, but root for a process that is not dumpable, a setuid program
+    say), and the resident memory stat's own page count, which lags VmRSS a little on
+    kernels with split RSS counting.
     """
 
-    def __init__(self, proc: str = PROC, *, cmdline: bool = True) -> None:
+    def __init__(self, proc: str = PROC, *, cmdline: bool = True, status: bool = True) -> None:
         self._proc = proc
         self._with_cmdline = cmdline
+        self._with_status = status
         self._ticks = os.sysconf("SC_CLK_TCK")
         self._page = os.sysconf("SC_PAGE_SIZE")
         self._boot = parse_boot_time(read_bytes(f"{proc}/stat"))
@@ -174,18 +181,35 @@ class ProcfsProcessSource:
     def _group(self, gid: int | None) -> str | None:
         return _named(self._groups, lambda n: grp.getgrgid(n).gr_name, gid)
 
+    def _stat_and_owner(self, path: str) -> tuple[StatFields, StatusFields]:
+        """/proc/PID/stat, and its owner from the same open file."""
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            owner = os.fstat(fd)
+            data = os.read(fd, 4096)  # the longest stat line is under 1 KiB
+        finally:
+            os.close(fd)
+        stat = parse_stat(data)
+        return stat, StatusFields(owner.st_uid, owner.st_gid, stat.rss_pages * self._page)
+
     def _sample(self, pid: int) -> ProcessSample | None:
         base = f"{self._proc}/{pid}/"
-        try:
-            stat = parse_stat(read_bytes(base + "stat"))
-        except (FileNotFoundError, ProcessLookupError):
-            return None  # exited during the scan
-        try:
-            status = parse_status(read_bytes(base + "status"))
-        except (FileNotFoundError, ProcessLookupError):
-            return None
-        except PermissionError:
-            status = StatusFields(None, None, stat.rss_pages * self._page)
+        if not self._with_status:
+            try:
+                stat, status = self._stat_and_owner(base + "stat")
+            except (FileNotFoundError, ProcessLookupError):
+                return None  # exited during the scan
+        else:
+            try:
+                stat = parse_stat(read_bytes(base + "stat"))
+            except (FileNotFoundError, ProcessLookupError):
+                return None  # exited during the scan
+            try:
+                status = parse_status(read_bytes(base + "status"))
+            except (FileNotFoundError, ProcessLookupError):
+                return None
+            except PermissionError:
+                status = StatusFields(None, None, stat.rss_pages * self._page)
         cmdline: tuple[str, ...] | None = None
         try:
             if self._with_cmdline:

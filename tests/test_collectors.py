@@ -1,0 +1,91 @@
+"""Tests for node_exporter's per-collector families (twistedspy/collectors.py): each
+collector fails alone, durations are each collector's own work and not time spent
+queued for a thread, and same-named families from several sources become one."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import ParamSpec, TypeVar
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from twisted.internet.defer import Deferred
+from twisted.internet.task import Clock, deferLater
+from twisted.trial.unittest import TestCase
+
+from tests.contexts import module_context
+from tests.test_metrics import samples, scrape
+from twistedspy.collectors import merged, run_collectors
+from twistedspy.modules.cpu import CpuModule, read_cpu_sample
+from twistedspy.modules.meminfo import MeminfoModule
+from twistedspy.modules.metrics import MetricsModule
+
+P = ParamSpec("P")
+T = TypeVar("T")
+PROC = str(Path(__file__).parent / "fixtures" / "proc")
+
+
+class RunCollectorsTests(TestCase):
+    def test_one_failing_collector_costs_only_its_families(self) -> None:
+        def broken() -> list[GaugeMetricFamily]:
+            raise FileNotFoundError("/proc/schedstat")
+
+        found = run_collectors(
+            {"good": lambda: [GaugeMetricFamily("good", "g", 1)], "broken": broken}
+        )
+        names = [f.name for f in found]
+        self.assertIn("good", names)
+        (success,) = (f for f in found if f.name == "node_scrape_collector_success")
+        self.assertEqual(
+            {s.labels["collector"]: s.value for s in success.samples}, {"good": 1, "broken": 0}
+        )
+
+    def test_merged_joins_same_names_and_keeps_the_parts(self) -> None:
+        a = run_collectors({"a": list})
+        b = run_collectors({"b": list})
+        joined = merged([*a, *b])
+        (duration,) = (f for f in joined if f.name == "node_scrape_collector_duration_seconds")
+        self.assertEqual([s.labels["collector"] for s in duration.samples], ["a", "b"])
+        # the sources' own lists are untouched (the processes module keeps its own)
+        self.assertEqual(len(a[0].samples), 1)
+
+    def test_merged_refuses_two_types_under_one_name(self) -> None:
+        with self.assertRaises(ValueError):
+            merged([GaugeMetricFamily("x", "x", 1), CounterMetricFamily("x", "x", 1)])
+
+    async def test_a_kernel_without_schedstat_fails_that_collector_alone(self) -> None:
+        context = module_context()
+        cpu = CpuModule(context, lambda: read_cpu_sample(PROC), proc=self.mktemp())
+        found = samples(await scrape(MetricsModule(replace(context, served=lambda: [cpu]))))
+        success = "node_scrape_collector_success"
+        self.assertEqual(found[success, (("collector", "schedstat"),)], 0)
+        self.assertEqual(found[success, (("collector", "interrupts"),)], 0)
+        self.assertEqual(found[success, (("collector", "cpu"),)], 1)
+        self.assertEqual(found["twistedspy_scrape_collector_success", (("collector", "cpu"),)], 1)
+
+
+class OwnWorkTests(TestCase):
+    async def test_duration_is_the_work_not_the_wait_for_a_thread(self) -> None:
+        """
+        A worker pool busy for 4 s (by the clock; the deadline is 5) before it runs the
+        meminfo collector: the reported duration is its own work, under a second, not 4 s.
+        """
+        clock = Clock()
+
+        def queued(f: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Deferred[T]:
+            return deferLater(clock, 4, f, *args, **kwargs)
+
+        context = replace(module_context(), reactor=clock, run_blocking=queued)
+        meminfo = MeminfoModule(context)
+        metrics = MetricsModule(
+            replace(context, served=lambda: [meminfo]), timer=clock.seconds, sources=()
+        )
+        scraping = Deferred.fromCoroutine(scrape(metrics))
+        clock.pump([4, 4])  # the modules' work, then the textfile collector's
+        found = samples(await scraping)
+        own = found["twistedspy_scrape_collector_duration_seconds", (("collector", "meminfo"),)]
+        self.assertLess(own, 1.0)
+        self.assertEqual(
+            found["twistedspy_scrape_collector_success", (("collector", "meminfo"),)], 1
+        )

@@ -1,0 +1,84 @@
+# -*- test-case-name: tests.test_collectors -*-
+"""node_exporter's collectors inside twistedspy's sources: each family group read, timed
+and judged on its own, reported as `node_scrape_collector_duration_seconds` and
+`node_scrape_collector_success` under node_exporter's collector names (`vmstat`,
+`netclass`, ...), so that its dashboards' scrape panels work.
+
+A module's source runs several such collectors (the cpu module: cpu, loadavg, stat,
+interrupts, schedstat); one that fails (a missing file, a kernel without the feature)
+costs only its own families, and its success is 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from time import perf_counter
+
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+
+#: a collector: reads what it needs and returns its families, or raises
+NodeCollector = Callable[[], Iterable[Metric]]
+
+
+class Families(list[Metric]):
+    """
+    Families, with the seconds the work that built them took, measured where it ran (a
+    worker thread, say): the metrics module reports that, not the time the work waited
+    for a thread (docs/writing-modules.md).
+    """
+
+    seconds: float = 0.0
+
+
+def run_collectors(collectors: Mapping[str, NodeCollector]) -> list[Metric]:
+    """
+    Run each collector in turn: their families, then each one's duration and success,
+    as `Families` (typed as the list it is, which the sources' signatures name).
+    """
+    found = Families()
+    duration = GaugeMetricFamily(
+        "node_scrape_collector_duration_seconds",
+        "node_exporter: Duration of a collector scrape.",
+        labels=["collector"],
+    )
+    success = GaugeMetricFamily(
+        "node_scrape_collector_success",
+        "node_exporter: Whether a collector succeeded.",
+        labels=["collector"],
+    )
+    total = 0.0
+    for name, collect in collectors.items():
+        started = perf_counter()
+        try:
+            found.extend(collect())
+            ok = True
+        except Exception:  # a collector fails alone: its success says so
+            ok = False
+        seconds = perf_counter() - started
+        total += seconds
+        duration.add_metric([name], seconds)
+        success.add_metric([name], 1 if ok else 0)
+    found += [duration, success]
+    found.seconds = total
+    return found
+
+
+def merged(families: Iterable[Metric]) -> list[Metric]:
+    """
+    One family per name, in first-seen order: each source reports its own collectors'
+    node_scrape_collector_* samples, and the exposition may name a family only once.
+    The families given are left as they are (a source may keep them for a later scrape).
+    """
+    by_name: dict[str, Metric] = {}
+    for family in families:
+        seen = by_name.get(family.name)
+        if seen is None:
+            by_name[family.name] = family
+            continue
+        if seen.type != family.type:
+            raise ValueError(f"family {family.name} is both {seen.type} and {family.type}")
+        joined = Metric(seen.name, seen.documentation, seen.type, seen.unit)
+        joined.samples = [*seen.samples, *family.samples]
+        by_name[family.name] = joined
+    return list(by_name.values())
