@@ -10,10 +10,11 @@ from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
 from tests.contexts import collect_report, module_context
-from twistedspy.modules.diskfree import COLUMNS, NOT_RESPONDING, DiskfreeModule
+from twistedspy.modules.diskfree import COLUMNS, DiskfreeModule
 from twistedspy.procfs.mounts import Mount
 from twistedspy.query import Query
 from twistedspy.report import InvalidQuery, Mark, Table
+from twistedspy.thresholds import NOT_RESPONDING
 
 
 def statvfs_result(

@@ -169,6 +169,26 @@ def _whole_seconds(text: str) -> int:
     return int(text)
 
 
+def _percent(text: str) -> float:
+    try:
+        percent = float(text)
+    except ValueError:
+        percent = math.nan
+    if not 0 <= percent <= 100:
+        raise _BadValue(f"{text!r} is not a percentage (0 to 100)")
+    return percent
+
+
+def _positive(text: str) -> float:
+    try:
+        number = float(text)
+    except ValueError:
+        number = math.nan
+    if not (math.isfinite(number) and number > 0):
+        raise _BadValue(f"{text!r} is not a positive number")
+    return number
+
+
 @dataclass(frozen=True, slots=True)
 class Key:
     """One setting as the config file and the command line spell it."""
@@ -206,6 +226,17 @@ KEYS: tuple[Key, ...] = (
     Key("TLSMinVersion", "tls_min_version", "--tls-min-version", _tls_version),
     Key("TLSCiphers", "tls_ciphers", "--tls-ciphers", _ciphers),
     Key("HSTSMaxAge", "hsts_max_age", "--hsts-max-age", _whole_seconds),
+    Key("DiskFullPercent", "disk_full_percent", "--disk-full-percent", _percent),
+    Key(
+        "MemoryAvailablePercent",
+        "memory_available_percent",
+        "--memory-available-percent",
+        _percent,
+    ),
+    Key("SwapUsedPercent", "swap_used_percent", "--swap-used-percent", _percent),
+    Key("LoadPerCPU", "load_per_cpu", "--load-per-cpu", _positive),
+    Key("CPUBusyPercent", "cpu_busy_percent", "--cpu-busy-percent", _percent),
+    Key("StuckProcessSeconds", "stuck_process_seconds", "--stuck-process-seconds", _seconds),
 )
 
 _BY_NAME = {key.name.lower(): key for key in KEYS}

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from twistedspy.thresholds import DEFAULT as THRESHOLDS
+
 LogMode = Literal["short", "verbose"]
 
 #: Mozilla's "intermediate" TLS 1.2 ciphers (ssl-config.mozilla.org, guidelines 5.7):
@@ -53,6 +55,13 @@ class Settings:
     tls_ciphers: str = TLS_INTERMEDIATE_CIPHERS
     #: Strict-Transport-Security max-age in seconds on TLS connections; 0 sends none
     hsts_max_age: int = 0
+    #: the limits past which a value is marked (twistedspy/thresholds.py)
+    disk_full_percent: float = THRESHOLDS.disk_full_percent
+    memory_available_percent: float = THRESHOLDS.memory_available_percent
+    swap_used_percent: float = THRESHOLDS.swap_used_percent
+    load_per_cpu: float = THRESHOLDS.load_per_cpu
+    cpu_busy_percent: float = THRESHOLDS.cpu_busy_percent
+    stuck_process_seconds: float = THRESHOLDS.stuck_process_seconds
 
     def endpoint(self) -> str:
         """The server endpoint description to listen on."""

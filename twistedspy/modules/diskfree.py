@@ -29,10 +29,11 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from twistedspy.context import ModuleContext
-from twistedspy.interfaces import IInfoModule, IMetricsSource, IModuleFactory
+from twistedspy.interfaces import IGlance, IInfoModule, IMetricsSource, IModuleFactory
 from twistedspy.procfs.mounts import Mount, read_mounts
 from twistedspy.query import Query
-from twistedspy.report import Cell, Column, InvalidQuery, Mark, Page, Report, Table
+from twistedspy.report import Cell, Column, InvalidQuery, Page, Report, Table, cell_value
+from twistedspy.thresholds import DEFAULT, Thresholds
 
 PSEUDO_TYPES: Final = frozenset(
     {
@@ -41,7 +42,6 @@ PSEUDO_TYPES: Final = frozenset(
         "rpc_pipefs", "securityfs", "selinuxfs", "sysfs", "tracefs", "none",
     }
 )  # fmt: skip
-FULL_PERCENT: Final = 90.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +92,8 @@ COLUMNS: Final = (
     Column("Inodes used", "int"),
     Column("Inodes free", "int"),
 )
-NOT_RESPONDING: Final = "not responding"
+#: how many file systems the landing page shows, the fullest first
+GLANCE_MOUNTS: Final = 3
 
 
 def visible(mounts: Sequence[Mount], usage: dict[str, Usage | None]) -> list[Mount]:
@@ -113,14 +114,13 @@ def visible(mounts: Sequence[Mount], usage: dict[str, Usage | None]) -> list[Mou
     return [m for m in shown if not m.device.startswith("/") or by_device[m.device] is m]
 
 
-def disk_row(mount: Mount, usage: Usage | None) -> tuple[Cell, ...]:
+def disk_row(
+    mount: Mount, usage: Usage | None, thresholds: Thresholds = DEFAULT
+) -> tuple[Cell, ...]:
     if usage is None:
-        why = "statvfs did not answer in time; not asked again until it does"
         return (mount.device, mount.mount_point, mount.fs_type,
-                Mark(NOT_RESPONDING, why), None, None, None, None, None)  # fmt: skip
-    percent: Cell = usage.percent
-    if usage.percent is not None and usage.percent >= FULL_PERCENT:
-        percent = Mark(usage.percent, f"at least {FULL_PERCENT:g} % full")
+                thresholds.not_responding(), None, None, None, None, None)  # fmt: skip
+    percent = thresholds.disk(usage.percent)
     return (
         mount.device, mount.mount_point, mount.fs_type, usage.size, usage.used,
         usage.available, percent, usage.inodes_used, usage.inodes_free,
@@ -179,7 +179,25 @@ def filesystem_families(answers: Sequence[tuple[Mount, Usage | None]]) -> list[M
     return [size, free, avail, files, files_free, readonly, error]
 
 
-@implementer(IInfoModule, IMetricsSource)
+GLANCE_COLUMNS: Final = (
+    Column("Mounted on"),
+    Column("Use", "percent"),
+    Column("Available", "bytes"),
+    Column("Size", "bytes"),
+)
+
+
+def fullest(rows: Sequence[Sequence[Cell]], count: int = GLANCE_MOUNTS) -> list[tuple[Cell, ...]]:
+    """The landing page's rows: mounts not responding first, then the fullest."""
+
+    def fill(row: Sequence[Cell]) -> float:
+        use = cell_value(row[6])
+        return float(use) if isinstance(use, int | float) else 101.0 if use else 0.0
+
+    return [(r[1], r[6], r[5], r[3]) for r in sorted(rows, key=fill, reverse=True)[:count]]
+
+
+@implementer(IInfoModule, IMetricsSource, IGlance)
 class DiskfreeModule:
     name = "diskfree"
     title = "Disk space"
@@ -198,6 +216,7 @@ class DiskfreeModule:
         self._deadline = deadline if deadline is not None else context.settings.module_timeout / 2
         #: mount points whose statvfs is still running past its deadline
         self.stuck: set[str] = set()
+        self._thresholds = Thresholds.of(context.settings)
 
     def collect(self, query: Query) -> Deferred[Page]:
         show_all = query.get("all", "0")
@@ -205,6 +224,16 @@ class DiskfreeModule:
             raise InvalidQuery(f"all must be 0 or 1; got {show_all!r}")
         mounts = self._context.run_blocking(self._mounts)
         return mounts.addCallback(self._measure, show_all == "1")
+
+    def glance(self) -> Deferred[Sequence[Table]]:
+        """The fullest file systems, with the page's deadlines and memory of stuck mounts."""
+
+        def shown(page: Page) -> Sequence[Table]:
+            assert isinstance(page, Report)
+            return [Table("Fullest file systems", GLANCE_COLUMNS, fullest(page.tables[0].rows))]
+
+        mounts = self._context.run_blocking(self._mounts)
+        return mounts.addCallback(self._measure, False).addCallback(shown)
 
     def metrics(self) -> Deferred[list[Metric]]:
         """
@@ -269,7 +298,7 @@ class DiskfreeModule:
             chosen = [m for m in mounts if m.mount_point not in failed]
             if not show_all:
                 chosen = visible(chosen, usage)
-            rows = [disk_row(m, usage[m.mount_point]) for m in chosen]
+            rows = [disk_row(m, usage[m.mount_point], self._thresholds) for m in chosen]
             notes = [
                 "Pseudo file systems and duplicate mounts are hidden; all=1 shows them."
                 if not show_all

@@ -27,7 +27,7 @@ from zope.interface import implementer
 
 from twistedspy.context import ModuleContext
 from twistedspy.history import Recorder, SampledModule, Sampler, column
-from twistedspy.interfaces import IInfoModule, IMetricsSource, IModuleFactory
+from twistedspy.interfaces import IGlance, IInfoModule, IMetricsSource, IModuleFactory
 from twistedspy.modules.inflight import SharedCollection
 from twistedspy.procfs import PROC
 from twistedspy.procfs.netdev import InterfaceCounters, read_net_dev
@@ -49,8 +49,11 @@ def read_network_sample(proc: str = PROC) -> NetworkSample:
     return NetworkSample(time.monotonic(), read_net_dev(proc))
 
 
+#: the rates first: they are what a person looks at, and they stay in view at 1280 px
 COLUMNS = (
     Column("Interface"),
+    Column("Receiving (bytes/s)", "rate"),
+    Column("Sending (bytes/s)", "rate"),
     Column("Received", "bytes"),
     Column("Packets in", "int"),
     Column("Errors in", "int"),
@@ -60,8 +63,6 @@ COLUMNS = (
     Column("Errors out", "int"),
     Column("Drops out", "int"),
     Column("Collisions", "int"),
-    Column("Receiving (bytes/s)", "rate"),
-    Column("Sending (bytes/s)", "rate"),
 )
 
 
@@ -80,6 +81,8 @@ def network_rows(sample: NetworkSample, previous: NetworkSample | None) -> list[
         rows.append(
             (
                 i.name,
+                _rate(i.rx_bytes, e.rx_bytes if e else None, seconds),
+                _rate(i.tx_bytes, e.tx_bytes if e else None, seconds),
                 i.rx_bytes,
                 i.rx_packets,
                 i.rx_errors,
@@ -89,8 +92,6 @@ def network_rows(sample: NetworkSample, previous: NetworkSample | None) -> list[
                 i.tx_errors,
                 i.tx_drops,
                 i.collisions,
-                _rate(i.rx_bytes, e.rx_bytes if e else None, seconds),
-                _rate(i.tx_bytes, e.tx_bytes if e else None, seconds),
             )
         )
     return rows
@@ -155,7 +156,14 @@ def network_families(interfaces: Sequence[InterfaceCounters]) -> list[Metric]:
     return families
 
 
-@implementer(IInfoModule, IMetricsSource)
+GLANCE_COLUMNS: Final = (
+    Column("Receiving", "rate"),
+    Column("Sending", "rate"),
+    Column("Over (s)", "float"),
+)
+
+
+@implementer(IInfoModule, IMetricsSource, IGlance)
 class NetworkModule(SampledModule):
     name = "network"
     title = "Network"
@@ -188,6 +196,14 @@ class NetworkModule(SampledModule):
 
     def collect(self, query: Query) -> Deferred[Page]:
         return self._read().addCallback(self._report)
+
+    def glance(self) -> Sequence[Table]:
+        """Every interface but loopback, over the sampler's last interval."""
+        points = [p for p in self.sampler.samples if not math.isnan(p[RECEIVED])]
+        if not points:
+            return []
+        row = (points[-1][RECEIVED], points[-1][SENT], self.sampler.interval)
+        return [Table("Network, all interfaces but lo", GLANCE_COLUMNS, (row,))]
 
     def metrics(self) -> list[Metric]:
         # On the reactor, as the sampler reads it (module docstring); not through the
