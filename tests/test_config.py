@@ -110,6 +110,12 @@ class LayerTests(ConfigFileMixin, TestCase):
             TLSMinVersion = 1.3
             TLSCiphers = ECDHE-RSA-AES128-GCM-SHA256
             HSTSMaxAge = 31536000
+            DiskFullPercent = 95
+            MemoryAvailablePercent = 5.5
+            SwapUsedPercent = 20
+            LoadPerCPU = 2
+            CPUBusyPercent = 99
+            StuckProcessSeconds = 30
             """
         )
         here = path.resolve().parent
@@ -136,6 +142,12 @@ class LayerTests(ConfigFileMixin, TestCase):
                 tls_min_version="1.3",
                 tls_ciphers="ECDHE-RSA-AES128-GCM-SHA256",
                 hsts_max_age=31536000,
+                disk_full_percent=95.0,
+                memory_available_percent=5.5,
+                swap_used_percent=20.0,
+                load_per_cpu=2.0,
+                cpu_busy_percent=99.0,
+                stuck_process_seconds=30.0,
             ),
         )
 
@@ -195,6 +207,12 @@ class FileErrorTests(ConfigFileMixin, TestCase):
             ("TLSMinVersion = 1.1", "'1.1' is not a TLS version this server offers"),
             ("TLSCiphers = NO-SUCH-CIPHER", "selects no cipher OpenSSL knows"),
             ("HSTSMaxAge = -1", "HSTSMaxAge: '-1' is not a whole number of seconds"),
+            ("DiskFullPercent = 101", "DiskFullPercent: '101' is not a percentage (0 to 100)"),
+            ("MemoryAvailablePercent = ten", "MemoryAvailablePercent: 'ten' is not a percent"),
+            ("SwapUsedPercent = nan", "SwapUsedPercent"),
+            ("LoadPerCPU = 0", "LoadPerCPU: '0' is not a positive number"),
+            ("CPUBusyPercent = -5", "CPUBusyPercent"),
+            ("StuckProcessSeconds = inf", "StuckProcessSeconds"),
         ]
         for line, fragment in cases:
             self.assertFileError(f"{line}\n", 1, fragment)
