@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_processes -*-
+# -*- test-case-name: tests.test_processes,tests.test_process_page -*-
 """The `processes` module: every process, like `ps`, with CPU % between two samples;
 one process in detail (`?pid=N`); and for /metrics, processes summed by state and by
 user (never one series per process: PIDs would make series without end).
