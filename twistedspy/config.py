@@ -124,11 +124,16 @@ def _log_mode(text: str) -> str:
     return text.lower()
 
 
-def _seconds(text: str) -> float:
+def _number(text: str) -> float:
+    """The number `text` spells, NaN if none: every range check then refuses it."""
     try:
-        seconds = float(text)
+        return float(text)
     except ValueError:
-        seconds = math.nan
+        return math.nan
+
+
+def _seconds(text: str) -> float:
+    seconds = _number(text)
     if not (math.isfinite(seconds) and seconds > 0):
         raise _BadValue(f"{text!r} is not a positive number of seconds")
     return seconds
@@ -170,20 +175,14 @@ def _whole_seconds(text: str) -> int:
 
 
 def _percent(text: str) -> float:
-    try:
-        percent = float(text)
-    except ValueError:
-        percent = math.nan
+    percent = _number(text)
     if not 0 <= percent <= 100:
         raise _BadValue(f"{text!r} is not a percentage (0 to 100)")
     return percent
 
 
 def _positive(text: str) -> float:
-    try:
-        number = float(text)
-    except ValueError:
-        number = math.nan
+    number = _number(text)
     if not (math.isfinite(number) and number > 0):
         raise _BadValue(f"{text!r} is not a positive number")
     return number
