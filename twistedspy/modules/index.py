@@ -112,8 +112,11 @@ class IndexModule:
                 ],
                 ["/MODULE?login=USER&password=PASS", "log in with the query, when security is on"],
                 ["Authorization: Basic …", "log in as browsers do after a 401 (security on)"],
-                ["/MODULE?refresh=N", "reload the page every N seconds (5 to 3600)"],
-                ["/processes?pid=N", "one process: files, sockets, children, limits"],
+                [
+                    "/MODULE?refresh=N",
+                    "reload the page every N seconds (5 to 3600); with JavaScript, the Live "
+                    "control updates it in place instead",
+                ],
                 ["/metrics", "Prometheus text format, when the metrics module is served"],
                 ["/-/healthy", "200 when the server runs; needs no login, shows nothing else"],
             ],

@@ -537,7 +537,10 @@ def parse_pid(text: str) -> int:
 class ProcessesModule(Service):
     name = "processes"
     title = "Processes"
-    description = "Every process: state, owner, memory, CPU %, threads, command line."
+    description = (
+        "Every process: state, owner, memory, CPU %, threads, command line; "
+        "?pid=N for one in detail."
+    )
 
     def __init__(
         self,
