@@ -42,6 +42,11 @@ PAGES = (
     # a process's own page: the server's, which runs in this test's process
     f"/processes?pid={os.getpid()}",
 )
+#: [tooltip, text] of each command-line cell that the stylesheet cuts short
+CUT_SHORT = """
+return Array.from(document.querySelectorAll("table.data td.text:last-child"))
+  .filter(c => c.scrollWidth > c.clientWidth).map(c => [c.title, c.textContent]);
+"""
 DOCS = Path(__file__).parent.parent / "docs"
 SCREENSHOT = DOCS / "processes.png"
 #: sideways overflow of the page, and of each table's own scrolling box, in CSS pixels
@@ -157,6 +162,13 @@ class PagesInChromiumTests(TestCase):
         self.assertEqual(column_values(driver, 5), sorted(before, reverse=True))
         self.assertEqual(driver.current_url, url)
         self.assertEqual(severe(driver), [])
+
+        # Long command lines (Chromium's own, at least) are cut to one line, and the whole
+        # line is the cell's tooltip.
+        cut = driver.execute_script(CUT_SHORT)
+        self.assertTrue(cut, "no command line long enough to be cut")
+        for title, text in cut:
+            self.assertEqual(title, text)
 
         # Without the script, the heading is a link that asks the server to sort.
         link = rss_heading.find_element(By.TAG_NAME, "a").get_attribute("href")

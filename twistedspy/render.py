@@ -113,10 +113,6 @@ def escape(text: str) -> str:
     return text.translate(_ESCAPES)
 
 
-#: text longer than this gets its whole self in a tooltip: CSS may cut it to one line
-LONG_TEXT = 60
-
-
 def _cell_html(cell: Cell, column: Column) -> str:
     value = cell_value(cell)
     mark = cell_mark(cell)
@@ -125,12 +121,7 @@ def _cell_html(cell: Cell, column: Column) -> str:
     numeric = isinstance(value, int | float) and not isinstance(value, bool)
     sort = f' data-sort="{value}"' if numeric else ""
     text = escape(format_value(value, column.unit))
-    if why:
-        title = f' title="{escape(why)}"'
-    elif isinstance(value, str) and len(value) > LONG_TEXT:
-        title = f' title="{text}"'
-    else:
-        title = ""
+    title = f' title="{escape(why)}"' if why else ""
     if isinstance(cell, Link):
         text = f'<a href="{escape(cell.href)}">{text}</a>'
     meter = ""

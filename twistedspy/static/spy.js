@@ -107,7 +107,6 @@
     } else {
       target.textContent = text;
     }
-    if (cell.hasAttribute("title") && !cell.classList.contains("mark")) { cell.title = text; }
   }
   function updateTable(table, data) {
     var heads = table.tHead.rows[0].cells;
@@ -182,6 +181,7 @@
     data.tables.forEach(function (t) { if (tables[t.title]) { updateTable(tables[t.title], t); } });
     var figures = document.querySelectorAll("figure.series");
     (data.series || []).forEach(function (s, i) { if (figures[i]) { updateSeries(figures[i], s); } });
+    explainCut();
     var generated = document.querySelector("footer .generated");
     if (generated && data.generated) { generated.textContent = "Generated " + data.generated.replace("T", " ").slice(0, 19); }
   }
@@ -245,6 +245,15 @@
     });
   }
 
+  // A cell the stylesheet cuts short (a long command line) shows its whole text as a
+  // tooltip; a mark's tooltip (why it is marked) stays.
+  function explainCut() {
+    Array.prototype.forEach.call(document.querySelectorAll("table.data td.text"), function (cell) {
+      if (cell.classList.contains("mark")) { return; }
+      if (cell.scrollWidth > cell.clientWidth) { cell.title = cell.textContent; } else { cell.removeAttribute("title"); }
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     Array.prototype.forEach.call(document.querySelectorAll("table.data"), function (table) {
       if (!table.tHead || !table.tBodies.length) { return; }
@@ -257,5 +266,6 @@
       });
     });
     control();
+    explainCut();
   });
 })();
