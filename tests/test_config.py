@@ -111,6 +111,7 @@ class LayerTests(ConfigFileMixin, TestCase):
             TLSCiphers = ECDHE-RSA-AES128-GCM-SHA256
             HSTSMaxAge = 31536000
             DiskFullPercent = 95
+            DiskFillHours = 4
             MemoryAvailablePercent = 5.5
             SwapUsedPercent = 20
             LoadPerCPU = 2
@@ -143,6 +144,7 @@ class LayerTests(ConfigFileMixin, TestCase):
                 tls_ciphers="ECDHE-RSA-AES128-GCM-SHA256",
                 hsts_max_age=31536000,
                 disk_full_percent=95.0,
+                disk_fill_hours=4.0,
                 memory_available_percent=5.5,
                 swap_used_percent=20.0,
                 load_per_cpu=2.0,
@@ -211,6 +213,7 @@ class FileErrorTests(ConfigFileMixin, TestCase):
             ("MemoryAvailablePercent = ten", "MemoryAvailablePercent: 'ten' is not a percent"),
             ("SwapUsedPercent = nan", "SwapUsedPercent"),
             ("LoadPerCPU = 0", "LoadPerCPU: '0' is not a positive number"),
+            ("DiskFillHours = -4", "DiskFillHours: '-4' is not a positive number"),
             ("CPUBusyPercent = -5", "CPUBusyPercent"),
             ("StuckProcessSeconds = inf", "StuckProcessSeconds"),
         ]

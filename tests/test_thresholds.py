@@ -28,6 +28,10 @@ class JudgementTests(TestCase):
         self.assertIsInstance(t.disk(90.0), Mark)
         self.assertEqual(t.disk(89.9), 89.9)
         self.assertEqual(t.disk(None), None)
+        # Filling up: within the horizon, and under 40 % available (node-mixin's rule).
+        self.assertIsInstance(t.disk(61.0, 23.0), Mark)
+        self.assertEqual(t.disk(59.0, 23.0), 59.0)
+        self.assertEqual(t.disk(61.0, 25.0), 61.0)
         self.assertIsInstance(t.memory_available(9, 100), Mark)
         self.assertEqual(t.memory_available(10, 100), 10)
         self.assertIsInstance(t.swap_used(1, 100), Mark)
@@ -53,6 +57,7 @@ class JudgementTests(TestCase):
         listed = [cell_value(row[0]) for row in DEFAULT.table().rows]
         for name in (
             "DiskFullPercent",
+            "DiskFillHours",
             "MemoryAvailablePercent",
             "SwapUsedPercent",
             "LoadPerCPU",

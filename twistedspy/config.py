@@ -226,6 +226,7 @@ KEYS: tuple[Key, ...] = (
     Key("TLSCiphers", "tls_ciphers", "--tls-ciphers", _ciphers),
     Key("HSTSMaxAge", "hsts_max_age", "--hsts-max-age", _whole_seconds),
     Key("DiskFullPercent", "disk_full_percent", "--disk-full-percent", _percent),
+    Key("DiskFillHours", "disk_fill_hours", "--disk-fill-hours", _positive),
     Key(
         "MemoryAvailablePercent",
         "memory_available_percent",

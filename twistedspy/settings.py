@@ -57,6 +57,7 @@ class Settings:
     hsts_max_age: int = 0
     #: the limits past which a value is marked (twistedspy/thresholds.py)
     disk_full_percent: float = THRESHOLDS.disk_full_percent
+    disk_fill_hours: float = THRESHOLDS.disk_fill_hours
     memory_available_percent: float = THRESHOLDS.memory_available_percent
     swap_used_percent: float = THRESHOLDS.swap_used_percent
     load_per_cpu: float = THRESHOLDS.load_per_cpu

@@ -125,6 +125,13 @@ _PARAMETERS: tuple[tuple[str, str | None, str, str], ...] = (
         "mark a file system at least this % full [default: 90]",
     ),
     (
+        "disk-fill-hours",
+        None,
+        "disk_fill_hours",
+        "mark a file system predicted full within this many hours, under 40 % available "
+        "[default: 24]",
+    ),
+    (
         "memory-available-percent",
         None,
         "memory_available_percent",

@@ -22,12 +22,18 @@ if TYPE_CHECKING:
 
 #: what a mount that does not answer statvfs(3) in time shows instead of its figures
 NOT_RESPONDING: Final = "not responding"
+#: a file system filling up is marked only below this share available (node-mixin's
+#: NodeFilesystemSpaceFillingUp warning: `predict_linear(...[6h], 24*3600) < 0` and < 40 %)
+FILLING_AVAILABLE_PERCENT: Final = 40.0
 
 
 @dataclass(frozen=True, slots=True)
 class Thresholds:
     #: a file system at least this full (df's use %)
     disk_full_percent: float = 90.0
+    #: a file system predicted full within this many hours at its rate of the last six
+    #: (and with less than FILLING_AVAILABLE_PERCENT available: node-mixin's rule)
+    disk_fill_hours: float = 24.0
     #: memory available below this share of the total
     memory_available_percent: float = 10.0
     #: swap used above this share of the swap total (0: any swap in use)
@@ -43,6 +49,7 @@ class Thresholds:
     def of(cls, settings: Settings) -> Thresholds:
         return cls(
             disk_full_percent=settings.disk_full_percent,
+            disk_fill_hours=settings.disk_fill_hours,
             memory_available_percent=settings.memory_available_percent,
             swap_used_percent=settings.swap_used_percent,
             load_per_cpu=settings.load_per_cpu,
@@ -50,9 +57,20 @@ class Thresholds:
             stuck_process_seconds=settings.stuck_process_seconds,
         )
 
-    def disk(self, percent: float | None) -> Cell:
-        if percent is not None and percent >= self.disk_full_percent:
+    def disk(self, percent: float | None, full_in_hours: float | None = None) -> Cell:
+        if percent is None:
+            return None
+        if percent >= self.disk_full_percent:
             return Mark(percent, f"at least {self.disk_full_percent:g} % full")
+        if (
+            full_in_hours is not None
+            and full_in_hours < self.disk_fill_hours
+            and 100 - percent < FILLING_AVAILABLE_PERCENT
+        ):
+            return Mark(
+                percent,
+                f"filling up: full in about {full_in_hours:.0f} h at the rate of the last hours",
+            )
         return percent
 
     def not_responding(self) -> Mark:
@@ -105,6 +123,12 @@ class Thresholds:
             (Column("Setting"), Column("Limit", "float"), Column("Marks")),
             (
                 ("DiskFullPercent", self.disk_full_percent, "a file system at least this % full"),
+                (
+                    "DiskFillHours",
+                    self.disk_fill_hours,
+                    "a file system predicted full within this many hours "
+                    f"(under {FILLING_AVAILABLE_PERCENT:g} % available)",
+                ),
                 (
                     "MemoryAvailablePercent",
                     self.memory_available_percent,

@@ -8,6 +8,13 @@ thread is still stuck: a worker thread cannot be cancelled, so asking on every r
 would pile up one blocked thread per request. When the stuck call finally returns, the
 mount is asked again on the next request.
 
+A file system filling up is marked before it is full: the module is also a Service whose
+sampler measures the shown mounts once a minute (the same statvfs, deadline and memory of
+stuck mounts), and a least-squares line through the last six hours of each mount's
+available bytes predicts when it reaches zero, as node-mixin's
+NodeFilesystemSpaceFillingUp alert does with `predict_linear` (twistedspy/thresholds.py
+decides what is too soon).
+
 Which mounts show (df's rule, gnulib `me_dummy` and df.c): without `all=1`, pseudo file
 systems (the types in PSEUDO_TYPES) and any file system with 0 blocks are hidden, and a
 device mounted at several places (bind mounts) shows once, at its shortest mount point.
@@ -17,15 +24,19 @@ from __future__ import annotations
 
 import os
 import re
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
+from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredList
+from twisted.internet.task import LoopingCall
 from twisted.plugin import IPlugin
 from twisted.python.failure import Failure
+from typing_extensions import override
 from zope.interface import implementer
 
 from twistedspy.context import ModuleContext
@@ -94,6 +105,29 @@ COLUMNS: Final = (
 )
 #: how many file systems the landing page shows, the fullest first
 GLANCE_MOUNTS: Final = 3
+#: seconds between two measurements kept for the filling rate
+FILL_SAMPLE: Final = 60.0
+#: how far back the filling rate looks (node-mixin's predict_linear window)
+FILL_WINDOW: Final = 6 * 3600.0
+#: the shortest span of measurements a rate is predicted from
+FILL_MIN_SPAN: Final = 600.0
+
+
+def hours_to_full(points: Sequence[tuple[float, int]]) -> float | None:
+    """
+    Hours until a least-squares line through (seconds, available bytes) reaches zero,
+    counted from the last point; None when space is not shrinking or the points span
+    less than FILL_MIN_SPAN.
+    """
+    if len(points) < 3 or points[-1][0] - points[0][0] < FILL_MIN_SPAN:
+        return None
+    mean_t = sum(t for t, _ in points) / len(points)
+    mean_a = sum(a for _, a in points) / len(points)
+    spread = sum((t - mean_t) ** 2 for t, _ in points)
+    slope = sum((t - mean_t) * (a - mean_a) for t, a in points) / spread
+    if slope >= 0:
+        return None
+    return points[-1][1] / -slope / 3600
 
 
 def visible(mounts: Sequence[Mount], usage: dict[str, Usage | None]) -> list[Mount]:
@@ -115,12 +149,15 @@ def visible(mounts: Sequence[Mount], usage: dict[str, Usage | None]) -> list[Mou
 
 
 def disk_row(
-    mount: Mount, usage: Usage | None, thresholds: Thresholds = DEFAULT
+    mount: Mount,
+    usage: Usage | None,
+    thresholds: Thresholds = DEFAULT,
+    full_in_hours: float | None = None,
 ) -> tuple[Cell, ...]:
     if usage is None:
         return (mount.device, mount.mount_point, mount.fs_type,
                 thresholds.not_responding(), None, None, None, None, None)  # fmt: skip
-    percent = thresholds.disk(usage.percent)
+    percent = thresholds.disk(usage.percent, full_in_hours)
     return (
         mount.device, mount.mount_point, mount.fs_type, usage.size, usage.used,
         usage.available, percent, usage.inodes_used, usage.inodes_free,
@@ -198,7 +235,7 @@ def fullest(rows: Sequence[Sequence[Cell]], count: int = GLANCE_MOUNTS) -> list[
 
 
 @implementer(IInfoModule, IMetricsSource, IGlance)
-class DiskfreeModule:
+class DiskfreeModule(Service):
     name = "diskfree"
     title = "Disk space"
     description = "Mounted file systems: size, used, available, use %, inodes."
@@ -217,6 +254,42 @@ class DiskfreeModule:
         #: mount points whose statvfs is still running past its deadline
         self.stuck: set[str] = set()
         self._thresholds = Thresholds.of(context.settings)
+        #: (reactor seconds, available bytes) of each mount point, one a FILL_SAMPLE
+        self.available: dict[str, deque[tuple[float, int]]] = {}
+        # A LoopingCall waits for the Deferred its call returns: measurements never overlap.
+        self._loop = LoopingCall(self._sample)
+        self._loop.clock = context.reactor
+
+    @override
+    def startService(self) -> None:
+        super().startService()  # type: ignore[no-untyped-call]
+        self._loop.start(FILL_SAMPLE, now=True)
+
+    @override
+    def stopService(self) -> None:
+        if self._loop.running:
+            self._loop.stop()
+        super().stopService()  # type: ignore[no-untyped-call]
+
+    def _sample(self) -> Deferred[None]:
+        def failed(failure: Failure) -> None:
+            self._context.log.failure("file system sample failed", failure)
+
+        return self._shown().addCallbacks(lambda _: None, failed)
+
+    def _shown(self) -> Deferred[Page]:
+        """The page as df shows it by default (what the sampler and the glance measure)."""
+        return self._context.run_blocking(self._mounts).addCallback(self._measure, False)
+
+    def _record(self, point: str, usage: Usage) -> float | None:
+        """Keep one measurement a FILL_SAMPLE; answer the hours until full, if filling."""
+        now = self._context.reactor.seconds()
+        kept = self.available.setdefault(point, deque())
+        if not kept or now - kept[-1][0] >= FILL_SAMPLE:
+            kept.append((now, usage.available))
+        while kept and now - kept[0][0] > FILL_WINDOW:
+            kept.popleft()
+        return hours_to_full(kept)
 
     def collect(self, query: Query) -> Deferred[Page]:
         show_all = query.get("all", "0")
@@ -232,8 +305,7 @@ class DiskfreeModule:
             assert isinstance(page, Report)
             return [Table("Fullest file systems", GLANCE_COLUMNS, fullest(page.tables[0].rows))]
 
-        mounts = self._context.run_blocking(self._mounts)
-        return mounts.addCallback(self._measure, False).addCallback(shown)
+        return self._shown().addCallback(shown)
 
     def metrics(self) -> Deferred[list[Metric]]:
         """
@@ -298,7 +370,11 @@ class DiskfreeModule:
             chosen = [m for m in mounts if m.mount_point not in failed]
             if not show_all:
                 chosen = visible(chosen, usage)
-            rows = [disk_row(m, usage[m.mount_point], self._thresholds) for m in chosen]
+            rows = []
+            for m in chosen:
+                measured = usage[m.mount_point]
+                hours = None if measured is None else self._record(m.mount_point, measured)
+                rows.append(disk_row(m, measured, self._thresholds, hours))
             notes = [
                 "Pseudo file systems and duplicate mounts are hidden; all=1 shows them."
                 if not show_all
