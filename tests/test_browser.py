@@ -70,12 +70,16 @@ def severe(driver: Any) -> list[str]:
 
 
 def column_values(driver: Any, index: int) -> list[float]:
-    """The `data-sort` numbers of one column of the first table, in page order."""
-    from selenium.webdriver.common.by import By
-
-    cells = driver.find_elements(By.CSS_SELECTOR, f"table.data tbody td:nth-child({index + 1})")
-    raw = [c.get_attribute("data-sort") for c in cells]
-    return [float(v) for v in raw if v is not None]
+    """
+    The `data-sort` numbers of one column of the first table, in page order: read in one
+    script, so that a live update between two WebDriver calls cannot leave one stale.
+    """
+    values: list[float] = driver.execute_script(
+        "return Array.from(document.querySelectorAll("
+        f"'table.data tbody td:nth-child({index + 1})'), c => c.getAttribute('data-sort'))"
+        ".filter(v => v !== null).map(Number);"
+    )
+    return values
 
 
 def keep_screenshot(driver: Any, shot: Path, name: str) -> None:
@@ -193,6 +197,9 @@ class PagesInChromiumTests(TestCase):
 class GlanceAndLiveInChromiumTests(TestCase):
     """The landing page at a glance, and pages that update in place."""
 
+    #: seconds: two process scans and a sparkline point to wait for, on a shared machine
+    timeout = 300
+
     async def test_landing_page_live_updates_and_process_page(self) -> None:
         python = shutil.which("python3") or require_tool("python3")
         burner = start_child(self, [python, "-c", "while True: pass"])
@@ -215,6 +222,7 @@ class GlanceAndLiveInChromiumTests(TestCase):
 
         viewport(driver, 1280, 900)
         link = f'a[href="/processes?pid={pid}"]'
+        link_xpath = f"a[@href='/processes?pid={pid}']"
         top_cpu = "//section[h2[starts-with(normalize-space(), 'Top processes by CPU')]]"
 
         def burner_in_top_five() -> bool:
@@ -222,7 +230,8 @@ class GlanceAndLiveInChromiumTests(TestCase):
             # scans have measured it.
             driver.get(base + "/")
             rows = driver.find_elements(By.XPATH, top_cpu + "//tbody/tr")
-            return len(rows) <= 5 and any(r.find_elements(By.CSS_SELECTOR, link) for r in rows)
+            found = driver.find_elements(By.XPATH, top_cpu + "//tbody/tr//" + link_xpath)
+            return len(rows) <= 5 and bool(found)
 
         wait_for(burner_in_top_five, "the CPU burner among the top five by CPU")
         self.assertEqual(severe(driver), [])
@@ -237,7 +246,8 @@ class GlanceAndLiveInChromiumTests(TestCase):
         from selenium.webdriver.common.by import By
         from selenium.webdriver.support.ui import Select
 
-        driver.get(base + "/processes?sort=pid&order=asc")
+        # The first hundred processes: enough rows to sort, few enough for a loaded machine.
+        driver.get(base + "/processes?sort=pid&order=asc&limit=100")
         driver.execute_script("window.spyMarker = 'same document';")
         rss_heading = driver.find_element(By.XPATH, "//th[normalize-space()='RSS']")
         rss_heading.click()
@@ -259,12 +269,42 @@ class GlanceAndLiveInChromiumTests(TestCase):
         self.assertEqual(after, sorted(after, reverse=True))
         self.assertEqual(rss_heading.get_attribute("aria-sort"), "descending")
         self.assertEqual(severe(driver), [])
-        # The choice is remembered on the next page.
-        driver.get(base + "/network")
+        # The choice is remembered on the next page, and sparklines extend live: the
+        # cpu sampler adds a point every five seconds.
+        driver.get(base + "/cpu")
         self.assertEqual(
             Select(driver.find_element(By.ID, "live")).first_selected_option.text, "every 2 s"
         )
+        points = "return document.querySelector('figure.series polyline').getAttribute('points');"
+        drawn = driver.execute_script(points)
+        wait_for(
+            lambda: len(driver.execute_script(points).split()) > len(drawn.split()),
+            "the busy sparkline extended in place",
+        )
+        self.assertEqual(driver.execute_script(entries), 1)
         Select(driver.find_element(By.ID, "live")).select_by_value("0")
+        self.assertEqual(severe(driver), [])
+
+    async def test_dark_mode(self) -> None:
+        """With the browser preferring dark, pages are light text on a dark ground."""
+        server = start_server(self)
+        require_tool("chromium")
+        require_tool("chromedriver")
+
+        def look() -> None:
+            with chromium() as driver:
+                driver.execute_cdp_cmd(
+                    "Emulation.setEmulatedMedia",
+                    {"features": [{"name": "prefers-color-scheme", "value": "dark"}]},
+                )
+                driver.get(f"http://127.0.0.1:{server.port}/processes")
+                colour = "return getComputedStyle(document.body).backgroundColor;"
+                red, green, blue = (
+                    int(part) for part in driver.execute_script(colour)[4:-1].split(",")[:3]
+                )
+                self.assertLess(red + green + blue, 3 * 64)
+
+        await deferToThread(look)
 
 
 class HostileNameInChromiumTests(TestCase):
