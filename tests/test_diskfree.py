@@ -107,7 +107,7 @@ class FillingUpTests(TestCase):
         for _ in range(45):
             free[0] -= 1
             clock.advance(FILL_SAMPLE)
-        self.assertEqual(len(module.available["/"]), 46)
+        self.assertEqual(len(module.available["/"]), 45)  # one a minute
         report = await collect_report(module)
         use = report.tables[0].rows[0][6]
         assert isinstance(use, Mark), use

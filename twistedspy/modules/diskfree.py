@@ -263,7 +263,9 @@ class DiskfreeModule(Service):
     @override
     def startService(self) -> None:
         super().startService()  # type: ignore[no-untyped-call]
-        self._loop.start(FILL_SAMPLE, now=True)
+        # The first after a minute: a prediction needs ten minutes anyway, and a server
+        # stopped at once (a test, a failed start) leaves no statvfs thread behind.
+        self._loop.start(FILL_SAMPLE, now=False)
 
     @override
     def stopService(self) -> None:
@@ -339,7 +341,8 @@ class DiskfreeModule(Service):
         def arrived(result: os.statvfs_result | Failure) -> None:
             if answer.called:
                 return late(result)
-            timer.cancel()
+            if timer.active():  # not when the reactor has already dropped it at shutdown
+                timer.cancel()
             if isinstance(result, Failure):
                 answer.errback(result)
             else:
