@@ -21,41 +21,20 @@ from pathlib import Path
 
 import bcrypt
 
-from proof.server import start
 from proof.table import Row, markdown
+from tests.daemons import drop_in_source, start_cli
 
 PLUGINS = {
-    "spy_raises.py": """
-from twisted.plugin import IPlugin
-from zope.interface import implementer
-from twistedspy.interfaces import IInfoModule
-
-@implementer(IPlugin, IInfoModule)
-class Raises:
-    name = "raises"
-    title = "Raises"
-    description = "Fails every time."
-    def collect(self, query):
-        raise RuntimeError("the disk is on fire")
-
-raises = Raises()
-""",
-    "spy_silent.py": """
-from twisted.internet.defer import Deferred
-from twisted.plugin import IPlugin
-from zope.interface import implementer
-from twistedspy.interfaces import IInfoModule
-
-@implementer(IPlugin, IInfoModule)
-class Silent:
-    name = "silent"
-    title = "Silent"
-    description = "Never answers, like a hung NFS mount."
-    def collect(self, query):
-        return Deferred()
-
-silent = Silent()
-""",
+    "spy_raises.py": drop_in_source(
+        "raises", 'raise RuntimeError("the disk is on fire")', description="Fails every time."
+    ),
+    # Plain blocking code, as a third party writes it: its thread sleeps for an hour.
+    "spy_silent.py": drop_in_source(
+        "silent",
+        "time.sleep(3600)",
+        imports="import time",
+        description="Never answers, like a hung NFS mount.",
+    ),
     "spy_broken.py": "import no_such_module_anywhere\n",
 }
 
@@ -67,7 +46,7 @@ def modules_and_journal() -> list[Row]:
         plugins.mkdir()
         for file, text in PLUGINS.items():
             (plugins / file).write_text(text)
-        server = start(folder / "server", f"--moddir={plugins}", "--module-timeout=2")
+        server = start_cli(folder / "server", f"--moddir={plugins}", "--module-timeout=2")
         try:
             raised = server.get("/raises")
             started = time.monotonic()
@@ -75,7 +54,7 @@ def modules_and_journal() -> list[Row]:
             waited = time.monotonic() - started
             others = {server.get(p) for p in ("/version", "/meminfo", "/diskfree", "/")}
             broken = server.get("/broken")
-            journal = server.journal_text()
+            journal = server.journal()
         finally:
             server.stop()
     return [
@@ -89,7 +68,7 @@ def modules_and_journal() -> list[Row]:
         ),
         Row(
             "a module that never answers (hung mount)",
-            "drop-in module whose Deferred never fires, ModuleTimeout 2 s",
+            "drop-in module whose collect blocks its thread for an hour, ModuleTimeout 2 s",
             f"user sees {silent} after {waited:.1f} s; other pages {sorted(others)}",
             silent == 504 and waited < 10 and others == {200},
         ),
@@ -109,7 +88,7 @@ def accounts_garbage() -> Row:
         accounts = folder / "accounts"
         hashed = bcrypt.hashpw(b"correct horse", bcrypt.gensalt(5)).decode()
         accounts.write_text(f"alice:{hashed}\n")
-        server = start(folder / "server", "--security=on", f"--accounts={accounts}")
+        server = start_cli(folder / "server", "--security=on", f"--accounts={accounts}")
         good = {"Authorization": "Basic " + base64.b64encode(b"alice:correct horse").decode()}
         try:
             before = server.get("/version", good)
@@ -117,7 +96,7 @@ def accounts_garbage() -> Row:
             time.sleep(2.5)
             after = server.get("/version", good)
             anonymous = server.get("/version")
-            journal = server.journal_text()
+            journal = server.journal()
         finally:
             server.stop()
     noted = "accounts" in journal and ("kept" in journal or "keep" in journal)
@@ -137,13 +116,13 @@ def journal_full() -> Row:
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
     with tempfile.TemporaryDirectory(prefix="twistedspy-faults-") as name:
-        server = start(Path(name), preexec_fn=limit_file_size)
+        server = start_cli(Path(name), preexec_fn=limit_file_size)
         try:
             statuses = [server.get("/version") for _ in range(600)]
-            size = len(server.journal_text().encode())
+            size = len(server.journal().encode())
         finally:
             server.stop()
-        told = (server.twistd_log_text() + server.stderr_text()).count("cannot write the journal")
+        told = server.output_text().count("cannot write the journal")
     return Row(
         "journal disk full",
         "server under RLIMIT_FSIZE 32 KiB (EFBIG, as a full disk gives ENOSPC); 600 requests",
@@ -156,7 +135,7 @@ def journal_full() -> Row:
 def sigterm_during_post() -> Row:
     with tempfile.TemporaryDirectory(prefix="twistedspy-faults-") as name:
         folder = Path(name)
-        server = start(folder)
+        server = start_cli(folder)
         stored = []
         for i in range(20):
             assert server.get(f"/message?n={i}") == 200

@@ -21,8 +21,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from proof import faults, hostile, soak
-from proof.fuzz_parser import CRASHES
 from proof.table import Row, machine, markdown, today
+from tests.fuzzing import CRASHES
 
 ROOT = Path(__file__).resolve().parent.parent
 NETWORK_FUZZ = "tests/test_network_fuzz.py"

@@ -18,7 +18,6 @@ import base64
 import http.client
 import math
 import random
-import re
 import signal
 import tempfile
 import threading
@@ -28,8 +27,9 @@ from pathlib import Path
 
 import bcrypt
 
-from proof.server import ServerProcess, start
 from proof.table import Row, least_squares_slope, markdown
+from tests.allocators import allocators_mib
+from tests.daemons import SpyProcess, start_cli
 
 GOOD = {"Authorization": "Basic " + base64.b64encode(b"soak:soak-password").decode()}
 BAD = {"Authorization": "Basic " + base64.b64encode(b"soak:wrong").decode()}
@@ -84,20 +84,7 @@ def ask(
     return response
 
 
-def allocators_mib(text: str) -> tuple[float, float, float]:
-    """
-    From a proof/traced_server.py figure: MiB in pymalloc's arenas, in glibc malloc's
-    arenas (the main one and the threads', and mmapped chunks), and of that in use.
-    """
-    arenas = re.search(r"^pymalloc: Total = ([\d,]+)", text, re.MULTILINE)
-    glibc = re.search(r"arena (\d+) KiB, mmapped (\d+) KiB, in use (\d+) KiB", text)
-    if arenas is None or glibc is None:
-        return (math.nan, math.nan, math.nan)
-    heap = (int(glibc[1]) + int(glibc[2])) / 1024
-    return (int(arenas[1].replace(",", "")) / 2**20, heap, int(glibc[3]) / 1024)
-
-
-def worker(server: ServerProcess, stop: threading.Event, seed: int, tally: Counter[str]) -> None:
+def worker(server: SpyProcess, stop: threading.Event, seed: int, tally: Counter[str]) -> None:
     rng = random.Random(seed)
     connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
     # Bad logins come from another loopback address: the throttle (SPEC §3) slows the
@@ -166,7 +153,7 @@ def run(
         # reports, once a minute, what the allocators hold (proof/traced_server.py), which
         # tells memory the allocators keep for reuse from memory they keep asking for.
         stats = folder / "allocators" if trace is None else trace
-        server = start(
+        server = start_cli(
             folder / "server",
             "--security=on",
             f"--accounts={accounts}",

@@ -1,14 +1,24 @@
-"""Shared test support: finding the external tools that real-world tests drive, and
-comparing output with golden files."""
+"""Shared test support: the external tools real-world tests drive, golden files, and a
+dispatcher on a Clock."""
 
 from __future__ import annotations
 
 import difflib
 import os
 import shutil
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from twisted.internet.task import Clock
+from twisted.logger import Logger
 from twisted.trial.unittest import SkipTest, TestCase
+
+from twistedspy.auth import Gatekeeper
+from twistedspy.context import BlockingRunner
+from twistedspy.dispatch import Dispatcher
+from twistedspy.interfaces import IInfoModule
+from twistedspy.render import Renderer
+from twistedspy.settings import Settings
 
 
 def require_tool(name: str) -> str:
@@ -43,3 +53,24 @@ def check_golden(case: TestCase, path: Path, body: bytes) -> None:
             lineterm="",
         )  # fmt: skip
         case.fail("\n".join(diff) + "\n(UPDATE_GOLDEN=1 rewrites it on purpose)")
+
+
+def clocked_dispatcher(
+    settings: Settings,
+    modules: Callable[[], Mapping[str, IInfoModule]],
+    gatekeeper: Gatekeeper,
+    clock: Clock,
+    run_collection: BlockingRunner,
+    run_computation: BlockingRunner | None = None,
+) -> Dispatcher:
+    """A Dispatcher as the service builds one, with time and pools in the test's hands."""
+    return Dispatcher(
+        settings=settings,
+        modules=modules,
+        gatekeeper=gatekeeper,
+        renderer=Renderer("h"),
+        clock=clock,
+        log=Logger(),
+        run_collection=run_collection,
+        run_computation=run_computation,
+    )

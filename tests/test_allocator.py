@@ -14,7 +14,7 @@ from typing import Any
 
 from twisted.trial.unittest import SkipTest, TestCase
 
-from proof.server import start
+from tests.daemons import start_cli
 from twistedspy.allocator import NO_THREAD_CACHE, tune_malloc, with_no_thread_cache
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 #: makes an untuned glibc raise its mmap threshold, and a 300 KiB one is held.
 PROBE = """
 import json, sys, threading
-from proof.traced_server import glibc_stats
+from tests.allocators import glibc_stats
 from twistedspy.allocator import tune_malloc
 applied = tune_malloc() if sys.argv[1] == "tuned" else []
 def work():
@@ -44,7 +44,7 @@ print(json.dumps([applied, glibc_stats()]))
 #: alive (a thread's cache is given back when it ends): glibc's figures before and after.
 CACHE_PROBE = """
 import json, threading
-from proof.traced_server import glibc_stats
+from tests.allocators import glibc_stats
 from twistedspy.allocator import tune_malloc
 tune_malloc()
 freed, done = threading.Event(), threading.Event()
@@ -85,7 +85,7 @@ def run_child(source: str, *args: str, tunables: str | None = None) -> Any:
 
 def glibc_figure(stats: str, pattern: str) -> int:
     """
-    The number that `pattern` captures in proof.traced_server.glibc_stats's line,
+    The number that `pattern` captures in tests.allocators.glibc_stats's line,
     "glibc: N arenas: arena A KiB, mmapped M KiB, in use U KiB, free F KiB".
     """
     found = re.search(pattern, stats)
@@ -154,7 +154,7 @@ class AllocatorTests(TestCase):
     def test_proof_servers_run_as_the_units_do(self) -> None:
         folder = Path(tempfile.mkdtemp(prefix="twistedspy-allocator-"))
         self.addCleanup(shutil.rmtree, folder, True)
-        server = start(folder)
+        server = start_cli(folder)
         self.addCleanup(server.stop)
         environ = Path(f"/proc/{server.pid}/environ").read_bytes().split(b"\0")
         tunables = [e for e in environ if e.startswith(b"GLIBC_TUNABLES=")]

@@ -104,6 +104,8 @@ class LayerTests(ConfigFileMixin, TestCase):
             KeepAliveTimeout = 2
             ModuleTimeout = 3
             MessageFile = ~/m.jsonl
+            MessageMaxBytes = 4096
+            MessageRate = 3
             AllowedHosts = *
             Insecure = no
             TrustedProxies = 127.0.0.1, 10.0.0.0/8
@@ -137,6 +139,8 @@ class LayerTests(ConfigFileMixin, TestCase):
                 keepalive_timeout=2.0,
                 module_timeout=3.0,
                 message_file=Path.home() / "m.jsonl",
+                message_max_bytes=4096,
+                message_rate=3,
                 allowed_hosts=("*",),
                 insecure=False,
                 trusted_proxies=("127.0.0.1", "10.0.0.0/8"),
@@ -216,6 +220,8 @@ class FileErrorTests(ConfigFileMixin, TestCase):
             ("DiskFillHours = -4", "DiskFillHours: '-4' is not a positive number"),
             ("CPUBusyPercent = -5", "CPUBusyPercent"),
             ("StuckProcessSeconds = inf", "StuckProcessSeconds"),
+            ("MessageMaxBytes = 10M", "MessageMaxBytes: '10M' is not a whole number"),
+            ("MessageRate = 0", "MessageRate: '0' is not a whole number of at least 1"),
         ]
         for line, fragment in cases:
             self.assertFileError(f"{line}\n", 1, fragment)

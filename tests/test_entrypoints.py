@@ -7,7 +7,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 from twisted.application.service import IServiceMaker
@@ -15,15 +14,12 @@ from twisted.plugin import getPlugins
 from twisted.python import usage
 from twisted.trial.unittest import TestCase
 
-from tests.daemons import run_to_exit
+from tests.daemons import PYTHON, ROOT, TWISTD, run_to_exit
 from twistedspy import cli, tap
 from twistedspy.config import CONFIG_ENV
 from twistedspy.settings import Settings
 
-ROOT = Path(__file__).resolve().parent.parent
-PYTHON = sys.executable
 SHUTDOWN = ROOT / "shutdown.sh"
-TWISTD = [PYTHON, "-c", "from twisted.scripts.twistd import run; run()"]
 
 
 class OptionsTests(TestCase):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from proof.fuzz_parser import CORPUS, CRASHES, Disagreement, check, cuts_for, feed, split
+from tests.fuzzing import CORPUS, CRASHES, Disagreement, check, cuts_for, feed, split
 from twistedspy.http import BadRequest, Request
 
 

@@ -13,9 +13,7 @@ measures the figures at full size under `make proof`).
 
 from __future__ import annotations
 
-import contextlib
 import socket
-import threading
 import time
 from pathlib import Path
 
@@ -25,6 +23,7 @@ from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
 from zope.interface import implementer
 
+from tests.attacks import oversized_requests, send_while_reading
 from tests.servers import split_responses, start_server
 from tests.test_protocol import ChannelCase, RecordingSite
 from twistedspy.http.parser import Request
@@ -249,28 +248,6 @@ class NeverReadingClientTests(TestCase):
         self.assertEqual((await server.request("GET", "/version")).status, 200)
 
 
-def send_while_reading(port: int, request: bytes) -> bytes:
-    """
-    Send while a second thread reads. The server answers an oversized request before it
-    has all of it and closes with input unread, so the kernel resets the connection
-    (RFC 9112 §9.6); a client that reads only after sending may lose the answer to it.
-    """
-    with socket.create_connection(("127.0.0.1", port), timeout=30) as conn:
-        received: list[bytes] = []
-
-        def read() -> None:
-            with contextlib.suppress(OSError):
-                while chunk := conn.recv(65536):
-                    received.append(chunk)
-
-        reader = threading.Thread(target=read)
-        reader.start()
-        with contextlib.suppress(OSError):
-            conn.sendall(request)
-        reader.join(30)
-        return b"".join(received)
-
-
 def read_all(client: socket.socket) -> bytes:
     client.settimeout(60)
     chunks = []
@@ -332,18 +309,7 @@ class FloodTests(TestCase):
 
     async def test_oversized_everything_is_refused_and_costs_only_that_connection(self) -> None:
         server = start_server(self)
-        cases = [
-            (b"GET /" + b"a" * 100_000 + b" HTTP/1.1\r\n", b"414"),
-            (b"GET / HTTP/1.1\r\nHost: localhost\r\nX: " + b"a" * 100_000 + b"\r\n", b"431"),
-            (b"GET / HTTP/1.1\r\nHost: localhost\r\n" + b"X: y\r\n" * 5000, b"431"),
-            (
-                b"POST /version HTTP/1.1\r\nHost: localhost\r\nContent-Length: 10000000\r\n\r\n"
-                + b"z" * 100_000,
-                b"413",
-            ),
-            (b"\r\n" * 100_000, b"400"),
-        ]
-        for request, status in cases:
+        for _, request, status in oversized_requests(100_000):
             data = await deferToThread(send_while_reading, server.port, request)
             self.assertTrue(data.startswith(b"HTTP/1.1 " + status + b" "), (status, data[:60]))
         self.assertEqual((await server.request("GET", "/version")).status, 200)

@@ -12,6 +12,7 @@ from twisted.logger import ILogObserver, LogEvent, Logger, LogLevel, formatEvent
 from twisted.trial.unittest import TestCase
 from zope.interface import implementer
 
+from tests.servers import start_server
 from twistedspy.events import VERBOSE_ONLY, keeps, record, record_failure
 from twistedspy.journal import (
     JournalError,
@@ -142,6 +143,8 @@ class JournalTests(TestCase):
         log.info("not a journal event")
         self.assertEqual([line.split()[2] for line in self.lines()], ["request", "warning"])
         self.assertEqual([event.get("spy_event") for event in published], ["warning", None])
+        # twistd's log observer formats the event: the fields read as in the journal.
+        self.assertEqual(formatEvent(published[0]), 'warning message="as root"')
 
     def test_format_value(self) -> None:
         self.assertEqual(format_value(""), '""')
@@ -308,3 +311,51 @@ class DebugDetailTests(TestCase):
         self.assertNotIn("authorization", short_text)
         self.assertIn("request client=c", short_text)
         self.assertIn("debug authorization user=- client=c outcome=ok", verbose_text)
+
+
+class SecretsAndModesTests(TestCase):
+    """The journal on disk: who may read it, and no password in any field of it."""
+
+    async def test_referer_with_a_password_never_reaches_the_verbose_journal(self) -> None:
+        server = start_server(self, log_mode="verbose")
+        referer = (
+            f"http://127.0.0.1:{server.port}/processes?login=alice&password=hunter2"
+            "&pass%77ord=hunter3"
+        )
+        reply = await server.request(
+            "GET",
+            "/-/static/spy.css?token=abc",
+            {"Referer": referer, "X-Forwarded-For": "http://bob:pw2@proxy/"},
+        )
+        self.assertEqual(reply.status, 200)
+        server.service.journal.close()
+        journal = server.journal_text()
+        self.assertIn("referer=", journal)
+        self.assertIn("password=***", journal)
+        for secret in ("hunter2", "hunter3", "abc", "pw2"):
+            self.assertNotIn(secret, journal)
+
+    def test_files_are_0640_and_never_through_a_symlink(self) -> None:
+        log_dir = Path(self.mktemp())
+        log_dir.mkdir()
+        umask = os.umask(0o022)
+        os.umask(umask)
+        journal = open_journal(log_dir, "short")
+        self.addCleanup(journal.close)
+        assert journal.path is not None
+        self.assertEqual(journal.path.stat().st_mode & 0o777, 0o640 & ~umask)
+        journal.close()
+        # A file made world-readable by an older version is narrowed when opened.
+        journal.path.chmod(0o644)
+        again = open_journal(log_dir, "short")
+        self.addCleanup(again.close)
+        self.assertEqual(journal.path.stat().st_mode & 0o777, 0o640 & ~umask)
+        again.close()
+        # A symlink planted under the day's name is refused, its target left alone.
+        target = Path(self.mktemp())
+        target.write_text("")
+        journal.path.unlink()
+        journal.path.symlink_to(target)
+        error = self.assertRaises(JournalError, open_journal, log_dir, "short")
+        self.assertIn("Too many levels of symbolic links", str(error))
+        self.assertEqual(target.read_text(), "")

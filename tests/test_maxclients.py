@@ -15,7 +15,7 @@ from zope.interface import implementer
 
 from tests.servers import RunningServer, start_server
 from twistedspy.http.protocol import HTTPChannel
-from twistedspy.interfaces import IInfoModule
+from twistedspy.interfaces import IInfoModule, IReactorSafe
 from twistedspy.query import Query
 from twistedspy.report import Page, Report, Table
 
@@ -25,9 +25,12 @@ LIMIT = 2
 SLOW = 0.5
 
 
-@implementer(IInfoModule)
+@implementer(IInfoModule, IReactorSafe)
 class SlowModule:
-    """Answers after SLOW seconds, counting how many of its requests overlap."""
+    """
+    Answers after SLOW seconds, counting how many of its requests overlap; on the
+    reactor, as it answers with a Deferred and each request must start its own.
+    """
 
     name = "slow"
     title = "Slow"
@@ -80,9 +83,11 @@ class MaxClientsTests(TestCase):
         # Connect all six before the reactor runs again: the kernel completes every
         # handshake, so all six wait in the listen backlog for the server's first accept.
         clients = []
-        for _ in range(CLIENTS):
+        for n in range(CLIENTS):
             client = socket.create_connection(("127.0.0.1", server.port), timeout=30)
-            client.sendall(b"GET /slow HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            # Each its own query, so that no two share one collection.
+            request = f"GET /slow?n={n} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+            client.sendall(request.encode())
             clients.append(client)
         replies: list[Any] = await gatherResults([deferToThread(read_all, c) for c in clients])
         for reply in replies:
@@ -90,7 +95,8 @@ class MaxClientsTests(TestCase):
         self.assertEqual(module.answered, CLIENTS)
         self.assertEqual(len(seen), CLIENTS)
         self.assertEqual(max(seen), LIMIT)
-        self.assertEqual(module.most_running, LIMIT)
+        # The dispatcher runs one collection per module at a time, whatever the slots.
+        self.assertEqual(module.most_running, 1)
 
     async def test_keep_alive_clients_wait_their_turn(self) -> None:
         # Persistent connections hold their slot until they close; the third client is

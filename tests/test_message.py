@@ -19,6 +19,7 @@ from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 from twisted.trial.unittest import TestCase
 
+from tests import servers
 from tests.browser import chromium
 from tests.servers import Reply, RunningServer, start_server
 from twistedspy.auth import make_gatekeeper
@@ -29,6 +30,7 @@ from twistedspy.modules.message import (
     Message,
     MessageModule,
     MessageStore,
+    PostRate,
     WriteBegun,
     append_line,
     form_fields,
@@ -147,7 +149,7 @@ class StoreTests(TestCase):
         self.assertEqual(document["tables"][0]["rows"][0][2:], ["alice", "hello"])
 
     async def test_fifty_concurrent_posts_fifty_whole_records(self) -> None:
-        server = start_server(self)
+        server = start_server(self, message_rate=50)
         # Large texts: if two appends interleaved, lines would be broken.
         texts = [f"{n:02d}:" + chr(0x400 + n) * 8000 for n in range(50)]
         posts = [server.request("POST", "/message", FORM, form_body(t)) for t in texts]
@@ -220,6 +222,7 @@ class RefusalTests(TestCase):
             {"Sec-Fetch-Site": "same-site"},
             {"Origin": "http://evil.example"},
             {"Origin": "http://evil.example", "Sec-Fetch-Site": "cross-site"},
+            {"Origin": "null"},  # a sandboxed frame or data: page on any site
         ):
             reply = await server.request("POST", "/message", {**FORM, **headers}, b"text=x")
             await self.assert_refused(server, 403, reply)
@@ -428,6 +431,7 @@ class LateWriteTests(TestCase):
             renderer=Renderer(),
             clock=clock,
             log=Logger(),
+            run_collection=run_blocking,
         )
 
         def post(text: str) -> Deferred[Outcome]:
@@ -555,3 +559,72 @@ class ChromiumTests(TestCase):
         self.assertIn(text, page)
         [stored] = records(server.service.settings.message_file)
         self.assertEqual(stored["text"], text)
+
+
+class LimitTests(TestCase):
+    """MessageMaxBytes (new messages refused with 507) and the per-address post rate."""
+
+    async def test_full_file_refuses_new_messages_and_keeps_the_stored(self) -> None:
+        server = start_server(self, message_max_bytes=1000, message_rate=100)
+        path = server.service.settings.message_file
+        statuses = []
+        for n in range(12):
+            reply = await server.request("POST", "/message", FORM, form_body(f"{n:02d}" * 40))
+            statuses.append(reply.status)
+        self.assertIn(507, statuses)
+        first_refused = statuses.index(507)
+        self.assertEqual(statuses, [200] * first_refused + [507] * (12 - first_refused))
+        self.assertLessEqual(path.stat().st_size, 1000)
+        self.assertEqual(len(records(path)), first_refused)
+        self.assertIn(b"The message file is full", reply.body)
+        self.assertEqual(path.stat().st_mode & 0o777, 0o600)
+
+    async def test_posts_past_the_rate_are_429_for_that_address_only(self) -> None:
+        server = start_server(self, message_rate=3)
+        replies = [
+            await server.request("POST", "/message", FORM, form_body(f"m{n}")) for n in range(4)
+        ]
+        self.assertEqual([r.status for r in replies], [200, 200, 200, 429])
+        self.assertEqual(replies[-1].header("Retry-After"), "20")
+        self.assertIn(b"Too many messages", replies[-1].body)
+        other = await deferToThread(
+            servers.fetch, server.port, "POST", "/message", FORM, form_body("x"), "127.0.0.2"
+        )
+        self.assertEqual(other.status, 200)
+        self.assertEqual(len(records(server.service.settings.message_file)), 4)
+
+    def test_rate_refills_with_time(self) -> None:
+        clock = Clock()
+        rate = PostRate(6, clock.seconds)  # one post every 10 s, a burst of 6
+        self.assertEqual([rate.take("a") for _ in range(6)], [None] * 6)
+        self.assertEqual(rate.take("a"), 10)
+        self.assertIsNone(rate.take("b"))
+        clock.advance(9)
+        self.assertEqual(rate.take("a"), 1)
+        clock.advance(1)
+        self.assertIsNone(rate.take("a"))
+        self.assertEqual(rate.take("a"), 10)
+
+    def test_rate_forgets_addresses_once_refilled(self) -> None:
+        clock = Clock()
+        rate = PostRate(2, clock.seconds)
+        rate.TRACKED = 4
+        for n in range(4):
+            rate.take(f"10.0.0.{n}")
+        clock.advance(60)
+        rate.take("10.0.0.9")  # the fifth address: the four refilled ones are forgotten
+        self.assertEqual(list(rate._buckets), ["10.0.0.9"])
+        for n in range(5):  # a flood, none refilled: past four, the newest two stay
+            rate.take(f"10.0.1.{n}")
+        self.assertEqual(list(rate._buckets), ["10.0.1.2", "10.0.1.3", "10.0.1.4"])
+
+    async def test_symlink_put_in_place_of_the_file_is_not_written_through(self) -> None:
+        server = start_server(self)
+        path = server.service.settings.message_file
+        target = Path(self.mktemp())
+        target.write_bytes(b"")
+        path.symlink_to(target)
+        reply = await server.request("POST", "/message", FORM, form_body("x"))
+        self.assertEqual(reply.status, 500)
+        self.assertEqual(target.read_bytes(), b"")
+        self.flushLoggedErrors(OSError)

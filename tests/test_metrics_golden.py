@@ -107,9 +107,9 @@ class GoldenMetricsTests(TestCase):
     async def exposition(self) -> bytes:
         clock = Clock()
         clock.advance(NOW)
-        metrics, requests = fixture_server(clock)
         # prometheus_client stamps each new series' `_created` with time.time()
         self.patch(time, "time", lambda: NOW)
+        metrics, requests = fixture_server(clock)
         for path, status, seconds in (("/processes", 200, 0.02), ("/nope", 404, 0.0004)):
             requests.observe(path, status, seconds)
         page = await metrics.collect(Query())

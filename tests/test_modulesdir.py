@@ -8,36 +8,21 @@ from pathlib import Path
 
 from twisted.trial.unittest import TestCase
 
-from tests.daemons import CLI, TWISTD, SpyProcess, run_to_exit
+from tests.daemons import CLI, TWISTD, SpyProcess, drop_in_source, run_to_exit
 from tests.servers import fetch, start_server
 from twistedspy.service import StartupError, makeService
 from twistedspy.settings import Settings
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-#: SPEC §4's example, copied verbatim: "this exact file must work"
+#: docs/writing-modules.md's example, verbatim: "this exact file must work"
 HELLO = (FIXTURES / "hello.py.txt").read_text()
-README = Path(__file__).resolve().parent.parent / "README.md"
 
-REPLACED_VERSION = """\
-from twisted.plugin import IPlugin
-from zope.interface import implementer
-
-from twistedspy.interfaces import IInfoModule
-from twistedspy.report import Report, Table
-
-
-@implementer(IPlugin, IInfoModule)
-class MyVersion:
-    name = "version"
-    title = "Site version"
-    description = "The version as this site tells it."
-
-    def collect(self, query):
-        return Report(title="Site version", tables=[Table(title="v", columns=["v"], rows=[["7"]])])
-
-
-version = MyVersion()
-"""
+REPLACED_VERSION = drop_in_source(
+    "version",
+    'return Report(title="Site version", tables=[Table(title="v", columns=["v"], rows=[["7"]])])',
+    title="Site version",
+    description="The version as this site tells it.",
+)
 SYNTAX_ERROR = "def broken(:\n    pass\n"
 RAISES = 'import os\n\nraise ImportError("needs libfrobnicate")\n'
 
@@ -51,9 +36,6 @@ class ModulesDirTests(TestCase):
         path = self.moddir / name
         path.write_text(text)
         return path
-
-    def test_readme_shows_the_spec_example(self) -> None:
-        self.assertIn(f"```python\n{HELLO}```", README.read_text())
 
     async def test_spec_hello_serves(self) -> None:
         self.drop("hello.py", HELLO)

@@ -41,3 +41,18 @@ class GzipTests(TestCase):
         ]
         for header, expected in cases:
             self.assertEqual(accepts_gzip(header), expected, header)
+
+
+class MalformedWeightTests(TestCase):
+    """A weight outside RFC 9110 §12.4.2's qvalue grammar leaves its item out."""
+
+    def test_malformed_weights_are_not_acceptable(self) -> None:
+        for weight in ("1..", "..", ".", "1.0.0", "2", "0.1234", "1.5", "-0", "1e0", "", "0x1"):
+            with self.subTest(weight=weight):
+                self.assertEqual(qualities(f"gzip;q={weight}, br"), {"br": 1.0})
+                self.assertFalse(accepts_gzip(f"gzip;q={weight}"))
+
+    def test_well_formed_weights(self) -> None:
+        for weight, value in (("0", 0.0), ("0.", 0.0), ("0.125", 0.125), ("1.000", 1.0)):
+            with self.subTest(weight=weight):
+                self.assertEqual(qualities(f"gzip;q={weight}"), {"gzip": value})

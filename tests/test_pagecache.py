@@ -17,14 +17,13 @@ from twisted.logger import Logger
 from twisted.trial.unittest import TestCase
 from zope.interface import implementer
 
+from tests.support import clocked_dispatcher
 from twistedspy.auth import Gatekeeper, LoginThrottle, ViewerRealm, make_gatekeeper
-from twistedspy.dispatch import Dispatcher
 from twistedspy.http.parser import Request, RequestParser
 from twistedspy.http.response import DateCache, Outcome, Response, serialize
-from twistedspy.interfaces import IFormModule, IInfoModule
+from twistedspy.interfaces import IFormModule, IInfoModule, IReactorSafe
 from twistedspy.pagecache import PageCache, max_age_of
 from twistedspy.query import Query, Submission
-from twistedspy.render import Renderer
 from twistedspy.report import Cell, Page, Report, Table
 from twistedspy.settings import Settings
 
@@ -33,9 +32,12 @@ def inline(f: Any, /, *args: Any, **kwargs: Any) -> Deferred[Any]:
     return maybeDeferred(f, *args, **kwargs)
 
 
-@implementer(IInfoModule)
+@implementer(IInfoModule, IReactorSafe)
 class Counted:
-    """Counts its collections; each page says which collection made it."""
+    """
+    Counts its collections; each page says which collection made it. Reactor-safe, as it
+    may answer with the test's Deferred.
+    """
 
     title = "Counted"
     description = "counts"
@@ -120,13 +122,8 @@ class DispatcherCacheTests(TestCase):
         self.use(Settings(), make_gatekeeper(Settings(), self.clock, inline, Logger()))
 
     def use(self, settings: Settings, gatekeeper: Gatekeeper) -> None:
-        self.dispatcher = Dispatcher(
-            settings=settings,
-            modules=lambda: self.modules,
-            gatekeeper=gatekeeper,
-            renderer=Renderer("h"),
-            clock=self.clock,
-            log=Logger(),
+        self.dispatcher = clocked_dispatcher(
+            settings, lambda: self.modules, gatekeeper, self.clock, inline
         )
 
     def respond(self, request: Request) -> Deferred[Outcome]:

@@ -73,8 +73,8 @@ class ProcessesTests(TestCase):
             "sort=colour": "sort must be one of pid, name, state, user, group, rss, cpu, "
             "threads, start; got 'colour'",
             "order=sideways": "order must be asc or desc; got 'sideways'",
-            "limit=-1": "limit must be a positive whole number; got '-1'",
-            "limit=ten": "limit must be a positive whole number; got 'ten'",
+            "limit=-1": "limit must be a whole number of at least 1; got '-1'",
+            "limit=ten": "limit must be a whole number of at least 1; got 'ten'",
         }
         for query, message in cases.items():
             reply = await server.request("GET", f"/processes?format=json&{query}")

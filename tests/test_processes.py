@@ -15,7 +15,7 @@ from twisted.trial.unittest import TestCase
 
 from tests.contexts import collect_report, module_context
 from tests.support import require_tool
-from twistedspy.modules.processes import COLUMNS, ProcessesModule, mask_secrets
+from twistedspy.modules.processes import COLUMNS, ProcessesModule
 from twistedspy.modules.processes import process_link as link
 from twistedspy.procfs.processes import (
     ProcessSample,
@@ -54,41 +54,6 @@ class FixedSource:
 
     def __call__(self) -> ProcessSnapshot:
         return self.snapshots.pop(0) if len(self.snapshots) > 1 else self.snapshots[0]
-
-
-MASKING_CASES: list[tuple[tuple[str, ...], tuple[str, ...]]] = [
-    (("app", "--password=hunter2"), ("app", "--password=***")),
-    (("app", "--password", "hunter2", "-v"), ("app", "--password", "***", "-v")),
-    (("app", "--db-password=a b c"), ("app", "--db-password=***")),
-    (("app", "--token", "abc", "--port", "80"), ("app", "--token", "***", "--port", "80")),
-    (("app", "--api-key=k"), ("app", "--api-key=***")),
-    (("app", "--apikey", "k"), ("app", "--apikey", "***")),
-    (("app", "--client_secret=s"), ("app", "--client_secret=***")),
-    (
-        ("env", "PASSWORD=x", "TOKEN=y", "HOME=/root"),
-        ("env", "PASSWORD=***", "TOKEN=***", "HOME=/root"),
-    ),
-    (("env", "AWS_SECRET_ACCESS_KEY=abc"), ("env", "AWS_SECRET_ACCESS_KEY=***")),
-    (("curl", "https://alice:s3cr@t@example.com/x"), ("curl", "https://alice:***@example.com/x")),
-    (("psql", "postgres://bob:pw@db:5432/app"), ("psql", "postgres://bob:***@db:5432/app")),
-    (("curl", "https://h/api?x=1&token=abc&y=2"), ("curl", "https://h/api?x=1&token=***&y=2")),
-    (("sh", "-c", "run --password hunter2 --x 1"), ("sh", "-c", "run --password *** --x 1")),
-    (("sh", "-c", "TOKEN=abc run"), ("sh", "-c", "TOKEN=***")),
-    (("sh", "-c", "cd /x; TOKEN=abc run"), ("sh", "-c", "cd /x; TOKEN=*** run")),
-    # Not secrets: where a secret is kept, ordinary options, short options.
-    (("app", "--password-file", "/run/pw"), ("app", "--password-file", "/run/pw")),
-    (("app", "--keyfile=/k.pem", "-p", "8080"), ("app", "--keyfile=/k.pem", "-p", "8080")),
-    (("ssh", "user@host"), ("ssh", "user@host")),
-    (("app", "https://example.com/"), ("app", "https://example.com/")),
-    (("app", "--passive"), ("app", "--passive")),
-]
-
-
-class MaskingTests(TestCase):
-    def test_cases(self) -> None:
-        for argv, expected in MASKING_CASES:
-            with self.subTest(argv=argv):
-                self.assertEqual(mask_secrets(argv), expected)
 
 
 class FixedDataTests(TestCase):
@@ -188,10 +153,10 @@ class FixedDataTests(TestCase):
         for params, allowed in [
             ({"sort": "colour"}, "pid, name, state, user, group, rss, cpu, threads, start"),
             ({"order": "up"}, "asc or desc"),
-            ({"limit": "0"}, "positive whole number"),
-            ({"limit": "-3"}, "positive whole number"),
-            ({"limit": "ten"}, "positive whole number"),
-            ({"limit": "\u0663"}, "positive whole number"),  # Arabic-Indic three
+            ({"limit": "0"}, "whole number of at least 1"),
+            ({"limit": "-3"}, "whole number of at least 1"),
+            ({"limit": "ten"}, "whole number of at least 1"),
+            ({"limit": "\u0663"}, "whole number of at least 1"),  # Arabic-Indic three
         ]:
             with self.subTest(params=params):
                 error = self.assertRaises(

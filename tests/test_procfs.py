@@ -351,17 +351,12 @@ def imports_of(path: Path) -> set[str]:
 #: a string that names a /proc or /sys file (or the start of one, in an f-string)
 KERNEL_PATH = re.compile(r"/(proc|sys)(/\S*)?$")
 
-#: not a module: the single-flight helper, on its way to core in a change of its own
-INFLIGHT = "twistedspy.modules.inflight"
-
 
 class LayeringTests(TestCase):
     def test_no_module_imports_another(self) -> None:
         for path in sorted((PACKAGE / "modules").glob("*.py")):
             siblings = {
-                name
-                for name in imports_of(path)
-                if name.startswith("twistedspy.modules.") and name != INFLIGHT
+                name for name in imports_of(path) if name.startswith("twistedspy.modules.")
             }
             self.assertEqual(siblings, set(), path.name)
 
@@ -369,9 +364,7 @@ class LayeringTests(TestCase):
         for path in sorted(PACKAGE.rglob("*.py")):
             if path.parent.name == "modules":
                 continue
-            found = {
-                n for n in imports_of(path) if n.startswith("twistedspy.modules") and n != INFLIGHT
-            }
+            found = {n for n in imports_of(path) if n.startswith("twistedspy.modules")}
             self.assertEqual(found, set(), path)
 
     def test_procfs_is_plain_python(self) -> None:

@@ -27,7 +27,8 @@ class SerializeTests(TestCase):
             serialize(response, now=NOW, date=DateCache()),
             b"HTTP/1.1 200 OK\r\n" + DATE + b"Server: " + SERVER + b"\r\n"
             b"Content-Type: text/plain; charset=utf-8\r\nContent-Length: 3\r\n"
-            b"Cache-Control: no-store\r\n\r\nok\n",
+            b"Cache-Control: no-store\r\n"
+            b"X-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\n\r\nok\n",
         )
 
     def test_html_error_with_extras_closing(self) -> None:
@@ -37,9 +38,10 @@ class SerializeTests(TestCase):
             wire,
             b"HTTP/1.1 405 Method Not Allowed\r\n" + DATE + b"Server: " + SERVER + b"\r\n"
             b"Content-Type: text/html; charset=utf-8\r\nContent-Length: 9\r\n"
-            b"Cache-Control: no-store\r\nAllow: GET\r\n"
+            b"Cache-Control: no-store\r\n"
+            b"X-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\n"
+            b"Allow: GET\r\n"
             b"Content-Security-Policy: " + CONTENT_SECURITY_POLICY.encode() + b"\r\n"
-            b"X-Content-Type-Options: nosniff\r\nReferrer-Policy: same-origin\r\n"
             b"Connection: close\r\n\r\n",
         )
 

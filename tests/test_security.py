@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import datetime
-import functools
 import http.client
 import ipaddress
 import json
@@ -32,7 +31,7 @@ from twisted.cred.credentials import IUsernamePassword
 from twisted.cred.portal import Portal
 from twisted.internet import reactor, task
 from twisted.internet.defer import Deferred, fail
-from twisted.internet.threads import deferToThread, deferToThreadPool
+from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
 from zope.interface import implementer
 
@@ -270,11 +269,8 @@ class LoginTests(TestCase):
 def clocked_gatekeeper(server: RunningServer) -> task.Clock:
     """Give the server the gatekeeper the service builds, with a clock the test moves."""
     clock = task.Clock()
-    run_blocking = functools.partial(
-        deferToThreadPool, server.service.reactor, server.service.pool
-    )
     server.service.dispatcher.gatekeeper = make_gatekeeper(
-        server.service.settings, clock, run_blocking, server.service.log
+        server.service.settings, clock, server.service.pools.logins, server.service.log
     )
     return clock
 

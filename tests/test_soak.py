@@ -1,5 +1,5 @@
 # -*- test-case-name: tests.test_soak -*-
-"""The soak's allocator figures, read from this very process (proof/traced_server.py)."""
+"""The soak's allocator figures (tests/allocators.py), read from this very process."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ import threading
 
 from twisted.trial.unittest import TestCase
 
-from proof.soak import allocators_mib
-from proof.traced_server import allocator_stats, glibc_stats
+from tests.allocators import allocator_stats, allocators_mib, glibc_stats
 
 
 class AllocatorFiguresTests(TestCase):

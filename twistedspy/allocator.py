@@ -1,30 +1,12 @@
 # -*- test-case-name: tests.test_allocator -*-
 """
-glibc malloc set for a long-running server of Python threads: one arena, and big
-buffers in mappings of their own.
+glibc malloc set for a long-running server of Python threads: one arena, big buffers in
+mappings of their own, and (from the environment) no per-thread caches.
 
-glibc gives each thread that allocates an arena of its own (up to eight per CPU), and an
-arena keeps what the largest work it has done needed. The worker pool's eight threads
-take turns at the same work (reading /proc, building and rendering pages), so each arena
-grows, slowly and by chance, to its own copy of those peaks; under the GIL only one of
-them allocates at a time anyway. One arena for all (M_ARENA_MAX = 1) keeps one copy.
-glibc also raises its mmap threshold to the largest block freed, after which big answers
-(a page of a thousand processes, its JSON) are carved out of the arenas and leave holes
-there; a fixed threshold (M_MMAP_THRESHOLD at glibc's own starting 128 KiB) gives each
-its own mapping, returned whole when freed. In the ten-minute soak (proof/soak.py) this
-ended 2.6 MiB lower, and RSS grew 38 KiB/min after the warm-up instead of 71 to 78.
-
-What the user tells glibc in the environment (MALLOC_ARENA_MAX, MALLOC_MMAP_THRESHOLD_,
-GLIBC_TUNABLES) is left to win; other C libraries are left alone.
-
-One more setting can only be made before the process starts: glibc keeps up to seven
-freed blocks of each small size in a cache per thread (tcache), which the nine threads
-(the reactor's and the pool's eight) fill slowly and by chance, to some 2 MiB at most,
-never given back: in the soak, RSS still grew some 50 KiB/min after the warm-up with it,
-and 2 without. pymalloc already keeps the small Python objects, and the soak ran as fast
-without it. NO_THREAD_CACHE is the GLIBC_TUNABLES entry that turns it off, set by the
-systemd units in contrib/ and by `make run` (`with_no_thread_cache` adds it to an
-environment).
+Why each, and what the soaks measured, is in docs/operations.md ("Memory and the
+allocator"). What the user sets in the environment wins; other C libraries are left alone.
+NO_THREAD_CACHE is the GLIBC_TUNABLES entry that only the environment at a process's start
+can set (`with_no_thread_cache` adds it to one).
 """
 
 from __future__ import annotations

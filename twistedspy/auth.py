@@ -19,7 +19,7 @@ import secrets
 import statistics
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -512,6 +512,29 @@ class Gatekeeper:
     def health_problem(self) -> str | None:
         """Why nobody can log in now (one line for `/-/healthy`), or None."""
         return None if self._accounts is None else self._accounts.health_problem()
+
+    def admit(
+        self,
+        secrets: Mapping[str, str],
+        authorization: Callable[[], str | None],
+        peer: str,
+        forwarded_for: Sequence[str] = (),
+    ) -> Deferred[Viewer]:
+        """
+        The Viewer for what a request carries: `login` and `password` in `secrets`, or
+        the `Authorization` header `authorization` reads (see `credentials_from`). With
+        Security off nothing is read, not even an Authorization meant for something else,
+        so nothing can fail: this is the one place that decides it.
+        """
+        if self._ignore_credentials:
+            return self.login(_ANONYMOUS, peer, forwarded_for)
+        try:
+            credentials = credentials_from(
+                secrets.get("login"), secrets.get("password"), authorization()
+            )
+        except LoginFailed as error:
+            return fail(error)
+        return self.login(credentials, peer, forwarded_for)
 
     def login(
         self, credentials: ICredentials, peer: str, forwarded_for: Sequence[str] = ()

@@ -219,6 +219,8 @@ KEYS: tuple[Key, ...] = (
     Key("KeepAliveTimeout", "keepalive_timeout", "--keepalive-timeout", _seconds),
     Key("ModuleTimeout", "module_timeout", "--module-timeout", _seconds),
     Key("MessageFile", "message_file", "--message-file", _path, is_path=True),
+    Key("MessageMaxBytes", "message_max_bytes", "--message-max-bytes", _client_count),
+    Key("MessageRate", "message_rate", "--message-rate", _client_count),
     Key("AllowedHosts", "allowed_hosts", "--allowed-hosts", _hosts),
     Key("Insecure", "insecure", "--insecure", _switch),
     Key("TrustedProxies", "trusted_proxies", "--trusted-proxies", _networks),

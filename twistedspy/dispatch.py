@@ -1,44 +1,52 @@
 # -*- test-case-name: tests.test_dispatch -*-
-"""From a parsed request to a response: host check, login, module, format, render.
+"""From a parsed request to a response: the order of checks, then the module's page.
 
-The order is the contract (SPEC §2, §3): the Host allow-list first (DNS rebinding),
-then credentials (before the path is looked up, so an unknown path gets 401 and module
-names do not leak), then the module, the method, and the module's own answer within
-ModuleTimeout.
+Every request for a module passes the same steps in the same order, written once
+(`Dispatcher._steps`, docs/architecture.md): the Host allow-list (DNS rebinding), then
+credentials (before the path is looked up, so an unknown path gets 401 and module names
+do not leak), the format, the module, the method, the cross-site check of a post, the
+page cache, and last the module's own answer and its rendering within one deadline.
+Each step answers or passes on. Where the modules run (a worker thread unless they
+declare `IReactorSafe`) is decided here too (docs/writing-modules.md).
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
+import inspect
+from collections.abc import Callable, Coroutine, Hashable, Mapping
+from dataclasses import dataclass
 from importlib.resources import files
 from ipaddress import ip_address
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from twisted.cred.credentials import Anonymous
-from twisted.internet.defer import Deferred, TimeoutError, maybeDeferred
+from twisted.internet.defer import Deferred, TimeoutError, fail, succeed
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
-from twistedspy.auth import Gatekeeper, LoginFailed, LoginThrottled, Viewer, credentials_from
+from twistedspy.auth import WWW_AUTHENTICATE, Gatekeeper, LoginFailed, LoginThrottled, Viewer
 from twistedspy.events import record_failure
 from twistedspy.http.negotiation import qualities
 from twistedspy.http.parser import HTTPError, Request
 from twistedspy.http.response import Outcome, Response, text_response
-from twistedspy.interfaces import IFormModule, IInfoModule
+from twistedspy.inflight import SingleFlight
+from twistedspy.interfaces import IFormModule, IInfoModule, IReactorSafe
 from twistedspy.pagecache import PageCache, PageKey, max_age_of
-from twistedspy.query import Query, Submission
-from twistedspy.render import SECRET_KEYS, NavItem, PageContext, Renderer
+from twistedspy.query import SECRET_KEYS, Query, Submission
+from twistedspy.render import NavItem, PageContext, Renderer, refresh_seconds
 from twistedspy.report import Committed, PageError, RawBody, Report
 
 if TYPE_CHECKING:
-    from twisted.cred.credentials import ICredentials
     from twisted.internet.interfaces import IReactorTime
 
     from twistedspy.context import BlockingRunner
     from twistedspy.settings import Settings
+    from twistedspy.watchdog import StallWatchdog
 
-WWW_AUTHENTICATE = ("WWW-Authenticate", 'Basic realm="twistedspy", charset="UTF-8"')
+T = TypeVar("T")
 INDEX = "index"
+PAGE_METHODS = ("GET", "HEAD")
+FORM_METHODS = ("GET", "HEAD", "POST")
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.", "127.0.0.1", "::1"})
 STATIC: Mapping[str, tuple[str, str]] = {
     "/-/static/spy.css": ("spy.css", "text/css; charset=utf-8"),
@@ -66,7 +74,7 @@ def is_loopback_name(name: str) -> bool:
 
 
 class HostPolicy:
-    """SPEC §3's allow-list for the `Host` header: the defence against DNS rebinding."""
+    """The allow-list for the `Host` header, against DNS rebinding (docs/security.md)."""
 
     def __init__(self, settings: Settings) -> None:
         self._any = False
@@ -108,17 +116,22 @@ def wants_json(request: Request, query: Query) -> bool:
 
 def is_cross_site(request: Request) -> bool:
     """
-    Whether a POST comes from another site's page (CSRF, SPEC §2's 403 row).
+    Whether a POST comes from another site's page (CSRF: 403, docs/security.md).
 
     Browsers send `Sec-Fetch-Site`: trust it where present. Otherwise an `Origin` other
-    than this server is cross-site; `null` (which Chromium sends for some same-origin
-    form posts) and no Origin at all (curl, scripts) are not.
+    than this server is cross-site, and no Origin at all (curl, scripts) is not.
+    `Origin: null` is an opaque origin (a sandboxed frame, a `data:` page, a redirect
+    across sites: RFC 6454 §7.3) that any site can make a form post with; Chromium also
+    sends it for some same-origin posts, which it marks `Sec-Fetch-Site: same-origin`.
+    So `null` passes with that mark only.
     """
     site = request.header("sec-fetch-site")
+    origin = request.header("origin")
+    if origin == "null":
+        return site is None or site.lower() != "same-origin"
     if site is not None:
         return site.lower() not in ("same-origin", "none")
-    origin = request.header("origin")
-    if origin is None or origin == "null":
+    if origin is None:
         return False
     host = request.host.lower()
     return origin.lower() not in (f"http://{host}", f"https://{host}")
@@ -126,17 +139,72 @@ def is_cross_site(request: Request) -> bool:
 
 _NO_QUERY = Query()
 
+#: a step's answer: a response, or None to pass on to the next step
+Answer = Outcome | None
+#: a health check: None while all is well, else the reason in one line
+HealthCheck = Callable[[], str | None]
 
-def _parse_query(raw: str) -> Query:
-    return Query.parse(raw) if raw else _NO_QUERY
+
+@dataclass(slots=True)
+class Asking:
+    """One request on its way through the steps, with what they have found so far."""
+
+    request: Request
+    client: str
+    #: the query a module sees: login and password left out, once, where it is parsed
+    query: Query
+    #: login and password, for the login step alone
+    secrets: Query
+    #: the format answers are written in (HTML while `format=` is invalid)
+    as_json: bool
+    #: an invalid `format=` or `refresh=`, answered 400 once Host and credentials have
+    #: passed (not once the page is made)
+    format_error: PageError | None
+    name: str
+    #: whether the login step has let the request in (anonymously, with Security off)
+    admitted: bool = False
+    user: str | None = None
+    module: IInfoModule | None = None
+
+    @classmethod
+    def of(cls, request: Request, client: str) -> Asking:
+        query, secrets = (
+            Query.parse_apart(request.query, SECRET_KEYS) if request.query else (_NO_QUERY,) * 2
+        )
+        as_json, format_error = False, None
+        try:
+            as_json = wants_json(request, query)
+            refresh_seconds(query)
+        except PageError as error:
+            format_error = error
+        name = request.path.strip("/") or INDEX
+        return cls(request, client, query, secrets, as_json, format_error, name)
+
+    def page_key(self) -> PageKey:
+        """
+        What a kept page may depend on: the user is part of it, so no page crosses from
+        one user to another; login and password are not, as the module never sees them.
+        """
+        return (self.name, self.as_json, self.query.pairs(), self.user)
 
 
-def _page_key(name: str, as_json: bool, query: Query, user: str | None) -> PageKey:
-    """
-    What a kept page may depend on: the user is part of it, so no page crosses from
-    one user to another; login and password are not, as the module never sees them.
-    """
-    return (name, as_json, tuple((k, v) for k, v in query.pairs() if k not in SECRET_KEYS), user)
+def runs_on_reactor(module: IInfoModule, method: Callable[..., object]) -> bool:
+    """Whether `method` is called on the reactor: declared safe, or a coroutine function."""
+    return IReactorSafe.providedBy(module) or inspect.iscoroutinefunction(method)
+
+
+def _in_thread(method: Callable[[Any], object], argument: object) -> object:
+    """A plain module's method, called in a worker thread, where nothing can wait for a
+    Deferred or a coroutine: a module returning one must run on the reactor."""
+    page = method(argument)
+    if isinstance(page, Deferred | Coroutine):
+        if isinstance(page, Coroutine):
+            page.close()
+        raise TypeError(
+            f"{method.__qualname__} returned a {type(page).__name__} in a worker thread; "
+            "a module that returns one provides IReactorSafe"
+        )
+    return page
 
 
 class Dispatcher:
@@ -151,7 +219,9 @@ class Dispatcher:
         renderer: Renderer,
         clock: IReactorTime,
         log: Logger,
+        run_collection: BlockingRunner,
         run_computation: BlockingRunner | None = None,
+        watchdog: StallWatchdog | None = None,
     ) -> None:
         self.settings = settings
         self._modules = modules
@@ -159,17 +229,37 @@ class Dispatcher:
         self.renderer = renderer
         self.clock = clock
         self.log = log
-        #: renders pages off the reactor, one at a time (see ModuleContext.run_computation)
+        #: runs a module's plain `collect` or `submit` in the module collection pool
+        self.run_collection = run_collection
+        #: renders pages off the reactor (see ModuleContext.run_computation)
         self.run_computation = run_computation
+        #: times what modules run on the reactor, so a stall names its module
+        self.watchdog = watchdog
         self.hosts = HostPolicy(settings)
         #: finished pages of modules that declare `max_age` (see twistedspy.pagecache)
         self.pages = PageCache(clock)
+        #: what `/-/healthy` asks, in order; the first reason given answers 503
+        self.health_checks: list[HealthCheck] = []
+        #: one collection in flight per module: module name -> (module, its flight)
+        self._flights: dict[str, tuple[IInfoModule, SingleFlight[object]]] = {}
         package = files("twistedspy") / "static"
         self._healthy = text_response(200, "twistedspy is healthy.\n")
         self._static = {
             path: Response(200, (package / name).read_bytes(), content_type)
             for path, (name, content_type) in STATIC.items()
         }
+        #: the order of checks (docs/architecture.md): each step answers, or passes on
+        #: with None; one that has to wait returns a Deferred
+        self._steps: tuple[Callable[[Asking], Answer | Deferred[Answer]], ...] = (
+            self._check_host,
+            self._log_in,
+            self._check_format,
+            self._find_module,
+            self._check_method,
+            self._check_origin,
+            self._from_cache,
+            self._make_page,
+        )
 
     # -- Site
 
@@ -178,10 +268,7 @@ class Dispatcher:
         if request.path.startswith("/-/"):
             # Health checks and static files: nothing to wait for, so no coroutine.
             return Outcome(self._public(request))
-        outcome, attempt = self._answer_from_cache(request, client)
-        if outcome is not None:
-            return outcome
-        return Deferred.fromCoroutine(self._respond(request, client, attempt))
+        return self._through(Asking.of(request, client), 0)
 
     def error_response(self, error: HTTPError) -> Response:
         return self.renderer.error(error.status, error.message, as_json=False, close=True)
@@ -194,187 +281,187 @@ class Dispatcher:
         kept = "&".join(f"{k}={'***' if k == 'password' else v}" for k, v in query.pairs())
         return request.path + ("?" + kept if kept else "")
 
-    # -- the way through
+    # -- the steps
 
-    def _context(self, modules: Mapping[str, IInfoModule]) -> PageContext:
-        nav = [NavItem(m.name, m.title) for m in modules.values()]
-        return PageContext(self.renderer.host, nav, self.clock.seconds())
+    def _through(self, asking: Asking, first: int) -> Outcome | Deferred[Outcome]:
+        """The steps from `first` on, until one answers; those after a step that has to
+        wait (a login being checked, a page being made) follow once it is done."""
+        for index in range(first, len(self._steps)):
+            answer = self._steps[index](asking)
+            if answer is None:
+                continue
+            if isinstance(answer, Deferred):
+                return answer.addCallback(self._resume, asking, index + 1)
+            return answer
+        raise AssertionError("the last step always answers")
 
-    def _credentials(self, request: Request, query: Query) -> ICredentials:
-        # Security off asks for nothing (SPEC §1): whatever a request carries, even an
-        # Authorization meant for something else, is not read, so it cannot fail.
-        if not self.settings.security:
-            return Anonymous()
-        return credentials_from(
-            query.get("login"), query.get("password"), request.header("authorization")
+    def _resume(
+        self, answer: Answer, asking: Asking, following: int
+    ) -> Outcome | Deferred[Outcome]:
+        return answer if answer is not None else self._through(asking, following)
+
+    def _check_host(self, asking: Asking) -> Answer:
+        if self.hosts.allows(asking.request.host):
+            return None
+        host = asking.request.host
+        return self._error(asking, 421, f"This server does not answer for the host {host!r}.")
+
+    def _log_in(self, asking: Asking) -> Answer | Deferred[Answer]:
+        attempt = self.gatekeeper.admit(
+            asking.secrets,
+            functools.partial(asking.request.header, "authorization"),
+            asking.client,
+            asking.request.header_values("x-forwarded-for"),
         )
+        answer = attempt.addCallbacks(
+            self._logged_in, self._refused, callbackArgs=(asking,), errbackArgs=(asking,)
+        )
+        # Let in at once (anonymously, or a login the checker remembers): the next step
+        # follows now, with no Deferred in between (a cached page's way).
+        return None if asking.admitted else answer
 
-    def _answer_from_cache(
-        self, request: Request, client: str
-    ) -> tuple[Outcome | None, Deferred[Viewer] | None]:
-        """
-        The common case without a coroutine: a GET or HEAD for a page in the cache, once
-        the same checks as `_respond` have passed in the same order (Host, then the
-        login through the Portal). Anything else (an error to answer, a login still
-        running, a page to make) is `_respond`'s, given the login attempt if one was
-        begun: a request logs in once.
-        """
-        if request.method not in ("GET", "HEAD") or not len(self.pages):
-            return None, None
-        if not self.hosts.allows(request.host):
-            return None, None
-        query = _parse_query(request.query)
-        try:
-            as_json = wants_json(request, query)
-        except PageError:
-            return None, None
-        name = request.path.strip("/") or INDEX
-        module = self._modules().get(name)
-        # Only a module with a max_age can have a page kept: anything else goes the long
-        # way before any login is begun (which then still comes before the 404).
-        if module is None or max_age_of(module) <= 0:
-            return None, None
-        try:
-            credentials = self._credentials(request, query)
-        except LoginFailed:
-            return None, None  # malformed credentials: answered the long way
-        forwarded = request.header_values("x-forwarded-for")
-        attempt = self.gatekeeper.login(credentials, client, forwarded)
-        admitted: list[Viewer] = []
+    def _logged_in(self, viewer: Viewer, asking: Asking) -> Answer:
+        asking.admitted, asking.user = True, viewer.user
+        return None
 
-        def now(viewer: Viewer) -> Viewer:
-            admitted.append(viewer)
-            return viewer
-
-        # Runs at once if the Portal has answered already (an anonymous login does).
-        attempt.addCallback(now)
-        if not admitted:
-            return None, attempt
-        user = admitted[0].user
-        cached = self.pages.get(_page_key(name, as_json, query, user), module)
-        if cached is None:
-            return None, attempt
-        return Outcome(cached, user), None
-
-    async def _respond(
-        self, request: Request, client: str, attempt: Deferred[Viewer] | None = None
-    ) -> Outcome:
-        query = _parse_query(request.query)
-        modules = self._modules()
-        context = self._context(modules)
-        try:
-            as_json = wants_json(request, query)
-        except PageError as error:
-            return Outcome(
-                self.renderer.error(error.status, error.message, as_json=False, context=context)
-            )
-
-        def fail(status: int, message: str, *headers: tuple[str, str]) -> Outcome:
-            response = self.renderer.error(
-                status, message, as_json=as_json, context=context, headers=headers
-            )
-            return Outcome(response)
-
-        if not self.hosts.allows(request.host):
-            return fail(421, f"This server does not answer for the host {request.host!r}.")
-        try:
-            if attempt is None:
-                credentials = self._credentials(request, query)
-                forwarded = request.header_values("x-forwarded-for")
-                attempt = self.gatekeeper.login(credentials, client, forwarded)
-            viewer = await attempt
-        except LoginThrottled as throttled:
-            return fail(
+    def _refused(self, failure: Failure, asking: Asking) -> Answer:
+        if isinstance(failure.value, LoginThrottled):
+            return self._error(
+                asking,
                 429,
                 "Too many failed logins from your address; try again later.",
-                ("Retry-After", str(throttled.retry_after)),
+                ("Retry-After", str(failure.value.retry_after)),
             )
-        except LoginFailed:
-            return fail(401, "This page needs a valid user name and password.", WWW_AUTHENTICATE)
-        except Exception:
-            # The checker itself broke (a worker thread failed, say): nobody is let in, the
-            # client gets a plain error page, and the journal gets the traceback.
-            record_failure(self.log, "login-error", client=client)
-            return fail(500, "The credentials could not be checked; the journal has the details.")
-        user = viewer.user
-
-        name = request.path.strip("/") or INDEX
-        module = modules.get(name)
-        if module is None:
-            return Outcome(fail(404, f"There is no module {name!r} here.").response, user)
-        allowed = ("GET", "HEAD", "POST") if IFormModule.providedBy(module) else ("GET", "HEAD")
-        if request.method not in allowed:
-            outcome = fail(
-                405,
-                f"{request.method} is not allowed here; use {', '.join(allowed)}.",
-                ("Allow", ", ".join(allowed)),
+        if isinstance(failure.value, LoginFailed):
+            return self._error(
+                asking,
+                401,
+                "This page needs a valid user name and password.",
+                ("WWW-Authenticate", WWW_AUTHENTICATE),
             )
-            return Outcome(outcome.response, user)
+        # The checker itself broke (a worker thread failed, say): nobody is let in, the
+        # client gets a plain error page, and the journal gets the traceback.
+        record_failure(self.log, "login-error", failure, client=asking.client)
+        message = "The credentials could not be checked; the journal has the details."
+        return self._error(asking, 500, message)
 
-        if request.method == "POST" and is_cross_site(request):
-            message = "A form on another site cannot post here."
-            return Outcome(fail(403, message).response, user)
-        visible = Query(tuple((k, v) for k, v in query.pairs() if k not in SECRET_KEYS))
+    def _check_format(self, asking: Asking) -> Answer:
+        error = asking.format_error
+        return None if error is None else self._error(asking, error.status, error.message)
 
-        async def page() -> Response:
-            try:
-                found = await self._collect(module, request, visible, client, user)
-            except PageError as error:
-                return fail(error.status, error.message).response
-            except TimeoutError:
-                message = f"The module {name!r} did not answer within the time allowed."
-                return fail(504, message).response
-            except Exception:
-                record_failure(self.log, "module-error", module=name, client=client)
-                message = f"The module {name!r} failed; the journal has the details."
-                return fail(500, message).response
-            if isinstance(found, RawBody):
-                return Response(200, found.content, found.content_type)
-            if as_json:
-                render = functools.partial(self.renderer.json, name, found, context)
-            else:
-                render = functools.partial(self.renderer.html, name, found, visible, context)
-            if self.run_computation is None:
-                return render()
-            # A page of a thousand processes takes tens of milliseconds to render: off the
-            # reactor, so that other clients' small pages do not queue behind it.
-            return await self.run_computation(render)
+    def _find_module(self, asking: Asking) -> Answer:
+        asking.module = self._modules().get(asking.name)
+        if asking.module is None:
+            return self._error(asking, 404, f"There is no module {asking.name!r} here.")
+        return None
 
+    def _check_method(self, asking: Asking) -> Answer:
+        allowed = FORM_METHODS if IFormModule.providedBy(asking.module) else PAGE_METHODS
+        method = asking.request.method
+        if method in allowed:
+            return None
+        listed = ", ".join(allowed)
+        message = f"{method} is not allowed here; use {listed}."
+        return self._error(asking, 405, message, ("Allow", listed))
+
+    def _check_origin(self, asking: Asking) -> Answer:
+        if asking.request.method == "POST" and is_cross_site(asking.request):
+            return self._error(asking, 403, "A form on another site cannot post here.")
+        return None
+
+    def _from_cache(self, asking: Asking) -> Answer:
         # A POST changes something: never answered from, nor kept in, the page cache.
-        max_age = 0.0 if request.method == "POST" else max_age_of(module)
-        if max_age <= 0:
-            return Outcome(await page(), user)
-        key = _page_key(name, as_json, visible, user)
-        cached = self.pages.get(key, module)
-        if cached is None:
-            cached = await self.pages.fill(
-                key, module, max_age, lambda: Deferred.fromCoroutine(page())
-            )
-        return Outcome(cached, user)
+        if asking.request.method == "POST" or not len(self.pages):
+            return None
+        assert asking.module is not None
+        page = self.pages.get(asking.page_key(), asking.module)
+        return None if page is None else Outcome(page, asking.user)
 
-    async def _collect(
-        self,
-        module: IInfoModule,
-        request: Request,
-        query: Query,
-        client: str,
-        user: str | None,
+    def _make_page(self, asking: Asking) -> Deferred[Answer]:
+        return Deferred.fromCoroutine(self._page(asking))
+
+    # -- the page
+
+    async def _page(self, asking: Asking) -> Answer:
+        """The module's page, collected and rendered within one deadline."""
+        module = asking.module
+        assert module is not None
+        deadline = self.clock.seconds() + self.settings.module_timeout
+        max_age = 0.0 if asking.request.method == "POST" else max_age_of(module)
+        if max_age <= 0:
+            return Outcome(await self._made(asking, module, deadline), asking.user)
+        # Requests for the same page meanwhile wait for this one; its deadline is the
+        # earliest of theirs.
+        made = self.pages.fill(
+            asking.page_key(),
+            module,
+            max_age,
+            lambda: Deferred.fromCoroutine(self._made(asking, module, deadline)),
+        )
+        return Outcome(await made, asking.user)
+
+    async def _made(self, asking: Asking, module: IInfoModule, deadline: float) -> Response:
+        try:
+            found = await self._collected(asking, module, deadline)
+        except PageError as error:
+            return self._error_page(asking, error.status, error.message, *error.headers)
+        except TimeoutError:
+            return self._timed_out(asking)
+        except Exception:
+            record_failure(self.log, "module-error", module=module.name, client=asking.client)
+            message = f"The module {module.name!r} failed; the journal has the details."
+            return self._error_page(asking, 500, message)
+        if isinstance(found, RawBody):
+            return Response(200, found.content, found.content_type)
+        context = self._context()
+        if asking.as_json:
+            render = functools.partial(self.renderer.json, module.name, found, context)
+        else:
+            render = functools.partial(
+                self.renderer.html, module.name, found, asking.query, context
+            )
+        if self.run_computation is None:
+            return render()
+        # A page of a thousand processes takes tens of milliseconds to render: off the
+        # reactor, so that other clients' small pages do not queue behind it.
+        try:
+            return await self._within(self.run_computation(render), deadline)
+        except TimeoutError:
+            return self._timed_out(asking)
+
+    async def _collected(
+        self, asking: Asking, module: IInfoModule, deadline: float
     ) -> Report | RawBody:
+        request = asking.request
         if request.method == "POST":
             assert IFormModule.providedBy(module)
             submission = Submission(
                 body=request.body,
                 content_type=request.header("content-type") or "",
-                client=client,
-                user=user,
-                query=query,
+                client=asking.client,
+                user=asking.user,
+                query=asking.query,
             )
-            pending = maybeDeferred(module.submit, submission)
+            if runs_on_reactor(module, module.submit):
+                # Its own Deferred, not shared: ModuleTimeout cancels it, and a post whose
+                # write has begun answers that with Committed (see IFormModule).
+                pending = self._on_reactor(module, module.submit, submission)
+            else:
+                # Each post is its own work, never shared, but it takes its turn with the
+                # module's collections: one thread at most for the module, all the same.
+                key: Hashable = object()
+                pending = self._flight(module)(
+                    key, lambda: self.run_collection(_in_thread, module.submit, submission)
+                )
         else:
-            pending = maybeDeferred(module.collect, query)
-        pending.addTimeout(self.settings.module_timeout, self.clock)
+            query = asking.query
+            if runs_on_reactor(module, module.collect):
+                start = functools.partial(self._on_reactor, module, module.collect, query)
+            else:
+                start = functools.partial(self.run_collection, _in_thread, module.collect, query)
+            pending = self._flight(module)(query.pairs(), start)
         try:
-            page = await pending
+            page = await self._within(pending, deadline)
         except Committed as committed:
             # Past ModuleTimeout, but with work begun that cannot be undone: its outcome
             # is the truthful answer, not 504.
@@ -383,21 +470,76 @@ class Dispatcher:
             raise TypeError(f"module {module.name!r} returned {type(page).__name__}")
         return page
 
+    def _flight(self, module: IInfoModule) -> SingleFlight[object]:
+        known = self._flights.get(module.name)
+        if known is None or known[0] is not module:
+            known = self._flights[module.name] = (module, SingleFlight())
+        return known[1]
+
+    def _on_reactor(
+        self, module: IInfoModule, method: Callable[[Any], Any], argument: object
+    ) -> Deferred[object]:
+        """Call a module's method on the reactor, timed for the stall watchdog."""
+        try:
+            if self.watchdog is None:
+                result = method(argument)
+            else:
+                result = self.watchdog.timed(module.name, method, argument)
+        except Exception:
+            return fail()
+        if isinstance(result, Deferred):
+            return result
+        if isinstance(result, Coroutine):
+            return Deferred.fromCoroutine(result)
+        return succeed(result)
+
+    def _within(self, pending: Deferred[T], deadline: float) -> Deferred[T]:
+        """`pending`, failing with TimeoutError at the request's deadline."""
+        return pending.addTimeout(max(0.0, deadline - self.clock.seconds()), self.clock)
+
+    # -- answers
+
+    def _context(self) -> PageContext:
+        nav = [NavItem(m.name, m.title) for m in self._modules().values()]
+        return PageContext(self.renderer.host, nav, self.clock.seconds())
+
+    def _error_page(
+        self, asking: Asking, status: int, message: str, *headers: tuple[str, str]
+    ) -> Response:
+        # Before the login has let it in, an answer shows no navigation (module names).
+        context = self._context() if asking.admitted else None
+        return self.renderer.error(
+            status, message, as_json=asking.as_json, context=context, headers=headers
+        )
+
+    def _error(
+        self, asking: Asking, status: int, message: str, *headers: tuple[str, str]
+    ) -> Outcome:
+        return Outcome(self._error_page(asking, status, message, *headers), asking.user)
+
+    def _timed_out(self, asking: Asking) -> Response:
+        message = f"The module {asking.name!r} did not answer within the time allowed."
+        return self._error_page(asking, 504, message)
+
     def _public(self, request: Request) -> Response:
         """`/-/` paths reveal nothing of the machine and need no credentials."""
-        if request.method not in ("GET", "HEAD"):
+        if request.method not in PAGE_METHODS:
             return self.renderer.error(
                 405,
                 "Only GET and HEAD are allowed here.",
                 as_json=False,
-                headers=(("Allow", "GET, HEAD"),),
+                headers=(("Allow", ", ".join(PAGE_METHODS)),),
             )
         if request.path == "/-/healthy":
-            problem = self.gatekeeper.health_problem()
-            if problem is not None:
-                return text_response(503, f"twistedspy cannot serve pages: {problem}.\n")
-            return self._healthy
+            return self._health()
         static = self._static.get(request.path)
         if static is None:
             return self.renderer.error(404, "There is no such file.", as_json=False)
         return static
+
+    def _health(self) -> Response:
+        for check in self.health_checks:
+            reason = check()
+            if reason is not None:
+                return text_response(503, f"twistedspy cannot serve pages: {reason}.\n")
+        return self._healthy

@@ -1,9 +1,9 @@
-# -*- test-case-name: tests.test_modules -*-
-"""The contracts an info module and the server agree on.
+# -*- test-case-name: tests.test_module_plugins -*-
+"""The contracts an info module and the server agree on (docs/writing-modules.md).
 
 A module is a Twisted plugin: an object providing `IInfoModule` (ready to serve, like
-the SPEC's `hello.py`) or `IModuleFactory` (built once per running service, for modules
-that need the settings, a thread pool or background state).
+the `hello.py` of docs/writing-modules.md) or `IModuleFactory` (built once per running
+service, for modules that need the settings, a thread pool or background state).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ class IInfoModule(Interface):
     One page of facts, served at `/<name>`.
 
     Optional attribute, read with `getattr` (so it is not declared below, and a module
-    without it, such as SPEC's `hello.py`, still provides this interface):
+    without it, such as `hello.py` in docs/writing-modules.md, still provides it):
 
     `max_age`: how many seconds a rendered page stays true (a float, default 0). Within
     that time a GET or HEAD with the same format, the same query (login and password
@@ -44,6 +44,11 @@ class IInfoModule(Interface):
         """
         Gather the facts for one GET request.
 
+        A plain `collect` runs in a worker thread, so it may block (read files, run a
+        command); one that provides `IReactorSafe`, or is a coroutine function, runs on
+        the reactor and may return a Deferred. One collection per module is in flight at
+        a time, shared by the requests with the same query that wait for it.
+
         Raise L{twistedspy.report.InvalidQuery} for a parameter the module does not
         accept: the client gets 400 with its message.
         """
@@ -54,7 +59,7 @@ class IFormModule(IInfoModule):
 
     def submit(submission: Submission) -> Page | Deferred[Page]:
         """
-        Store what a client posted and say what was stored.
+        Store what a client posted and say what was stored; runs where `collect` does.
 
         ModuleTimeout cancels the Deferred. Work that has begun and cannot be undone
         fails it with L{twistedspy.report.Committed} instead of giving up, so that the
@@ -69,6 +74,18 @@ class IModuleFactory(Interface):
 
     def build(context: ModuleContext) -> IInfoModule:
         """Make the module, given the service's settings, reactor and thread pool."""
+
+
+class IReactorSafe(Interface):
+    """
+    A marker: this module's `collect` (and `submit`) may be called on the reactor.
+
+    Declare it (`@implementer(IInfoModule, IReactorSafe)`) only for a module that
+    returns at once: it keeps what it shows in memory, or it returns a Deferred and does
+    its blocking work elsewhere (`ModuleContext.run_blocking`). Everything else runs in
+    a worker thread. A module that provides it and blocks anyway stalls every client,
+    and the stall watchdog journals it by name.
+    """
 
 
 if TYPE_CHECKING:

@@ -35,6 +35,8 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from twistedspy.events import VERBOSE_ONLY
+from twistedspy.masking import mask_text
+from twistedspy.memo import BoundedMemo
 from twistedspy.settings import LogMode
 
 #: the event name under which Twisted's own warnings and errors are journalled
@@ -55,6 +57,10 @@ _ALREADY_JOURNALLED = "spy_journalled"
 #: what makes a value need quotes, besides a character that is not printable (str.isprintable
 #: is false for every other whitespace character, so the space is the only one to look for)
 _NEEDS_QUOTES = re.compile(r'[ "=\\]')
+
+
+#: journal files: the server's user reads and writes, its group reads, others nothing
+JOURNAL_MODE = 0o640
 
 
 class JournalError(Exception):
@@ -123,39 +129,33 @@ def _escape_char(char: str) -> str:
     return f"\\U{code:08x}"
 
 
-#: formatted field names and short string values, which repeat from line to line (the
-#: same few names, methods, paths, addresses); bounded, as values come from clients
-_FORMATTED: dict[str, str] = {}
-_FORMATTED_MAX = 4096
-_FORMATTED_LONGEST = 256
-
-
 def _format_text(text: str) -> str:
+    if "=" in text or "://" in text:
+        # A Referer or any other URL or header value may carry `password=` (a login by
+        # query) or userinfo: masked in every field, not only in the request's path.
+        text = mask_text(text)
     if text and text.isprintable() and _NEEDS_QUOTES.search(text) is None:
         return text
     return '"' + "".join(_escape_char(c) for c in text) + '"'
+
+
+#: formatted field names and short string values, which repeat from line to line (the
+#: same few names, methods, paths, addresses)
+_formatted = BoundedMemo(_format_text, entries=4096, longest=256, size=len)
 
 
 def format_value(value: object) -> str:
     """One field value as the journal writes it: bare when safe, else quoted and escaped."""
     if type(value) is not str:
         return _format_text("-" if value is None else str(value))
-    text: str = value
-    formatted = _FORMATTED.get(text)
-    if formatted is None:
-        formatted = _format_text(text)
-        if len(text) <= _FORMATTED_LONGEST:
-            if len(_FORMATTED) >= _FORMATTED_MAX:
-                _FORMATTED.clear()
-            _FORMATTED[text] = formatted
-    return formatted
+    return _formatted(value)
 
 
 def format_fields(fields: Iterable[tuple[str, object]]) -> str:
     """`key=value` pairs, space-separated, in the order given."""
     # The same text as format_value for each key and value, with its common cases inline:
     # a request line has seven fields, and a busy server writes hundreds of lines a second.
-    formatted = _FORMATTED
+    formatted = _formatted.known
     parts = []
     for key, value in fields:
         name = formatted.get(key) or format_value(key)
@@ -247,7 +247,12 @@ class JournalObserver:
             # event is in the kernel's hands as soon as it is journalled, so nothing
             # written is lost at a clean stop (or a crash of this process), and every
             # write lands at the end of the file (open(2)).
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
+            # O_NOFOLLOW: a symlink planted under the day's name is refused, not followed
+            # (open(2)); 0640, as the journal names clients and users (docs/security.md).
+            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
+            fd = os.open(path, flags, JOURNAL_MODE)
+            if os.fstat(fd).st_mode & 0o777 & ~JOURNAL_MODE:
+                os.fchmod(fd, JOURNAL_MODE)  # a file made by an older, laxer version
         except OSError as e:
             raise JournalError(
                 f"cannot write the journal in {self.log_dir}: {e.strerror or e}"
@@ -341,11 +346,11 @@ class JournalRoute:
     """
     The observer for the server's own `Logger`: journal events go straight to the journal.
 
-    Through the global publisher every request line would also reach twistd's log observer,
-    which formats and writes a line saying only "request" (it does not know the fields):
-    as much work again as the journal line, for nothing. Journal events at warn level or
-    above (a module's failure and its traceback) still go on to the global publisher, so
-    that twistd's log shows them too; everything else the server logs goes there unchanged.
+    Through the global publisher every request line would also reach twistd's log observer:
+    as much work again as the journal line, for a copy nobody reads. Journal events at warn
+    level or above (started as root, a module's failure and its traceback) still go on to the
+    global publisher with their fields, so that twistd's log shows them in full too; everything
+    else the server logs goes there unchanged.
     """
 
     def __init__(
@@ -370,8 +375,22 @@ class JournalRoute:
             return
         self._journal(event)
         if event.get("log_level", LogLevel.info) in _WARN_OR_WORSE:
-            # Marked, so that the journal (also a global observer) does not write it twice.
-            self._publisher({**event, _ALREADY_JOURNALLED: True})
+            self._publisher(for_twistd_log(event))
+
+
+def for_twistd_log(event: Mapping[str, Any]) -> dict[str, Any]:
+    """
+    A journal event as twistd's log observer should show it: the event name and its
+    `key=value` fields, as the journal line has them (the event's own format names only
+    the event). Marked, so that the journal (also a global observer) does not write it twice.
+    """
+    fields: Mapping[str, object] = event.get("spy_fields") or {}
+    return {
+        **event,
+        "log_format": "{spy_event} {spy_text}",
+        "spy_text": format_fields(fields.items()),
+        _ALREADY_JOURNALLED: True,
+    }
 
 
 def open_journal(

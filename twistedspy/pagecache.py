@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from twisted.internet.defer import maybeDeferred
 
 from twistedspy.http.response import Response, with_gzip
-from twistedspy.modules.inflight import SharedCollection
+from twistedspy.inflight import SharedCollection
 
 if TYPE_CHECKING:
     from twisted.internet.defer import Deferred
@@ -113,7 +113,7 @@ class PageCache:
     def _keep(self, response: Response, key: PageKey, module: IInfoModule, age: float) -> Response:
         if response.status != 200:
             return response
-        # Compressed once now, not once per request (SPEC §2: bodies over 1 KiB).
+        # Compressed once now, not once per request (bodies over 1 KiB are gzipped).
         response = with_gzip(response)
         self._entries[key] = _Entry(module, response, self._clock.seconds() + age)
         self._entries.move_to_end(key)

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_registry -*-
+# -*- test-case-name: tests.test_module_plugins,tests.test_modulesdir -*-
 """Finding the info modules (Twisted plugins) and building the ones a service serves."""
 
 from __future__ import annotations
@@ -18,11 +18,14 @@ from zope.interface import implementer
 
 from twistedspy.context import ModuleContext
 from twistedspy.interfaces import IInfoModule, IModuleFactory
+from twistedspy.ownership import OwnershipError, unsafe_writers
 
 Plugin = IInfoModule | IModuleFactory
 INDEX = "index"
 #: the placeholder package that ModulesDir's files are imported into
 DROP_IN_PACKAGE = "twistedspy.plugins"
+#: Twisted's plugin cache in each plugin folder (twisted.plugin.getCache)
+DROPIN_CACHE = "dropin.cache"
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,9 +70,10 @@ def _plugins_in(package: ModuleType | None) -> list[Plugin]:
 
 def _drop_in_package(directory: Path) -> ModuleType:
     """
-    The placeholder package, scanning exactly `directory` (TWISTED-NOTES: getPlugins
-    needs a real package). Files loaded from an earlier ModulesDir are forgotten, so a
-    second service in the same process never serves the first one's modules.
+    The placeholder package, scanning exactly `directory` (getPlugins needs a real
+    package: a bare ModuleType, or one with a made-up `__file__`, finds nothing). Files
+    loaded from an earlier ModulesDir are forgotten, so a second service in the same
+    process never serves the first one's modules.
     """
     package = importlib.import_module(DROP_IN_PACKAGE)
     own = str(Path(package.__file__ or "").parent)
@@ -79,13 +83,55 @@ def _drop_in_package(directory: Path) -> ModuleType:
     return package
 
 
+#: what the plugin scan may import from ModulesDir: modules, packages, compiled modules
+_IMPORTABLE = frozenset({".py", ".pyc", ".so"})
+
+
+def _refuse_unsafe(package: ModuleType, directory: Path) -> tuple[list[LoadError], bool]:
+    """
+    Keep out of the plugin scan whatever someone other than the server's user or root
+    could have written: importing it would run their code as this server's user. A
+    module file or package folder refused is left out; the folder itself, its
+    `__pycache__` or the plugin cache refused (the cache is a pickle, and loading it
+    runs code) leaves out every drop-in: the second value says so.
+    """
+    if not directory.is_dir():
+        return [], False  # nothing to import, as the plugin scan finds
+    refused: list[LoadError] = []
+    everything = {directory, directory / "__pycache__", directory / DROPIN_CACHE}
+    for path in [directory, *sorted(directory.iterdir())]:
+        if path not in everything and not (path.is_dir() or path.suffix in _IMPORTABLE):
+            continue
+        reason = _unsafe_writers_within(path, deep=path != directory)
+        if reason is None:
+            continue
+        if path in everything:
+            failure = Failure(OwnershipError(f"{reason}: no drop-in module imported"))
+            return [LoadError(str(directory), failure)], True
+        refused.append(LoadError(str(path), Failure(OwnershipError(f"{reason}: not imported"))))
+        # Imported already, as far as Python knows: the scan finds this empty module.
+        stem = path.name.split(".")[0]
+        placeholder = sys.modules[f"{DROP_IN_PACKAGE}.{stem}"] = ModuleType(stem)
+        setattr(package, stem, placeholder)
+    return refused, False
+
+
+def _unsafe_writers_within(path: Path, *, deep: bool) -> str | None:
+    inside = sorted(path.rglob("*")) if deep and path.is_dir() else []
+    for candidate in (path, *inside):
+        reason = unsafe_writers(candidate)
+        if reason is not None:
+            return f"{candidate} is {reason}"
+    return None
+
+
 def discover(
     modules_dir: Path | None = None,
     on_error: Callable[[LoadError], object] | None = None,
 ) -> dict[str, Plugin]:
     """
     Every module plugin by name: the installed ones (`twisted/plugins/`), then those of
-    ModulesDir, which replace an installed one of the same name (SPEC §1).
+    ModulesDir, which replace an installed one of the same name (docs/writing-modules.md).
 
     A ModulesDir file that fails to import is left out and handed to `on_error` with its
     traceback. Twisted's plugin scan only reports such a file through `log.err()`, before
@@ -97,12 +143,26 @@ def discover(
     if modules_dir is not None:
         directory = modules_dir.resolve()
         package = _drop_in_package(directory)
+        refused, everything = _refuse_unsafe(package, directory)
+        if on_error is not None:
+            for error in refused:
+                on_error(error)
+        if everything:
+            return found
+        cache = directory / DROPIN_CACHE
+        if refused:
+            # The plugin cache holds what a refused file offered when it was last read,
+            # and the scan would use that without reading the file (twisted.plugin).
+            cache.unlink(missing_ok=True)
         catcher = FailureCatcher()
         globalLogPublisher.addObserver(catcher)
         try:
             plugins = _plugins_in(package)
         finally:
             globalLogPublisher.removeObserver(catcher)
+        if refused:
+            # Nor is the empty entry the scan made for it kept: mended, it is read again.
+            cache.unlink(missing_ok=True)
         for plugin in plugins:
             found[plugin.name] = plugin
         if on_error is not None:

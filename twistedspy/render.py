@@ -27,8 +27,9 @@ from twistedspy.report import Cell, Column, Link, Report, Series, cell_mark, cel
 
 HTML = "text/html; charset=utf-8"
 JSON = "application/json; charset=utf-8"
-#: query keys that never appear in a link the server writes (SPEC §3)
-SECRET_KEYS = frozenset({"login", "password"})
+#: Error statuses answered before, or instead of, a login: a malformed request, missing
+#: or wrong credentials, a refused Host, too many attempts. Their pages are anonymous.
+ANSWERED_BEFORE_LOGIN = frozenset({400, 401, 421, 429})
 
 _environment = Environment(
     loader=PackageLoader("twistedspy", "templates"),
@@ -162,7 +163,8 @@ def _column_view(column: Column, query: Query) -> _ColumnView:
     current = query.get("sort") == column.sort_key
     ascending = query.get("order", "asc") == "asc"
     order = "desc" if current and ascending else "asc"
-    kept = [(k, v) for k, v in query.pairs() if k not in SECRET_KEYS | {"sort", "order"}]
+    # The query comes without login and password (Query.parse_apart): links never carry them.
+    kept = [(k, v) for k, v in query.pairs() if k not in ("sort", "order")]
     href = "?" + urlencode([*kept, ("sort", column.sort_key), ("order", order)])
     arrow = (" ▲" if ascending else " ▼") if current else ""
     return _ColumnView(column.name, column.unit, href, arrow)
@@ -201,14 +203,15 @@ class Renderer:
     def __init__(self, host: str | None = None) -> None:
         self.host = host or socket.gethostname()
 
-    def _common(self, context: PageContext, title: str, current: str) -> dict[str, object]:
+    def _common(self, context: PageContext | None, title: str, current: str) -> dict[str, object]:
+        """What the layout shows around a page; without a context, nothing of the machine."""
         return {
             "title": title,
-            "host": context.host,
-            "nav": context.nav,
+            "host": context and context.host,
+            "nav": context.nav if context else (),
             "current": current,
-            "generated": local_time(context.now),
-            "version": __version__,
+            "generated": local_time(context.now if context else time.time()),
+            "version": context and __version__,
         }
 
     def html(self, module: str, report: Report, query: Query, context: PageContext) -> Response:
@@ -227,8 +230,8 @@ class Renderer:
             )
             for s in report.series
         ]
-        refresh = _refresh_seconds(query)
-        kept = [(k, v) for k, v in query.pairs() if k not in SECRET_KEYS | {"format"}]
+        refresh = refresh_seconds(query)
+        kept = [(k, v) for k, v in query.pairs() if k != "format"]
         page = _environment.get_template("report.html").render(
             **self._common(context, report.title, module),
             report=report,
@@ -278,7 +281,10 @@ class Renderer:
         if as_json:
             body = _dump({"error": {"status": status, "message": message}})
             return Response(status, body, JSON, headers, close)
-        context = context or PageContext(self.host, (), time.time())
+        if status in ANSWERED_BEFORE_LOGIN:
+            # Nobody known asked: the page names nothing of the machine (no host name, no
+            # module list, no version), so it tells a stranger nothing to aim at.
+            context = None
         page = _environment.get_template("error.html").render(
             **self._common(context, f"{status} {reason}", ""),
             status=status,
@@ -290,16 +296,13 @@ class Renderer:
         return Response(status, page.encode("utf-8"), HTML, headers, close)
 
 
-def _last_value(series: Series) -> str:
-    return format_value(series.values[-1], series.unit) if series.values else ""
-
-
-def _refresh_seconds(query: Query) -> int | None:
-    """`refresh=N` reloads the page every N seconds (5 to 3600), with no script."""
-    raw = query.get("refresh")
-    if raw is None or not raw.isdigit():
-        return None
-    return min(max(int(raw), 5), 3600)
+def refresh_seconds(query: Query) -> int | None:
+    """
+    `refresh=N` reloads the page every N seconds (held to 5 to 3600), with no script;
+    InvalidQuery if N is not a whole number.
+    """
+    seconds = query.whole_number("refresh")
+    return None if seconds is None else min(max(seconds, 5), 3600)
 
 
 def _dump(document: object) -> bytes:

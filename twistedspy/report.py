@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_report -*-
+# -*- test-case-name: tests.test_render,tests.test_golden -*-
 """What a module returns: a titled set of tables, free of any HTML or JSON.
 
 Rendering is the server's job; a module only says what each value is (bytes, a
@@ -28,11 +28,15 @@ class PageError(Exception):
 
     status = 500
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    def __init__(
+        self, message: str, status: int | None = None, headers: tuple[tuple[str, str], ...] = ()
+    ) -> None:
         super().__init__(message)
         self.message = message
         if status is not None:
             self.status = status
+        #: fields the answer carries besides (Retry-After with a 429)
+        self.headers = headers
 
 
 class InvalidQuery(PageError):

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_service -*-
+# -*- test-case-name: tests.test_integration,tests.test_shutdown,tests.test_contract -*-
 """The one function that builds the running server, for every way of starting it.
 
 `twistd -ny spy.tac`, `twistd spy` and the `twistedspy` script all end here, so they
@@ -8,47 +8,58 @@ fails inside `makeService`, before anything listens: nothing starts half-way.
 
 from __future__ import annotations
 
-import functools
+import ipaddress
 import os
+import socket
 import sys
-import threading
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 from twisted.application.service import IService, MultiService
+from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.defer import Deferred, DeferredList, maybeDeferred, succeed
 from twisted.internet.endpoints import serverFromString
-from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger, LogLevel, globalLogPublisher
 from twisted.python.failure import Failure
-from twisted.python.threadpool import ThreadPool
 from typing_extensions import override
 
+from twistedspy import __version__
 from twistedspy.accounts import AccountsError
 from twistedspy.allocator import tune_malloc
 from twistedspy.auth import make_gatekeeper
 from twistedspy.config import ConfigError, check_listening
-from twistedspy.context import ModuleContext, OneAtATime
+from twistedspy.context import ModuleContext
 from twistedspy.dispatch import Dispatcher
 from twistedspy.events import record, record_failure
 from twistedspy.http.protocol import HTTPFactory
 from twistedspy.http.stats import RequestStats
 from twistedspy.interfaces import IInfoModule, IMetricsAggregator
 from twistedspy.journal import JournalError, JournalObserver, JournalRoute, open_journal
+from twistedspy.ownership import OwnershipError, own_path
+from twistedspy.pools import WorkPool, saturation_check
 from twistedspy.registry import LoadError, build, discover
 from twistedspy.render import Renderer
 from twistedspy.settings import Settings
 from twistedspy.tls import harden
+from twistedspy.watchdog import StallWatchdog
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IListeningPort, IReactorCore, IReactorTime
 
-#: The waiting room for MaxClients' overflow (SPEC §1: further connections wait, none is
-#: refused). Twisted's default of 50 lets the kernel drop SYNs in a burst, and each drop
-#: costs the client a one-second retransmission; the kernel caps this at somaxconn.
+#: The waiting room for MaxClients' overflow (docs/configuration.md: further connections
+#: wait, none is refused). Twisted's default of 50 lets the kernel drop SYNs in a burst,
+#: and each drop costs the client a one-second retransmission; the kernel caps this at
+#: somaxconn.
 LISTEN_BACKLOG = 4096
-#: Worker threads for blocking collection; a hung mount holds at most one (see diskfree).
-THREADS = 8
-#: How long a clean stop waits for the responses under way (SPEC §6: "a few seconds").
+#: Worker threads for module collection: a hung module holds at most one (one collection
+#: per module in flight), so eight modules must hang before pages wait for a thread.
+MODULE_THREADS = 8
+#: Worker threads for bcrypt: a burst of logins queues here, never in front of a page.
+LOGIN_THREADS = 4
+#: One thread renders big pages (and builds big reports): the reactor then competes with
+#: at most one GIL-heavy thread, and small pages stay quick (docs/performance.md).
+RENDER_THREADS = 1
+#: How long a clean stop waits for the responses under way ("a few seconds", docs/operations.md).
 SHUTDOWN_GRACE = 5.0
 
 
@@ -64,9 +75,39 @@ def _with_backlog(endpoint: str) -> str:
     return endpoint
 
 
-def _daemon_thread(**kwargs: Any) -> threading.Thread:
-    # A worker stuck in a hung mount must not keep the process alive after a clean stop.
-    return threading.Thread(daemon=True, **kwargs)
+def serving_line(endpoint: str, address: object) -> str:
+    """
+    The one line that says where the server listens, as a URL a person can click:
+    `https` for a TLS endpoint, the host name for a wildcard address (which serves it on
+    every interface), curl's way in for a Unix socket.
+    """
+    scheme = "https" if endpoint.split(":", 1)[0] == "ssl" else "http"
+    if isinstance(address, UNIXAddress):
+        path = os.fsdecode(address.name or b"")
+        return (
+            f"twistedspy {__version__} serving the Unix socket {path}"
+            f" (curl --unix-socket {path} {scheme}://localhost/)"
+        )
+    if not isinstance(address, IPv4Address | IPv6Address):
+        return f"twistedspy {__version__} serving {endpoint}"
+    host, where = address.host, ""
+    if ipaddress.ip_address(host.split("%", 1)[0]).is_unspecified:
+        host, where = socket.gethostname(), " on every address"
+    elif isinstance(address, IPv6Address):
+        host = f"[{host}]"  # RFC 3986 §3.2.2: an IPv6 literal in brackets
+    return f"twistedspy {__version__} serving {scheme}://{host}:{address.port}/{where}"
+
+
+@dataclass(frozen=True, slots=True)
+class Pools:
+    """The three kinds of blocking work, each in threads of its own (docs/architecture.md)."""
+
+    logins: WorkPool
+    modules: WorkPool
+    render: WorkPool
+
+    def all(self) -> tuple[WorkPool, ...]:
+        return (self.logins, self.modules, self.render)
 
 
 class SpyService(MultiService):
@@ -82,22 +123,24 @@ class SpyService(MultiService):
         self.settings = settings
         self.reactor = reactor
         self.journal = journal
-        self.pool = ThreadPool(minthreads=0, maxthreads=THREADS, name="twistedspy")
-        self.pool.threadFactory = _daemon_thread  # type: ignore[assignment]
-        run_blocking = functools.partial(deferToThreadPool, reactor, self.pool)
-        run_computation = OneAtATime(run_blocking)
+        self.pools = Pools(
+            logins=WorkPool(reactor, "login", LOGIN_THREADS),
+            modules=WorkPool(reactor, "module", MODULE_THREADS),
+            render=WorkPool(reactor, "render", RENDER_THREADS),
+        )
         self.modules: dict[str, IInfoModule] = {}
         self.requests = RequestStats(lambda: self.modules)
+        self.watchdog = StallWatchdog(reactor, self.log, self.requests.count_stall)
         context = ModuleContext(
             settings=settings,
             reactor=cast("IReactorTime", reactor),
-            run_blocking=run_blocking,
+            run_blocking=self.pools.modules,
             served=lambda: list(self.modules.values()),
             log=self.log,
-            run_computation=run_computation,
+            run_computation=self.pools.render,
         )
         try:
-            self.gatekeeper = make_gatekeeper(settings, reactor, run_blocking, self.log)
+            self.gatekeeper = make_gatekeeper(settings, reactor, self.pools.logins, self.log)
         except AccountsError as e:
             raise StartupError(str(e)) from None
         #: ModulesDir files that failed to import, journalled once the journal listens
@@ -121,8 +164,19 @@ class SpyService(MultiService):
             renderer=Renderer(),
             clock=reactor,
             log=self.log,
-            run_computation=run_computation,
+            run_collection=self.pools.modules,
+            run_computation=self.pools.render,
+            watchdog=self.watchdog,
         )
+        # Past ModuleTimeout, work still holding every thread of a pool is hung work, and
+        # a stall that recent may come again: either way pages are not being served.
+        limit = settings.module_timeout
+        self.dispatcher.health_checks.extend(
+            saturation_check(pool, limit) for pool in self.pools.all()
+        )
+        self.dispatcher.health_checks.append(self.watchdog.check(limit))
+        # An accounts file changed into one that cannot be read whole lets nobody in.
+        self.dispatcher.health_checks.append(self.gatekeeper.health_problem)
         self.factory = HTTPFactory(
             self.dispatcher,
             reactor,
@@ -173,7 +227,9 @@ class SpyService(MultiService):
         # several times a request. 1 ms instead of CPython's 5 ms keeps small pages
         # quick while a big one is built (bench/processes.py: /version p99 under load).
         sys.setswitchinterval(0.001)
-        self.pool.start()
+        for pool in self.pools.all():
+            pool.start()
+        self.watchdog.start()
         for error in self.load_errors:
             record_failure(
                 self.log,
@@ -192,6 +248,8 @@ class SpyService(MultiService):
             modules=",".join(self.modules),
             security="on" if self.settings.security else "off",
         )
+        # For the person watching the terminal or twistd's log: not a journal event.
+        self.log.info("{serving}", serving=serving_line(self.settings.endpoint(), address))
         if hasattr(os, "geteuid") and os.geteuid() == 0:
             record(
                 self.log,
@@ -202,10 +260,11 @@ class SpyService(MultiService):
 
     @override
     def stopService(self) -> Deferred[None]:
-        """SPEC §6: stop accepting, finish what is under way, close, journal, end."""
+        """Stop accepting, finish what is under way, close, journal, end (docs/operations.md)."""
         if not self.running:
             return succeed(None)
         self.factory.stop_accepting()
+        self.watchdog.stop()
         stopping: list[Deferred[Any]] = [maybeDeferred(MultiService.stopService, self)]
         if self.port is not None:
             stopping.append(Deferred.fromCoroutine(self._stop_listening()))
@@ -213,8 +272,10 @@ class SpyService(MultiService):
         done = DeferredList(stopping, consumeErrors=True)
 
         def stopped(_: object) -> None:
-            if not self.pool.working:
-                self.pool.stop()
+            # A thread stuck in a module cannot be joined: the pool leaves it, and as a
+            # daemon thread it does not hold the process's exit.
+            for pool in self.pools.all():
+                pool.stop()
             record(self.log, "stop", connections=len(self.factory.connections))
             globalLogPublisher.removeObserver(self.journal)
             self.journal.close()
@@ -235,8 +296,13 @@ def makeService(settings: Settings, reactor: IReactorCore | None = None) -> SpyS
 
         reactor = cast("IReactorCore", global_reactor)
     try:
+        settings = replace(
+            settings,
+            log_dir=own_path(settings.log_dir, "LogDir"),
+            message_file=own_path(settings.message_file, "MessageFile"),
+        )
         journal = open_journal(settings.log_dir, settings.log_mode)
-    except JournalError as e:
+    except (JournalError, OwnershipError) as e:
         raise StartupError(str(e)) from None
     try:
         return SpyService(settings, reactor, journal)
@@ -246,7 +312,7 @@ def makeService(settings: Settings, reactor: IReactorCore | None = None) -> SpyS
 
 
 def _exit_with(error: StartupError) -> NoReturn:
-    # One line for the person starting it, not twistd's traceback (SPEC §1).
+    # One line for the person starting it, not twistd's traceback (docs/configuration.md).
     sys.stderr.write(f"twistedspy: {error}\n")
     raise SystemExit(1) from None
 

@@ -43,6 +43,10 @@ class Settings:
     keepalive_timeout: float = 5.0
     module_timeout: float = 10.0
     message_file: Path = Path("messages.jsonl")
+    #: the size past which MessageFile takes no more messages (507)
+    message_max_bytes: int = 10 * 1024 * 1024
+    #: messages one client address may post a minute (429 past it)
+    message_rate: int = 10
     #: host names the Host header may carry; None means SPEC §3's default rule
     allowed_hosts: tuple[str, ...] | None = None
     #: serve without security on a non-loopback address

@@ -85,6 +85,18 @@ _PARAMETERS: tuple[tuple[str, str | None, str, str], ...] = (
         "where the message module stores what it receives [default: messages.jsonl]",
     ),
     (
+        "message-max-bytes",
+        None,
+        "message_max_bytes",
+        "bytes past which the message file takes no more messages (507) [default: 10485760]",
+    ),
+    (
+        "message-rate",
+        None,
+        "message_rate",
+        "messages one client address may post a minute (429 past it) [default: 10]",
+    ),
+    (
         "allowed-hosts",
         None,
         "allowed_hosts",

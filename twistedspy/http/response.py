@@ -1,9 +1,9 @@
 # -*- test-case-name: tests.test_response -*-
 """The one response writer: every answer the server sends is serialised here.
 
-Keeping it in one place is how every response gets the headers SPEC §2 promises (Date,
-Server, Content-Type, Content-Length, Cache-Control, and the security headers on HTML)
-without any page being able to forget one.
+Keeping it in one place is how every response gets its headers (Date, Server,
+Content-Type, Content-Length, Cache-Control, `COMMON_HEADERS`, and the content security
+policy on HTML) without any page being able to forget one.
 """
 
 from __future__ import annotations
@@ -13,21 +13,26 @@ from dataclasses import dataclass, replace
 from email.utils import formatdate
 from http import HTTPStatus
 
-from twistedspy import __version__
 from twistedspy.http.negotiation import qualities
 
-SERVER = f"twistedspy/{__version__}".encode("ascii")
+#: The product without its version, on every response: the version module shows the
+#: version to those logged in, and a banner would tell anyone else which flaws to try.
+SERVER = b"twistedspy"
 
-#: No inline script (SPEC §2): scripts and styles only from this server.
+#: On every response (JSON, metrics, SVG, errors too). `nosniff`: a browser takes the
+#: declared type, never a guess from the body (Fetch §3.5); `no-referrer`: a URL that
+#: carried `?login=&password=` never travels on as the Referer of the page's own
+#: stylesheet and script requests, nor to another site (W3C Referrer Policy §3.1).
+COMMON_HEADERS: tuple[tuple[str, str], ...] = (
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),
+)
+#: No inline script: scripts and styles only from this server.
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
-HTML_HEADERS: tuple[tuple[str, str], ...] = (
-    ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
-    ("X-Content-Type-Options", "nosniff"),
-    ("Referrer-Policy", "same-origin"),
-)
+HTML_HEADERS: tuple[tuple[str, str], ...] = (("Content-Security-Policy", CONTENT_SECURITY_POLICY),)
 #: SPEC §2: bodies over 1 KiB are compressed when the client allows it.
 GZIP_THRESHOLD = 1024
 
@@ -130,6 +135,7 @@ def serialize(
         _type_lines(response.content_type),
         b"",  # Content-Length, once the body is final
         b"\r\nCache-Control: no-store\r\n",
+        _COMMON_LINES,
     ]
     parts.extend(_field_line(name, value) for name, value in response.headers)
     if len(body) > GZIP_THRESHOLD:
@@ -157,6 +163,7 @@ def _field_line(name: str, value: str) -> bytes:
 
 # The constant parts of a response head, made once: the status line, and the lines from
 # Server to the Content-Length name, for each status and content type the server uses.
+_COMMON_LINES = b"".join(_field_line(name, value) for name, value in COMMON_HEADERS)
 _HTML_LINES = b"".join(_field_line(name, value) for name, value in HTML_HEADERS)
 _STATUS_LINES: dict[int, bytes] = {}
 _TYPE_LINES: dict[str, bytes] = {}

@@ -1,5 +1,5 @@
 # -*- test-case-name: tests.test_metrics -*-
-"""The server's own requests, counted for `/metrics`: by module and status, and latency.
+"""The server's own counts for `/metrics`: requests by module and status, latency, stalls.
 
 The connection (protocol.py) reports each response it writes here, beside the journal's
 `request` event. It is the `server` collector of /metrics: the service adds it to the
@@ -50,6 +50,11 @@ class RequestStats:
             buckets=LATENCY_BUCKETS,
             registry=self._registry,
         )
+        self._stalls = Counter(
+            "twistedspy_reactor_stalls",
+            "Times the reactor was blocked for over 250 ms (journal event reactor-stall).",
+            registry=self._registry,
+        )
         #: (module label, status) -> the request counter and latency histogram it feeds
         self._series: dict[tuple[str, int], tuple[Counter, Histogram]] = {}
 
@@ -71,6 +76,10 @@ class RequestStats:
             self._series[key] = series
         series[0].inc()
         series[1].observe(seconds)
+
+    def count_stall(self) -> None:
+        """One more reactor stall (see twistedspy.watchdog)."""
+        self._stalls.inc()
 
     def metrics(self) -> list[Metric]:
         return list(self._registry.collect())

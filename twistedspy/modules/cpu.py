@@ -30,7 +30,13 @@ from zope.interface import implementer
 
 from twistedspy.context import ModuleContext
 from twistedspy.history import Recorder, SampledModule, Sampler, column
-from twistedspy.interfaces import IGlance, IInfoModule, IMetricsSource, IModuleFactory
+from twistedspy.interfaces import (
+    IGlance,
+    IInfoModule,
+    IMetricsSource,
+    IModuleFactory,
+    IReactorSafe,
+)
 from twistedspy.procfs import PROC
 from twistedspy.procfs.stat import (
     MODES,
@@ -221,7 +227,8 @@ GLANCE_COLUMNS: Final = (
 )
 
 
-@implementer(IInfoModule, IMetricsSource, IGlance)
+# Reactor-safe: /proc/stat is kernel counters in memory, no disk (docs/writing-modules.md).
+@implementer(IInfoModule, IMetricsSource, IGlance, IReactorSafe)
 class CpuModule(SampledModule):
     """The page, and (as a Service the SpyService starts) the sampler behind its history."""
 

@@ -40,7 +40,13 @@ from typing_extensions import override
 from zope.interface import implementer
 
 from twistedspy.context import ModuleContext
-from twistedspy.interfaces import IGlance, IInfoModule, IMetricsSource, IModuleFactory
+from twistedspy.interfaces import (
+    IGlance,
+    IInfoModule,
+    IMetricsSource,
+    IModuleFactory,
+    IReactorSafe,
+)
 from twistedspy.procfs.mounts import Mount, read_mounts
 from twistedspy.query import Query
 from twistedspy.report import Cell, Column, InvalidQuery, Page, Report, Table, cell_value
@@ -234,7 +240,8 @@ def fullest(rows: Sequence[Sequence[Cell]], count: int = GLANCE_MOUNTS) -> list[
     return [(r[1], r[6], r[5], r[3]) for r in sorted(rows, key=fill, reverse=True)[:count]]
 
 
-@implementer(IInfoModule, IMetricsSource, IGlance)
+# Reactor-safe: returns a Deferred; the mount table and each statvfs go to run_blocking.
+@implementer(IInfoModule, IMetricsSource, IGlance, IReactorSafe)
 class DiskfreeModule(Service):
     name = "diskfree"
     title = "Disk space"

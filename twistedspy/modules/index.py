@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_index -*-
+# -*- test-case-name: tests.test_index,tests.test_golden,tests.test_pages_live -*-
 """The `index` module: the machine at a glance, then how to connect, what each status
 means, and the modules served.
 
@@ -19,7 +19,7 @@ from twisted.plugin import IPlugin
 from zope.interface import implementer
 
 from twistedspy.context import ModuleContext
-from twistedspy.interfaces import IGlance, IInfoModule, IModuleFactory
+from twistedspy.interfaces import IGlance, IInfoModule, IModuleFactory, IReactorSafe
 from twistedspy.query import Query
 from twistedspy.report import Cell, Column, Link, Page, Report, Table, cell_mark, cell_value
 from twistedspy.thresholds import Thresholds
@@ -46,7 +46,9 @@ STATUS_CODES: tuple[tuple[int, str, str], ...] = (
 )
 
 
-@implementer(IInfoModule)
+# Reactor-safe: the settings and the module list are in memory, and each module's figures
+# come from IGlance, which answers on the reactor (from memory, or with a Deferred).
+@implementer(IInfoModule, IReactorSafe)
 class IndexModule:
     name = "index"
     title = "Index"

@@ -24,8 +24,14 @@ from twisted.plugin import IPlugin
 from zope.interface import implementer
 
 from twistedspy.context import ModuleContext
-from twistedspy.interfaces import IGlance, IInfoModule, IMetricsSource, IModuleFactory
-from twistedspy.modules.inflight import SharedCollection
+from twistedspy.inflight import SharedCollection
+from twistedspy.interfaces import (
+    IGlance,
+    IInfoModule,
+    IMetricsSource,
+    IModuleFactory,
+    IReactorSafe,
+)
 from twistedspy.procfs.meminfo import Meminfo, read_meminfo
 from twistedspy.query import Query
 from twistedspy.report import Column, Page, Report, Table
@@ -146,7 +152,8 @@ GLANCE_COLUMNS: Final = (
 )
 
 
-@implementer(IInfoModule, IMetricsSource, IGlance)
+# Reactor-safe: returns a Deferred; the file read goes to run_blocking.
+@implementer(IInfoModule, IMetricsSource, IGlance, IReactorSafe)
 class MeminfoModule:
     name = "meminfo"
     title = "Memory"

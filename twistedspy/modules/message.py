@@ -24,6 +24,7 @@ added to it by anything else are seen at the next start.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -39,7 +40,7 @@ from zope.interface import implementer
 
 from twistedspy.context import BlockingRunner, ModuleContext
 from twistedspy.events import record
-from twistedspy.interfaces import IFormModule, IInfoModule, IModuleFactory
+from twistedspy.interfaces import IFormModule, IInfoModule, IModuleFactory, IReactorSafe
 from twistedspy.query import Query, Submission
 from twistedspy.report import Column, Committed, Form, Page, PageError, Report, Table
 
@@ -120,10 +121,10 @@ def _lines(data: bytes, base: int) -> Iterator[tuple[int, bytes, bool]]:
 def read_tail(path: Path, count: int = RECENT) -> Tail:
     """The last `count` records of the file (blocking: run it in a thread)."""
     try:
-        file = path.open("rb")
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
     except FileNotFoundError:
         return Tail((), (), torn_end=False)
-    with file:
+    with os.fdopen(fd, "rb") as file:
         size = os.fstat(file.fileno()).st_size
         window = TAIL_FIRST
         while True:
@@ -156,19 +157,35 @@ def read_tail(path: Path, count: int = RECENT) -> Tail:
             window *= 4
 
 
-def append_line(path: Path, line: bytes) -> bool:
+class MessageFileFull(PageError):
+    """MessageMaxBytes reached: the new message is refused, every stored one is kept."""
+
+    status = 507  # Insufficient Storage (RFC 4918 §11.5)
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(
+            f"The message file is full ({size:,} of {limit:,} bytes): your message was not stored."
+        )
+
+
+def append_line(path: Path, line: bytes, max_bytes: int | None = None) -> bool:
     """
     Append one whole line and make it durable (blocking: run it in a thread). Returns
     whether the file ended inside a line, which then got a newline first so the new
-    record starts on its own line.
+    record starts on its own line. MessageFileFull if the file would grow past
+    `max_bytes`.
     """
     created = not path.exists()
-    # O_APPEND: every write lands at the current end (open(2)).
-    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    # O_APPEND: every write lands at the current end; O_NOFOLLOW: a symlink put in the
+    # file's place is refused, not written through (open(2)).
+    flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
+    fd = os.open(path, flags, 0o600)
     try:
         size = os.fstat(fd).st_size
         torn = size > 0 and os.pread(fd, 1, size - 1) != b"\n"
         data = memoryview(b"\n" + line if torn else line)
+        if max_bytes is not None and size + len(data) > max_bytes:
+            raise MessageFileFull(size, max_bytes)
         while data:
             # write(2) may write less than asked (a full disk, a signal): go on from there.
             data = data[os.write(fd, data) :]
@@ -210,9 +227,15 @@ class MessageStore:
     """MessageFile, appended to one record at a time, with its latest records in memory."""
 
     def __init__(
-        self, path: Path, run_blocking: BlockingRunner, log: Logger, keep: int = RECENT
+        self,
+        path: Path,
+        run_blocking: BlockingRunner,
+        log: Logger,
+        keep: int = RECENT,
+        max_bytes: int | None = None,
     ) -> None:
         self.path = path
+        self.max_bytes = max_bytes
         self._run_blocking = run_blocking
         self._log = log
         self._keep = keep
@@ -284,7 +307,7 @@ class MessageStore:
         if turn.abandoned:
             return
         turn.begun = True
-        torn = await self._run_blocking(append_line, self.path, message.line())
+        torn = await self._run_blocking(append_line, self.path, message.line(), self.max_bytes)
         if torn and not self._torn_end_reported:
             # A write of ours that failed half-way (a full disk), or another writer.
             record(
@@ -355,16 +378,65 @@ def posted_text(submission: Submission) -> str:
     return texts[0]
 
 
-@implementer(IFormModule)
+class PostRate:
+    """
+    At most `per_minute` posts a minute from one client address, as a token bucket: a
+    burst of `per_minute`, then one more every 60 / `per_minute` seconds. Only recent
+    posters are remembered: past `TRACKED` addresses, those whose bucket is full again
+    are forgotten, then, if a flood of addresses leaves too many, the oldest.
+    """
+
+    TRACKED = 65536
+
+    def __init__(self, per_minute: int, clock: Callable[[], float]) -> None:
+        self._burst = float(per_minute)
+        self._interval = 60.0 / per_minute
+        self._clock = clock
+        #: client -> (tokens left, when counted)
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def take(self, client: str) -> int | None:
+        """One post from `client`: None if it may, else the whole seconds to wait."""
+        now = self._clock()
+        tokens, then = self._buckets.get(client, (self._burst, now))
+        tokens = min(self._burst, tokens + (now - then) / self._interval)
+        if tokens < 1:
+            self._buckets[client] = (tokens, now)
+            return max(1, math.ceil((1 - tokens) * self._interval))
+        self._buckets[client] = (tokens - 1, now)
+        if len(self._buckets) > self.TRACKED:
+            self._forget(now)
+        return None
+
+    def _forget(self, now: float) -> None:
+        self._buckets = {
+            client: (tokens, then)
+            for client, (tokens, then) in self._buckets.items()
+            if tokens + (now - then) / self._interval < self._burst
+        }
+        if len(self._buckets) > self.TRACKED // 2:
+            newest = sorted(self._buckets.items(), key=lambda item: item[1][1])
+            self._buckets = dict(newest[-(self.TRACKED // 2) :])
+
+
+# Reactor-safe: returns a Deferred; file reads and writes go to run_blocking, in turn.
+@implementer(IFormModule, IReactorSafe)
 class MessageModule:
     name = "message"
     title = "Message"
     description = "Leave a message: the server stores it in its message file."
 
-    def __init__(self, store: MessageStore, clock: Callable[[], float], show_user: bool) -> None:
+    def __init__(
+        self,
+        store: MessageStore,
+        clock: Callable[[], float],
+        show_user: bool,
+        rate: PostRate | None = None,
+    ) -> None:
         self.store = store
         self._clock = clock
         self._show_user = show_user
+        self._rate = rate
 
     def _columns(self) -> list[str | Column]:
         columns: list[str | Column] = ["time", "client"]
@@ -395,6 +467,13 @@ class MessageModule:
 
     def submit(self, submission: Submission) -> Deferred[Page]:
         # Check the post before waiting for the lock: a refusal costs no disk turn.
+        wait = None if self._rate is None else self._rate.take(submission.client)
+        if wait is not None:
+            raise PageError(
+                f"Too many messages from your address; try again in {wait} seconds.",
+                429,
+                (("Retry-After", str(wait)),),
+            )
         text = posted_text(submission)
         stamp = datetime.fromtimestamp(self._clock()).astimezone()
         message = Message(
@@ -430,5 +509,12 @@ class MessageFactory:
     name = "message"
 
     def build(self, context: ModuleContext) -> IInfoModule:
-        store = MessageStore(context.settings.message_file, context.run_blocking, context.log)
-        return MessageModule(store, context.reactor.seconds, context.settings.security)
+        settings = context.settings
+        store = MessageStore(
+            settings.message_file,
+            context.run_blocking,
+            context.log,
+            max_bytes=settings.message_max_bytes,
+        )
+        rate = PostRate(settings.message_rate, context.reactor.seconds)
+        return MessageModule(store, context.reactor.seconds, settings.security, rate)

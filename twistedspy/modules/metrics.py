@@ -31,7 +31,13 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from twistedspy.context import ModuleContext
-from twistedspy.interfaces import IInfoModule, IMetricsAggregator, IMetricsSource, IModuleFactory
+from twistedspy.interfaces import (
+    IInfoModule,
+    IMetricsAggregator,
+    IMetricsSource,
+    IModuleFactory,
+    IReactorSafe,
+)
 from twistedspy.query import Query
 from twistedspy.report import InvalidQuery, Page, RawBody
 
@@ -98,7 +104,8 @@ class TimeSource:
         ]
 
 
-@implementer(IInfoModule, IMetricsAggregator)
+# Reactor-safe: returns a Deferred; each collector reads through run_blocking.
+@implementer(IInfoModule, IMetricsAggregator, IReactorSafe)
 class MetricsModule:
     name = "metrics"
     title = "Metrics"

@@ -27,8 +27,14 @@ from zope.interface import implementer
 
 from twistedspy.context import ModuleContext
 from twistedspy.history import Recorder, SampledModule, Sampler, column
-from twistedspy.interfaces import IGlance, IInfoModule, IMetricsSource, IModuleFactory
-from twistedspy.modules.inflight import SharedCollection
+from twistedspy.inflight import SharedCollection
+from twistedspy.interfaces import (
+    IGlance,
+    IInfoModule,
+    IMetricsSource,
+    IModuleFactory,
+    IReactorSafe,
+)
 from twistedspy.procfs import PROC
 from twistedspy.procfs.netdev import InterfaceCounters, read_net_dev
 from twistedspy.query import Query
@@ -163,7 +169,8 @@ GLANCE_COLUMNS: Final = (
 )
 
 
-@implementer(IInfoModule, IMetricsSource, IGlance)
+# Reactor-safe: returns a Deferred; the file read goes to run_blocking.
+@implementer(IInfoModule, IMetricsSource, IGlance, IReactorSafe)
 class NetworkModule(SampledModule):
     name = "network"
     title = "Network"

@@ -20,9 +20,7 @@ and a query keeps the login, format and refresh parameters working as on every p
 from __future__ import annotations
 
 import grp
-import itertools
 import pwd
-import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -40,8 +38,15 @@ from zope.interface import implementer
 
 from twistedspy.context import ModuleContext
 from twistedspy.history import SAMPLE_INTERVAL
-from twistedspy.interfaces import IGlance, IInfoModule, IMetricsSource, IModuleFactory
-from twistedspy.modules.inflight import SharedCollection
+from twistedspy.inflight import SharedCollection
+from twistedspy.interfaces import (
+    IGlance,
+    IInfoModule,
+    IMetricsSource,
+    IModuleFactory,
+    IReactorSafe,
+)
+from twistedspy.masking import shown_command_line
 from twistedspy.procfs import PROC
 from twistedspy.procfs.process import Ids, ProcessDetail, ProcessGone, read_process
 from twistedspy.procfs.processes import ProcessSample, ProcessSnapshot, ProcfsProcessSource
@@ -60,86 +65,6 @@ from twistedspy.report import (
 from twistedspy.thresholds import DEFAULT, Thresholds
 
 ProcessSource = Callable[[], ProcessSnapshot]
-
-
-# --- masking secrets in command lines --------------------------------------------------
-
-MASK: Final = "***"
-
-#: words that make an option or variable name secret, once split at '-', '_' and '.'
-SECRET_WORDS: Final = frozenset(
-    {"password", "passwd", "pass", "pwd", "secret", "token", "apikey", "credentials"}
-)
-#: two-word names that are secret together ("api-key", "access_key", "private.key")
-SECRET_PAIRS: Final = frozenset(
-    {("api", "key"), ("access", "key"), ("secret", "key"), ("private", "key"), ("auth", "key")}
-)
-#: a last word that makes the value a place where a secret is kept, not the secret
-NOT_SECRET_LAST: Final = frozenset({"file", "path", "dir", "fd", "env", "length", "prompt"})
-
-_NAME_CHARS: Final = r"[A-Za-z0-9_.-]"
-_WHOLE_ASSIGNMENT: Final = re.compile(rf"(-{{0,2}}[A-Za-z]{_NAME_CHARS}*)=(.*)", re.DOTALL)
-_INNER_ASSIGNMENT: Final = re.compile(rf"(?<=[?&;\s])(-{{0,2}}[A-Za-z]{_NAME_CHARS}*)=([^&;\s#]*)")
-_INNER_OPTION: Final = re.compile(rf"(?:^|(?<=\s))(--?[A-Za-z]{_NAME_CHARS}*)(\s+)([^\s-]\S*)")
-# RFC 3986 §3.2.1 userinfo: the password runs up to the last '@' of the authority.
-_USERINFO: Final = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^/?#\s:@]*):[^/?#\s]*@")
-
-
-def is_secret_name(name: str) -> bool:
-    """Whether an option or variable name (`--db-password`, `API_KEY`) names a secret."""
-    words = [w for w in re.split(r"[-_.]", name.lower()) if w]
-    if not words or words[-1] in NOT_SECRET_LAST:
-        return False
-    if any(w in SECRET_WORDS for w in words):
-        return True
-    return any(pair in SECRET_PAIRS for pair in itertools.pairwise(words))
-
-
-def _mask_inner(arg: str) -> str:
-    def assignment(m: re.Match[str]) -> str:
-        return f"{m.group(1)}={MASK}" if is_secret_name(m.group(1)) else m.group(0)
-
-    def option(m: re.Match[str]) -> str:
-        if is_secret_name(m.group(1)):
-            return f"{m.group(1)}{m.group(2)}{MASK}"
-        return m.group(0)
-
-    arg = _USERINFO.sub(rf"\1:{MASK}@", arg)
-    arg = _INNER_ASSIGNMENT.sub(assignment, arg)
-    return _INNER_OPTION.sub(option, arg)
-
-
-def mask_secrets(argv: Sequence[str]) -> tuple[str, ...]:
-    """
-    The argument vector with secret values replaced by `***`:
-
-    - `--password=VALUE`, `-token=VALUE`, `DB_PASSWORD=VALUE` (the whole rest of the
-      argument), and `?token=VALUE&` / `;secret=VALUE` inside an argument;
-    - `--password VALUE`: the argument after a secret option that has no `=`;
-    - `scheme://user:PASSWORD@host` keeps the user, hides the password;
-    - the same forms inside one argument holding a whole shell command (`sh -c "..."`).
-
-    A name is secret when one of its words is in SECRET_WORDS (or a pair in
-    SECRET_PAIRS), unless its last word says it is only where the secret is kept
-    (`--password-file PATH`). Short options (`-p`) are left alone: too many mean port.
-    """
-    masked: list[str] = []
-    hide_next = False
-    for arg in argv:
-        if hide_next:
-            masked.append(MASK)
-            hide_next = False
-            continue
-        whole = _WHOLE_ASSIGNMENT.fullmatch(arg)
-        if whole is not None and is_secret_name(whole.group(1)):
-            masked.append(f"{whole.group(1)}={MASK}")
-            continue
-        if arg.startswith("--") and "=" not in arg and is_secret_name(arg):
-            hide_next = True
-            masked.append(arg)
-            continue
-        masked.append(_mask_inner(arg))
-    return tuple(masked)
 
 
 # --- the module --------------------------------------------------------------------------
@@ -185,12 +110,7 @@ class ProcessQuery:
             descending = order.lower() == "desc"
         else:
             raise InvalidQuery(f"order must be asc or desc; got {order!r}")
-        limit_text = query.get("limit")
-        limit = None
-        if limit_text is not None and limit_text != "":
-            if not limit_text.isascii() or not limit_text.isdigit() or int(limit_text) < 1:
-                raise InvalidQuery(f"limit must be a positive whole number; got {limit_text!r}")
-            limit = int(limit_text)
+        limit = query.whole_number("limit", minimum=1)
         return cls(
             sort=sort,
             descending=descending,
@@ -258,7 +178,7 @@ def command_line(s: ProcessSample) -> str | None:
     if s.cmdline is None:
         return None
     if s.cmdline:
-        return " ".join(mask_secrets(s.cmdline))
+        return shown_command_line(s.cmdline)
     return f"[{s.name}]"  # kernel thread or zombie, shown as ps shows it
 
 
@@ -421,7 +341,7 @@ LIMIT_COLUMNS: Final = (
 
 def process_report(p: ProcessDetail) -> Report:
     """One process's page: what `htop` shows on one key, environment values left out."""
-    command = None if p.cmdline is None else " ".join(mask_secrets(p.cmdline)) or f"[{p.name}]"
+    command = None if p.cmdline is None else shown_command_line(p.cmdline) or f"[{p.name}]"
     identity = Table(
         "Process",
         FIELD_COLUMNS,
@@ -533,7 +453,8 @@ def parse_pid(text: str) -> int:
     return int(text)
 
 
-@implementer(IInfoModule, IMetricsSource, IGlance)
+# Reactor-safe: returns a Deferred; the scans and the reports are built in threads.
+@implementer(IInfoModule, IMetricsSource, IGlance, IReactorSafe)
 class ProcessesModule(Service):
     name = "processes"
     title = "Processes"

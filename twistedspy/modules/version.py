@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_version -*-
+# -*- test-case-name: tests.test_golden,tests.test_metrics -*-
 """The `version` module: what this machine runs, as /etc/issue and /etc/os-release say;
 and for /metrics, node_exporter's uname and os families.
 
@@ -29,8 +29,8 @@ from zope.interface import implementer
 import twisted
 from twistedspy import __version__
 from twistedspy.context import ModuleContext
+from twistedspy.inflight import SharedCollection
 from twistedspy.interfaces import IInfoModule, IMetricsSource, IModuleFactory
-from twistedspy.modules.inflight import SharedCollection
 from twistedspy.procfs import PROC
 from twistedspy.procfs.kernel import read_domainname
 from twistedspy.procfs.stat import read_boot_time
@@ -233,8 +233,9 @@ class VersionModule:
             lambda: context.run_blocking(identity)
         )
 
-    def collect(self, query: Query) -> Deferred[Page]:
-        return self._context.run_blocking(lambda: version_report(self._source()))
+    def collect(self, query: Query) -> Page:
+        # Plain: it reads files (/etc/os-release...), so the dispatcher runs it in a thread.
+        return version_report(self._source())
 
     def metrics(self) -> Deferred[list[Metric]]:
         return self._identity().addCallback(uname_families)
