@@ -31,15 +31,13 @@ from typing import Final
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
-from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredList
-from twisted.internet.task import LoopingCall
 from twisted.plugin import IPlugin
 from twisted.python.failure import Failure
-from typing_extensions import override
 from zope.interface import implementer
 
 from twistedspy.context import ModuleContext
+from twistedspy.history import PolledModule
 from twistedspy.interfaces import (
     IGlance,
     IInfoModule,
@@ -242,7 +240,7 @@ def fullest(rows: Sequence[Sequence[Cell]], count: int = GLANCE_MOUNTS) -> list[
 
 # Reactor-safe: returns a Deferred; the mount table and each statvfs go to run_blocking.
 @implementer(IInfoModule, IMetricsSource, IGlance, IReactorSafe)
-class DiskfreeModule(Service):
+class DiskfreeModule(PolledModule):
     name = "diskfree"
     title = "Disk space"
     description = "Mounted file systems: size, used, available, use %, inodes."
@@ -263,28 +261,10 @@ class DiskfreeModule(Service):
         self._thresholds = Thresholds.of(context.settings)
         #: (reactor seconds, available bytes) of each mount point, one a FILL_SAMPLE
         self.available: dict[str, deque[tuple[float, int]]] = {}
-        # A LoopingCall waits for the Deferred its call returns: measurements never overlap.
-        self._loop = LoopingCall(self._sample)
-        self._loop.clock = context.reactor
+        super().__init__(context.reactor, context.log, FILL_SAMPLE, "file system sample")
 
-    @override
-    def startService(self) -> None:
-        super().startService()  # type: ignore[no-untyped-call]
-        # The first after a minute: a prediction needs ten minutes anyway, and a server
-        # stopped at once (a test, a failed start) leaves no statvfs thread behind.
-        self._loop.start(FILL_SAMPLE, now=False)
-
-    @override
-    def stopService(self) -> None:
-        if self._loop.running:
-            self._loop.stop()
-        super().stopService()  # type: ignore[no-untyped-call]
-
-    def _sample(self) -> Deferred[None]:
-        def failed(failure: Failure) -> None:
-            self._context.log.failure("file system sample failed", failure)
-
-        return self._shown().addCallbacks(lambda _: None, failed)
+    def poll(self) -> Deferred[Page]:
+        return self._shown()
 
     def _shown(self) -> Deferred[Page]:
         """The page as df shows it by default (what the sampler and the glance measure)."""

@@ -28,16 +28,13 @@ from typing import Final
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
-from twisted.application.service import Service
 from twisted.internet.defer import Deferred
-from twisted.internet.task import LoopingCall
 from twisted.plugin import IPlugin
 from twisted.python.failure import Failure
-from typing_extensions import override
 from zope.interface import implementer
 
 from twistedspy.context import ModuleContext
-from twistedspy.history import SAMPLE_INTERVAL
+from twistedspy.history import SAMPLE_INTERVAL, PolledModule
 from twistedspy.inflight import SharedCollection
 from twistedspy.interfaces import (
     IGlance,
@@ -455,7 +452,7 @@ def parse_pid(text: str) -> int:
 
 # Reactor-safe: returns a Deferred; the scans and the reports are built in threads.
 @implementer(IInfoModule, IMetricsSource, IGlance, IReactorSafe)
-class ProcessesModule(Service):
+class ProcessesModule(PolledModule):
     name = "processes"
     title = "Processes"
     description = (
@@ -482,32 +479,15 @@ class ProcessesModule(Service):
         #: the rows of the latest scan, whoever asked for it (module docstring)
         self.latest: list[ProcessRow] = []
         self._scan: SharedCollection[list[ProcessRow]] = SharedCollection(self._start_scan)
-        self.interval = interval
-        # A LoopingCall waits for the Deferred its call returns: scans never overlap.
-        self._loop = LoopingCall(self._sample)
-        self._loop.clock = context.reactor
+        super().__init__(context.reactor, context.log, interval, "process sample")
         #: fires once the first sample, taken now so that the first request already
         #: has an interval to measure CPU % over, is in
         self.primed: Deferred[None] = self._scan().addCallbacks(
             lambda _: None, lambda f: context.log.failure("first process sample failed", f)
         )
 
-    @override
-    def startService(self) -> None:
-        super().startService()  # type: ignore[no-untyped-call]
-        self._loop.start(self.interval, now=False)
-
-    @override
-    def stopService(self) -> None:
-        if self._loop.running:
-            self._loop.stop()
-        super().stopService()  # type: ignore[no-untyped-call]
-
-    def _sample(self) -> Deferred[None]:
-        def failed(failure: Failure) -> None:
-            self._context.log.failure("process sample failed", failure)
-
-        return self._scan().addCallbacks(lambda _: None, failed)
+    def poll(self) -> Deferred[list[ProcessRow]]:
+        return self._scan()
 
     def _start_scan(self) -> Deferred[list[ProcessRow]]:
         # CpuTracker runs in the worker thread too; SharedCollection guarantees one at a time.
