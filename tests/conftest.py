@@ -46,6 +46,7 @@ KINDS: Final[dict[str, tuple[str, ...]]] = {
     "test_fuzz_regressions.py": UNIT,
     "test_golden.py": UNIT,
     "test_hostile.py": (*SYSTEM, "slow"),
+    "test_index.py": UNIT,
     "test_inflight.py": UNIT,
     "test_integration.py": SYSTEM,
     "test_journal.py": UNIT,
@@ -74,8 +75,11 @@ KINDS: Final[dict[str, tuple[str, ...]]] = {
     "test_passwd.py": SYSTEM,
     "test_pressure.py": UNIT,
     "test_pools.py": UNIT,
+    "test_process_page.py": SYSTEM,
     "test_processes.py": UNIT,
     "test_procfs.py": SYSTEM,
+    "test_procfs_process.py": UNIT,
+    "test_procfs_process.py::LiveTests": SYSTEM,
     "test_prometheus.py": (*SYSTEM, "slow"),
     "test_protocol.py": UNIT,
     "test_query.py": UNIT,
@@ -91,6 +95,7 @@ KINDS: Final[dict[str, tuple[str, ...]]] = {
     "test_soak.py": UNIT,
     "test_systemd.py": SYSTEM,
     "test_textfile.py": SYSTEM,
+    "test_thresholds.py": UNIT,
     "test_watchdog.py": UNIT,
 }
 

@@ -115,6 +115,13 @@ class LayerTests(ConfigFileMixin, TestCase):
             TLSCiphers = ECDHE-RSA-AES128-GCM-SHA256
             HSTSMaxAge = 31536000
             DiskAwaitLimit = 12.5
+            DiskFullPercent = 95
+            DiskFillHours = 4
+            MemoryAvailablePercent = 5.5
+            SwapUsedPercent = 20
+            LoadPerCPU = 2
+            CPUBusyPercent = 99
+            StuckProcessSeconds = 30
             """
         )
         here = path.resolve().parent
@@ -146,6 +153,13 @@ class LayerTests(ConfigFileMixin, TestCase):
                 tls_ciphers="ECDHE-RSA-AES128-GCM-SHA256",
                 hsts_max_age=31536000,
                 disk_await_limit=12.5,
+                disk_full_percent=95.0,
+                disk_fill_hours=4.0,
+                memory_available_percent=5.5,
+                swap_used_percent=20.0,
+                load_per_cpu=2.0,
+                cpu_busy_percent=99.0,
+                stuck_process_seconds=30.0,
             ),
         )
 
@@ -206,6 +220,13 @@ class FileErrorTests(ConfigFileMixin, TestCase):
             ("TLSCiphers = NO-SUCH-CIPHER", "selects no cipher OpenSSL knows"),
             ("HSTSMaxAge = -1", "HSTSMaxAge: '-1' is not a whole number of seconds"),
             ("DiskAwaitLimit = 0", "DiskAwaitLimit: '0' is not a positive number of milliseconds"),
+            ("DiskFullPercent = 101", "DiskFullPercent: '101' is not a percentage (0 to 100)"),
+            ("MemoryAvailablePercent = ten", "MemoryAvailablePercent: 'ten' is not a percent"),
+            ("SwapUsedPercent = nan", "SwapUsedPercent"),
+            ("LoadPerCPU = 0", "LoadPerCPU: '0' is not a positive number"),
+            ("DiskFillHours = -4", "DiskFillHours: '-4' is not a positive number"),
+            ("CPUBusyPercent = -5", "CPUBusyPercent"),
+            ("StuckProcessSeconds = inf", "StuckProcessSeconds"),
             ("MessageMaxBytes = 10M", "MessageMaxBytes: '10M' is not a whole number"),
             ("MessageRate = 0", "MessageRate: '0' is not a whole number of at least 1"),
         ]

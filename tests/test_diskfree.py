@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import os
 import threading
+from dataclasses import replace
 
 from twisted.internet import reactor
-from twisted.internet.task import deferLater
+from twisted.internet.defer import maybeDeferred
+from twisted.internet.task import Clock, deferLater
 from twisted.trial.unittest import TestCase
 
 from tests.contexts import collect_report, module_context
-from twistedspy.modules.diskfree import COLUMNS, NOT_RESPONDING, DiskfreeModule
+from twistedspy.modules.diskfree import COLUMNS, FILL_SAMPLE, DiskfreeModule, hours_to_full
 from twistedspy.procfs.mounts import Mount
 from twistedspy.query import Query
 from twistedspy.report import InvalidQuery, Mark, Table
+from twistedspy.settings import Settings
+from twistedspy.thresholds import NOT_RESPONDING, Thresholds
 
 
 def statvfs_result(
@@ -70,6 +74,47 @@ class FixedDataTests(TestCase):
     def test_bad_all(self) -> None:
         error = self.assertRaises(InvalidQuery, self.module().collect, Query((("all", "yes"),)))
         self.assertIn("0 or 1", str(error))
+
+
+class FillingUpTests(TestCase):
+    """A file system losing space at a steady rate is marked before it is full."""
+
+    def test_hours_to_full(self) -> None:
+        # 1000 bytes lost an hour, 5000 left: five hours.
+        points = [(t * 600.0, 10_000 - t * 1000 // 6) for t in range(31)]
+        hours = hours_to_full(points)
+        assert hours is not None
+        self.assertLess(abs(hours - 5.0), 0.01)
+        self.assertIsNone(hours_to_full([(0.0, 5), (60.0, 4), (120.0, 3)]))  # too short
+        self.assertIsNone(hours_to_full([(t * 600.0, 100 + t) for t in range(10)]))
+
+    async def test_marked_once_the_rate_says_full_within_a_day(self) -> None:
+        clock = Clock()
+        context = replace(
+            module_context(),
+            reactor=clock,
+            run_blocking=maybeDeferred,  # type: ignore[arg-type]
+        )
+        free = [400]  # blocks available of 1000: 60 % used
+
+        def statvfs(path: str) -> os.statvfs_result:
+            return statvfs_result(1000, free[0], free[0], 100, 60)
+
+        module = DiskfreeModule(context, lambda: [Mount("/dev/sda1", "/", "ext4")], statvfs)
+        module.startService()
+        self.addCleanup(module.stopService)
+        # A block a minute for 45 minutes: the 355 left (35.5 % available) last 6 hours.
+        for _ in range(45):
+            free[0] -= 1
+            clock.advance(FILL_SAMPLE)
+        self.assertEqual(len(module.available["/"]), 45)  # one a minute
+        report = await collect_report(module)
+        use = report.tables[0].rows[0][6]
+        assert isinstance(use, Mark), use
+        self.assertIn("filling up: full in about 6 h", use.why)
+        hours = hours_to_full(module.available["/"])
+        # A configured horizon shorter than that leaves it unmarked.
+        self.assertEqual(Thresholds.of(Settings(disk_fill_hours=2)).disk(64.5, hours), 64.5)
 
 
 class HungMountTests(TestCase):

@@ -282,3 +282,23 @@ class GroundTruthTests(TestCase):
         finally:
             os.close(fd)
         self.assertGreaterEqual(written() - before, amount)
+
+
+class GlanceTests(TestCase):
+    def test_the_landing_page_gets_the_latest_interval_busiest_marked(self) -> None:
+        clock = Clock()
+        samples = PageTests().samples()
+        context = module_context()
+        context = type(context)(
+            context.settings, clock, context.run_blocking, context.served, Logger()
+        )
+        module = DiskioModule(context, lambda: samples[-1] if len(samples) == 1 else samples.pop())
+        self.assertEqual(module.glance(), [])  # no interval yet
+        module.startService()
+        clock.advance(5)
+        module.stopService()
+        [table] = module.glance()
+        [(read, written, operations, busiest)] = table.rows
+        point = module.sampler.samples[-1]
+        self.assertEqual((read, written, operations), (point[0], point[1], point[2]))
+        self.assertEqual(busiest, Mark(95.0, "a disk busy at least 90 % of the time"))

@@ -212,7 +212,10 @@ class GoldenTests(TestCase):
 
     async def processes_report(self, query: Query) -> Report:
         snapshots = process_snapshots()
-        module = ProcessesModule(module_context(), lambda: snapshots.pop(0))
+        # StuckProcessSeconds = 2: the postgres in D for the two seconds between the
+        # snapshots is past it, so the page shows a configured threshold's mark.
+        settings = Settings(stuck_process_seconds=2)
+        module = ProcessesModule(module_context(settings), lambda: snapshots.pop(0))
         await module.primed
         return await collect_report(module, query)
 

@@ -22,9 +22,14 @@ from twistedspy.procfs.netdev import parse_net_dev
 HOSTILE = "<img src=x onerror=alert(1)>"
 
 
-def rows_of(reply: Reply, table: int = 0) -> list[list[Any]]:
-    document = json.loads(reply.body)
-    rows: list[list[Any]] = document["tables"][table]["rows"]
+def rows_of(reply: Reply, table: int | str = 0) -> list[list[Any]]:
+    """The rows of one table of a JSON page, by position or by title."""
+    tables = json.loads(reply.body)["tables"]
+    if isinstance(table, str):
+        [found] = [t for t in tables if t["title"] == table]
+    else:
+        found = tables[table]
+    rows: list[list[Any]] = found["rows"]
     return rows
 
 
@@ -116,12 +121,14 @@ class MachineTests(TestCase):
         before = {i.name: i for i in parse_net_dev(Path("/proc/net/dev").read_text())}
         self.assertIn("lo", before)
         server = start_server(self)
-        rows = rows_of(await server.request("GET", "/network?format=json"))
-        (lo,) = [row for row in rows if row[0] == "lo"]
-        self.assertGreaterEqual(lo[1], before["lo"].rx_bytes)
-        self.assertGreaterEqual(lo[2], before["lo"].rx_packets)
-        self.assertGreaterEqual(lo[5], before["lo"].tx_bytes)
-        self.assertGreaterEqual(lo[6], before["lo"].tx_packets)
+        reply = await server.request("GET", "/network?format=json")
+        columns = json.loads(reply.body)["tables"][0]["columns"]
+        (row,) = [row for row in rows_of(reply) if row[0] == "lo"]
+        lo = dict(zip(columns, row, strict=True))
+        self.assertGreaterEqual(lo["Received"], before["lo"].rx_bytes)
+        self.assertGreaterEqual(lo["Packets in"], before["lo"].rx_packets)
+        self.assertGreaterEqual(lo["Sent"], before["lo"].tx_bytes)
+        self.assertGreaterEqual(lo["Packets out"], before["lo"].tx_packets)
 
     async def test_version_shows_kernel_release(self) -> None:
         server = start_server(self)
@@ -134,7 +141,7 @@ class IndexTests(TestCase):
     async def test_index_lists_exactly_the_modules_served(self) -> None:
         server = start_server(self, modules=("version",))
         reply = await server.request("GET", "/?format=json")
-        modules = rows_of(reply, 0)
+        modules = rows_of(reply, "Modules")
         self.assertEqual([row[0] for row in modules], ["index", "version"])
         self.assertEqual((await server.request("GET", "/processes")).status, 404)
         page = (await server.request("GET", "/")).body
@@ -144,7 +151,7 @@ class IndexTests(TestCase):
     async def test_index_lists_every_module_by_default(self) -> None:
         server = start_server(self)
         reply = await server.request("GET", "/index?format=json")
-        listed = [row[0] for row in rows_of(reply, 0)]
+        listed = [row[0] for row in rows_of(reply, "Modules")]
         self.assertEqual(listed, list(server.service.modules))
         for name in ("processes", "meminfo", "diskfree", "network", "version"):
             self.assertIn(name, listed)

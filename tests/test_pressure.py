@@ -176,3 +176,24 @@ class LiveTests(TestCase):
             stall_after = getattr(after[resource], kind)
             self.assertLessEqual(stall_before.total_us / 1e6, total)
             self.assertLessEqual(total, stall_after.total_us / 1e6)
+
+
+class GlanceTests(TestCase):
+    def test_the_latest_averages_marked_as_on_the_page(self) -> None:
+        module = clocked_module(PROC)
+        self.assertEqual(module.glance(), [])  # nothing sampled yet
+        module.startService()  # one sample, at once
+        module.stopService()
+        [table] = module.glance()
+        page = module.collect(Query())
+        assert not isinstance(page, RawBody)
+        some = {r[0]: r[2] for r in page.tables[0].rows if r[1] == "some"}
+        full = {r[0]: r[2] for r in page.tables[0].rows if r[1] == "full"}
+        self.assertEqual(
+            [list(row) for row in table.rows],
+            [
+                [p.resource, some.get(p.resource), full.get(p.resource)]
+                for p in read_pressure(PROC)
+            ],
+        )
+        self.assertIsInstance(table.rows[0][1], Mark)  # cpu some 98.38

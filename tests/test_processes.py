@@ -16,6 +16,7 @@ from twisted.trial.unittest import TestCase
 from tests.contexts import collect_report, module_context
 from tests.support import require_tool
 from twistedspy.modules.processes import COLUMNS, ProcessesModule
+from twistedspy.modules.processes import process_link as link
 from twistedspy.procfs.processes import (
     ProcessSample,
     ProcessSnapshot,
@@ -23,7 +24,7 @@ from twistedspy.procfs.processes import (
     parse_stat,
 )
 from twistedspy.query import Query
-from twistedspy.report import InvalidQuery, Mark, Report, Table
+from twistedspy.report import InvalidQuery, Mark, Report, Table, cell_value
 
 HOSTILE = "<img src=x onerror=alert(1)>"
 
@@ -87,14 +88,12 @@ class FixedDataTests(TestCase):
                     "Processes",
                     COLUMNS,
                     [
-                        (1, "p1", "S", "root", "root", 4096, 25.0, 1, 1001.0, "/bin/p1"),
+                        (link(1), "p1", "S", "root", "root", 4096, 25.0, 1, 1001.0, "/bin/p1"),
                         (
-                            2,
+                            link(2),
                             "p2",
-                            Mark(
-                                "D",
-                                "uninterruptible sleep: usually waiting on disk or network I/O",
-                            ),
+                            # In D for two seconds: not yet past StuckProcessSeconds.
+                            "D",
                             "alice",
                             "root",
                             8192,
@@ -103,22 +102,37 @@ class FixedDataTests(TestCase):
                             1002.0,
                             "db --password ***",
                         ),
-                        (3, "p3", "S", "root", "root", 12288, None, 1, 5000.0, "[p3]"),
-                        (4, "web<1>", "S", None, "root", None, None, 1, 1004.0, "/bin/p4"),
+                        (link(3), "p3", "S", "root", "root", 12288, None, 1, 5000.0, "[p3]"),
+                        (link(4), "web<1>", "S", None, "root", None, None, 1, 1004.0, "/bin/p4"),
                     ],
                 ),
             ),
             notes=(
                 "4 of 4 processes, sorted by pid (ascending). CPU % is measured since the "
-                "previous sample (100 % = one CPU); secrets in command lines are masked.",
+                "previous sample (100 % = one CPU); secrets in command lines are masked. "
+                "A PID leads to that process's page.",
             ),
         )
         self.assertEqual(report, expected)
 
+    async def test_long_uninterruptible_sleep_is_marked(self) -> None:
+        stuck = sample(7, 0.0, state="D")
+        source = FixedSource(ProcessSnapshot(0.0, (stuck,)), ProcessSnapshot(61.0, (stuck,)))
+        module = ProcessesModule(module_context(), source)
+        await module.primed
+        report = await collect_report(module)
+        state = report.tables[0].rows[0][2]
+        assert isinstance(state, Mark), state
+        self.assertEqual(state.value, "D")
+        self.assertIn("61 s", state.why)
+        # The landing page lists it too.
+        [stuck_table] = [t for t in module.glance() if "state D" in t.title]
+        self.assertEqual(cell_value(stuck_table.rows[0][0]), 7)
+
     async def pids(self, **params: str) -> list[object]:
         module = await self.primed()
         report = await collect_report(module, Query(tuple(params.items())))
-        return [row[0] for row in report.tables[0].rows]
+        return [cell_value(row[0]) for row in report.tables[0].rows]
 
     async def test_sort_and_order(self) -> None:
         self.assertEqual(await self.pids(sort="cpu"), [2, 1, 3, 4])  # desc by default, None last
@@ -184,7 +198,7 @@ class SharedScanTests(TestCase):
         gate.callback(None)
         report = self.successResultOf(second)
         assert isinstance(report, Report)
-        self.assertEqual(report.tables[0].rows[0][0], 1)
+        self.assertEqual(report.tables[0].rows[0][0], link(1))
 
 
 class LiveTests(TestCase):
@@ -198,7 +212,7 @@ class LiveTests(TestCase):
 
     async def rows_for(self, pid: int, module: ProcessesModule) -> list[tuple[object, ...]]:
         report = await collect_report(module)
-        return [tuple(r) for r in report.tables[0].rows if r[0] == pid]
+        return [tuple(r) for r in report.tables[0].rows if cell_value(r[0]) == pid]
 
     async def wait_until_sleeping(self, pid: int) -> None:
         # A just-started child is briefly R (or still the shell before exec); wait for S.
@@ -215,7 +229,7 @@ class LiveTests(TestCase):
         module = ProcessesModule(module_context())
         [row] = await self.rows_for(child.pid, module)
         pid, name, state, user, _group, rss, _cpu, threads, started, command = row
-        self.assertEqual((pid, name, state), (child.pid, "sleep", "S"))
+        self.assertEqual((pid, name, state), (link(child.pid), "sleep", "S"))
         self.assertEqual(user, pwd.getpwuid(os.geteuid()).pw_name)
         self.assertEqual(threads, 1)
         self.assertEqual(command, "sleep 60")

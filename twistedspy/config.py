@@ -124,16 +124,22 @@ def _log_mode(text: str) -> str:
     return text.lower()
 
 
-def _positive(unit: str) -> Callable[[str], float]:
-    """A parser of positive numbers (fractions allowed) of `unit`."""
+def _number(text: str) -> float:
+    """The number `text` spells, NaN if none: every range check then refuses it."""
+    try:
+        return float(text)
+    except ValueError:
+        return math.nan
+
+
+def _positive(unit: str = "") -> Callable[[str], float]:
+    """A parser of positive numbers (fractions allowed), of `unit` if given."""
+    spelled = f" of {unit}" if unit else ""
 
     def parse(text: str) -> float:
-        try:
-            number = float(text)
-        except ValueError:
-            number = math.nan
+        number = _number(text)
         if not (math.isfinite(number) and number > 0):
-            raise _BadValue(f"{text!r} is not a positive number of {unit}")
+            raise _BadValue(f"{text!r} is not a positive number{spelled}")
         return number
 
     return parse
@@ -141,6 +147,8 @@ def _positive(unit: str) -> Callable[[str], float]:
 
 _seconds = _positive("seconds")
 _milliseconds = _positive("milliseconds")
+_hours = _positive("hours")
+_ratio = _positive()
 
 
 def _networks(text: str) -> tuple[str, ...]:
@@ -176,6 +184,13 @@ def _whole_seconds(text: str) -> int:
     if not re.fullmatch(r"[0-9]{1,10}", text):
         raise _BadValue(f"{text!r} is not a whole number of seconds (0 or more)")
     return int(text)
+
+
+def _percent(text: str) -> float:
+    percent = _number(text)
+    if not 0 <= percent <= 100:
+        raise _BadValue(f"{text!r} is not a percentage (0 to 100)")
+    return percent
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +241,18 @@ KEYS: tuple[Key, ...] = (
     Key("TLSCiphers", "tls_ciphers", "--tls-ciphers", _ciphers),
     Key("HSTSMaxAge", "hsts_max_age", "--hsts-max-age", _whole_seconds),
     Key("DiskAwaitLimit", "disk_await_limit", "--disk-await-limit", _milliseconds),
+    Key("DiskFullPercent", "disk_full_percent", "--disk-full-percent", _percent),
+    Key("DiskFillHours", "disk_fill_hours", "--disk-fill-hours", _hours),
+    Key(
+        "MemoryAvailablePercent",
+        "memory_available_percent",
+        "--memory-available-percent",
+        _percent,
+    ),
+    Key("SwapUsedPercent", "swap_used_percent", "--swap-used-percent", _percent),
+    Key("LoadPerCPU", "load_per_cpu", "--load-per-cpu", _ratio),
+    Key("CPUBusyPercent", "cpu_busy_percent", "--cpu-busy-percent", _percent),
+    Key("StuckProcessSeconds", "stuck_process_seconds", "--stuck-process-seconds", _seconds),
 )
 
 _BY_NAME = {key.name.lower(): key for key in KEYS}

@@ -24,8 +24,10 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
 from twisted.application.service import Service
+from twisted.internet.defer import Deferred
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from typing_extensions import override
 
 if TYPE_CHECKING:
@@ -122,4 +124,41 @@ class SampledModule(Service):
     @override
     def stopService(self) -> None:
         self.sampler.stop()
+        super().stopService()  # type: ignore[no-untyped-call]
+
+
+class PolledModule(Service):
+    """
+    A module that, while the service it belongs to runs, calls `poll` every `interval`
+    seconds for work that runs in a thread (a process scan, statvfs). The LoopingCall
+    waits for the Deferred `poll` returns, so polls never overlap; a failure is
+    journalled and the next tick tries again. The first poll comes one interval after
+    the start: a server stopped at once leaves no thread behind.
+    """
+
+    def __init__(self, clock: IReactorTime, log: Logger, interval: float, what: str) -> None:
+        self.interval = interval
+        self._poll_log = log
+        self._poll_what = what
+        self._poll_loop = LoopingCall(self._poll_once)
+        self._poll_loop.clock = clock
+
+    def poll(self) -> Deferred[Any]:
+        raise NotImplementedError
+
+    def _poll_once(self) -> Deferred[None]:
+        def failed(failure: Failure) -> None:
+            self._poll_log.failure(f"{self._poll_what} failed", failure)
+
+        return self.poll().addCallbacks(lambda _: None, failed)
+
+    @override
+    def startService(self) -> None:
+        super().startService()  # type: ignore[no-untyped-call]
+        self._poll_loop.start(self.interval, now=False)
+
+    @override
+    def stopService(self) -> None:
+        if self._poll_loop.running:
+            self._poll_loop.stop()
         super().stopService()  # type: ignore[no-untyped-call]

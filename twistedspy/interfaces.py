@@ -119,3 +119,28 @@ class IMetricsAggregator(Interface):
 
     def add_source(source: IMetricsSource) -> None:
         """Include `source` in every scrape: the service adds its own request counts."""
+
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from twistedspy.report import Table
+
+
+class IGlance(Interface):
+    """
+    A module's latest reading in a few figures, for the landing page.
+
+    An info module may provide this beside `IInfoModule`; the index shows each served
+    module's tables under a link to its page, and lists every marked cell (a value past
+    a threshold) among "Past a threshold".
+    """
+
+    name = Attribute("The module's name: the index links the figures to `/<name>`.")
+
+    def glance() -> Sequence[Table] | Deferred[Sequence[Table]]:
+        """
+        The figures now. Called on the reactor for every landing page: answer from what
+        a sampler already holds (no scan of /proc/*, nothing that may block), or with a
+        Deferred for a reading that must wait in a thread under a deadline.
+        """

@@ -23,7 +23,7 @@ from markupsafe import Markup
 from twistedspy import __version__
 from twistedspy.http.response import Response
 from twistedspy.query import Query
-from twistedspy.report import Cell, Column, Mark, Report, Series, cell_value
+from twistedspy.report import Cell, Column, Link, Report, Series, cell_mark, cell_value
 
 HTML = "text/html; charset=utf-8"
 JSON = "application/json; charset=utf-8"
@@ -116,18 +116,22 @@ def escape(text: str) -> str:
 
 def _cell_html(cell: Cell, column: Column) -> str:
     value = cell_value(cell)
-    why = cell.why if isinstance(cell, Mark) else None
+    mark = cell_mark(cell)
+    why = mark.why if mark is not None else None
     css = column.unit + " mark" if why else column.unit
     numeric = isinstance(value, int | float) and not isinstance(value, bool)
     sort = f' data-sort="{value}"' if numeric else ""
+    text = escape(format_value(value, column.unit))
     title = f' title="{escape(why)}"' if why else ""
+    if isinstance(cell, Link):
+        text = f'<a href="{escape(cell.href)}">{text}</a>'
     meter = ""
     if numeric and column.unit == "percent":
         meter = (
             '<meter min="0" max="100" low="75" high="90" optimum="0" '
             f'value="{float(value)}"></meter> '  # type: ignore[arg-type]
         )
-    return f'<td class="{css}"{sort}{title}>{meter}{escape(format_value(value, column.unit))}</td>'
+    return f'<td class="{css}"{sort}{title}>{meter}{text}</td>'
 
 
 def table_rows_html(rows: Sequence[Sequence[Cell]], columns: Sequence[Column]) -> Markup:
@@ -239,7 +243,7 @@ class Renderer:
         return Response(200, page.encode("utf-8"), HTML)
 
     def json(self, module: str, report: Report, context: PageContext) -> Response:
-        document = {
+        document: dict[str, object] = {
             "module": module,
             "title": report.title,
             "host": context.host,
@@ -254,6 +258,12 @@ class Renderer:
                 for table in report.tables
             ],
         }
+        if report.series:
+            # The live page extends its sparklines from these (static/spy.js).
+            document["series"] = [
+                {"title": s.title, "unit": s.unit, "values": list(s.values), "step": s.step}
+                for s in report.series
+            ]
         return Response(200, _dump(document), JSON)
 
     def error(

@@ -76,12 +76,30 @@ class Mark:
     why: str
 
 
-Cell: TypeAlias = Scalar | Mark
+@dataclass(frozen=True, slots=True)
+class Link:
+    """A value that leads to a page about it (a PID to its process's page, a figure on
+    the landing page to its module); `href` is a path on this server."""
+
+    value: Scalar | Mark
+    href: str
+
+
+Cell: TypeAlias = Scalar | Mark | Link
 
 
 def cell_value(cell: Cell) -> Scalar:
     """The bare value of a cell, as JSON carries it."""
+    if isinstance(cell, Link):
+        cell = cell.value
     return cell.value if isinstance(cell, Mark) else cell
+
+
+def cell_mark(cell: Cell) -> Mark | None:
+    """The mark on a cell, if its value is past a threshold."""
+    if isinstance(cell, Link):
+        cell = cell.value
+    return cell if isinstance(cell, Mark) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +157,9 @@ class Form:
 
 
 #: top-level JSON keys that a Report's summary may not replace
-RESERVED_JSON_KEYS = frozenset({"module", "title", "host", "generated", "tables", "error"})
+RESERVED_JSON_KEYS = frozenset(
+    {"module", "title", "host", "generated", "tables", "series", "error"}
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from twistedspy.thresholds import DEFAULT as THRESHOLDS
+
 LogMode = Literal["short", "verbose"]
 
 #: Mozilla's "intermediate" TLS 1.2 ciphers (ssl-config.mozilla.org, guidelines 5.7):
@@ -66,6 +68,14 @@ class Settings:
     hsts_max_age: int = 0
     #: /diskio marks a device whose requests took longer than this on average, in ms
     disk_await_limit: float = 100.0
+    #: the limits past which a value is marked (twistedspy/thresholds.py)
+    disk_full_percent: float = THRESHOLDS.disk_full_percent
+    disk_fill_hours: float = THRESHOLDS.disk_fill_hours
+    memory_available_percent: float = THRESHOLDS.memory_available_percent
+    swap_used_percent: float = THRESHOLDS.swap_used_percent
+    load_per_cpu: float = THRESHOLDS.load_per_cpu
+    cpu_busy_percent: float = THRESHOLDS.cpu_busy_percent
+    stuck_process_seconds: float = THRESHOLDS.stuck_process_seconds
 
     def endpoint(self) -> str:
         """The server endpoint description to listen on."""

@@ -157,6 +157,44 @@ _PARAMETERS: tuple[tuple[str, str | None, str, str], ...] = (
         "milliseconds of average wait per request past which /diskio marks a device "
         "[default: 100]",
     ),
+    (
+        "disk-full-percent",
+        None,
+        "disk_full_percent",
+        "mark a file system at least this % full [default: 90]",
+    ),
+    (
+        "disk-fill-hours",
+        None,
+        "disk_fill_hours",
+        "mark a file system predicted full within this many hours, under 40 % available "
+        "[default: 24]",
+    ),
+    (
+        "memory-available-percent",
+        None,
+        "memory_available_percent",
+        "mark memory available below this % of the total [default: 10]",
+    ),
+    (
+        "swap-used-percent",
+        None,
+        "swap_used_percent",
+        "mark swap used above this %; 0 marks any swap in use [default: 0]",
+    ),
+    ("load-per-cpu", None, "load_per_cpu", "mark a load average per CPU above this [default: 1]"),
+    (
+        "cpu-busy-percent",
+        None,
+        "cpu_busy_percent",
+        "mark a CPU at least this % busy [default: 90]",
+    ),
+    (
+        "stuck-process-seconds",
+        None,
+        "stuck_process_seconds",
+        "mark a process in state D (uninterruptible) this many seconds [default: 60]",
+    ),
 )
 
 #: (long option, short option, Settings field, value it sets, help text) for flags

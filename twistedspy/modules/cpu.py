@@ -31,7 +31,13 @@ from zope.interface import implementer
 from twistedspy.collectors import run_collectors
 from twistedspy.context import ModuleContext
 from twistedspy.history import Recorder, SampledModule, Sampler, column
-from twistedspy.interfaces import IInfoModule, IMetricsSource, IModuleFactory, IReactorSafe
+from twistedspy.interfaces import (
+    IGlance,
+    IInfoModule,
+    IMetricsSource,
+    IModuleFactory,
+    IReactorSafe,
+)
 from twistedspy.procfs import PROC
 from twistedspy.procfs.interrupts import (
     CpuSchedule,
@@ -48,11 +54,11 @@ from twistedspy.procfs.stat import (
     read_stat,
 )
 from twistedspy.query import Query
-from twistedspy.report import Cell, Column, Mark, Page, Report, Series, Table
+from twistedspy.report import Cell, Column, Page, Report, Series, Table
+from twistedspy.thresholds import DEFAULT, Thresholds
 
 #: CPUs beyond this many get no sparkline of their own (the table still lists them)
 MAX_CPU_SPARKLINES: Final = 32
-BUSY_PERCENT: Final = 90.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,21 +158,21 @@ LOAD_COLUMNS: Final = (Column("Over"), Column("Load", "float"), Column("Per CPU"
 
 
 def utilisation_rows(
-    shares: Iterable[Utilisation | None], names: Sequence[str]
+    shares: Iterable[Utilisation | None],
+    names: Sequence[str],
+    thresholds: Thresholds = DEFAULT,
 ) -> list[list[Cell]]:
     rows: list[list[Cell]] = []
     for name, share in zip(names, shares, strict=True):
         if share is None:
             rows.append([name, None, *(None for _ in MODES)])
             continue
-        busy: Cell = round(share.busy, 1)
-        if share.busy >= BUSY_PERCENT:
-            busy = Mark(round(share.busy, 1), f"at least {BUSY_PERCENT:g} % busy")
+        busy = thresholds.cpu_busy(round(share.busy, 1))
         rows.append([name, busy, *(round(share.percent[m], 1) for m in MODES)])
     return rows
 
 
-def load_rows(load: LoadAverage, cpus: int) -> list[list[Cell]]:
+def load_rows(load: LoadAverage, cpus: int, thresholds: Thresholds = DEFAULT) -> list[list[Cell]]:
     rows: list[list[Cell]] = []
     for over, value in (
         ("1 minute", load.one),
@@ -174,10 +180,7 @@ def load_rows(load: LoadAverage, cpus: int) -> list[list[Cell]]:
         ("15 minutes", load.fifteen),
     ):
         per_cpu = round(value / cpus, 2) if cpus else None
-        cell: Cell = per_cpu
-        if per_cpu is not None and per_cpu > 1:
-            cell = Mark(per_cpu, "more runnable tasks than CPUs: some wait their turn")
-        rows.append([over, value, cell])
+        rows.append([over, value, thresholds.load(per_cpu)])
     return rows
 
 
@@ -264,8 +267,16 @@ def schedstat_families(cpus: Sequence[CpuSchedule]) -> list[Metric]:
     return [running, waiting, slices]
 
 
+GLANCE_COLUMNS: Final = (
+    Column("Busy", "percent"),
+    Column("Load, 1 minute", "float"),
+    Column("Load per CPU", "float"),
+    Column("CPUs", "int"),
+)
+
+
 # Reactor-safe: /proc/stat is kernel counters in memory, no disk (docs/writing-modules.md).
-@implementer(IInfoModule, IMetricsSource, IReactorSafe)
+@implementer(IInfoModule, IMetricsSource, IGlance, IReactorSafe)
 class CpuModule(SampledModule):
     """The page, and (as a Service the SpyService starts) the sampler behind its history."""
 
@@ -279,6 +290,7 @@ class CpuModule(SampledModule):
         self._source = source
         self._proc = proc
         self._ticks = os.sysconf("SC_CLK_TCK")
+        self._thresholds = Thresholds.of(context.settings)
         self.readings = Recorder(source, cpu_point)
         self.sampler: Sampler[array[float]] = Sampler(self.readings, context.reactor, context.log)
 
@@ -303,8 +315,12 @@ class CpuModule(SampledModule):
         return Report(
             title=self.title,
             tables=(
-                Table("Load average", LOAD_COLUMNS, load_rows(now.load, cpus)),
-                Table("Utilisation", UTILISATION_COLUMNS, utilisation_rows(shares, names)),
+                Table("Load average", LOAD_COLUMNS, load_rows(now.load, cpus, self._thresholds)),
+                Table(
+                    "Utilisation",
+                    UTILISATION_COLUMNS,
+                    utilisation_rows(shares, names, self._thresholds),
+                ),
             ),
             notes=(
                 f"{cpus} CPUs; {now.load.runnable} of {now.load.entities} tasks runnable. "
@@ -314,6 +330,24 @@ class CpuModule(SampledModule):
             ),
             series=history(points, names[1:], self.sampler.interval),
         )
+
+    def glance(self) -> Sequence[Table]:
+        """All CPUs' busy % between the sampler's last two readings, and the load."""
+        latest = list(self.readings.latest)
+        if not latest:
+            return []
+        now = latest[-1]
+        share = utilisation(latest[0].stat.total, now.stat.total) if len(latest) == 2 else None
+        cpus = len(now.stat.cpus) or os.cpu_count() or 1
+        busy = None if share is None else round(share.busy, 1)
+        per_cpu = round(now.load.one / cpus, 2)
+        row = (
+            self._thresholds.cpu_busy(busy),
+            now.load.one,
+            self._thresholds.load(per_cpu),
+            cpus,
+        )
+        return [Table("CPU", GLANCE_COLUMNS, (row,))]
 
     def metrics(self) -> list[Metric]:
         # On the reactor, as the page reads it (module docstring): kernel memory, ~50 µs

@@ -8,6 +8,13 @@ thread is still stuck: a worker thread cannot be cancelled, so asking on every r
 would pile up one blocked thread per request. When the stuck call finally returns, the
 mount is asked again on the next request.
 
+A file system filling up is marked before it is full: the module is also a Service whose
+sampler measures the shown mounts once a minute (the same statvfs, deadline and memory of
+stuck mounts), and a least-squares line through the last six hours of each mount's
+available bytes predicts when it reaches zero, as node-mixin's
+NodeFilesystemSpaceFillingUp alert does with `predict_linear` (twistedspy/thresholds.py
+decides what is too soon).
+
 Which mounts show (df's rule, gnulib `me_dummy` and df.c): without `all=1`, pseudo file
 systems (the types in PSEUDO_TYPES) and any file system with 0 blocks are hidden, and a
 device mounted at several places (bind mounts) shows once, at its shortest mount point.
@@ -17,6 +24,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -29,10 +37,18 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from twistedspy.context import ModuleContext
-from twistedspy.interfaces import IInfoModule, IMetricsSource, IModuleFactory, IReactorSafe
+from twistedspy.history import PolledModule
+from twistedspy.interfaces import (
+    IGlance,
+    IInfoModule,
+    IMetricsSource,
+    IModuleFactory,
+    IReactorSafe,
+)
 from twistedspy.procfs.mounts import Mount, read_mounts
 from twistedspy.query import Query
-from twistedspy.report import Cell, Column, InvalidQuery, Mark, Page, Report, Table
+from twistedspy.report import Cell, Column, InvalidQuery, Page, Report, Table, cell_value
+from twistedspy.thresholds import DEFAULT, Thresholds
 
 PSEUDO_TYPES: Final = frozenset(
     {
@@ -41,7 +57,6 @@ PSEUDO_TYPES: Final = frozenset(
         "rpc_pipefs", "securityfs", "selinuxfs", "sysfs", "tracefs", "none",
     }
 )  # fmt: skip
-FULL_PERCENT: Final = 90.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +107,31 @@ COLUMNS: Final = (
     Column("Inodes used", "int"),
     Column("Inodes free", "int"),
 )
-NOT_RESPONDING: Final = "not responding"
+#: how many file systems the landing page shows, the fullest first
+GLANCE_MOUNTS: Final = 3
+#: seconds between two measurements kept for the filling rate
+FILL_SAMPLE: Final = 60.0
+#: how far back the filling rate looks (node-mixin's predict_linear window)
+FILL_WINDOW: Final = 6 * 3600.0
+#: the shortest span of measurements a rate is predicted from
+FILL_MIN_SPAN: Final = 600.0
+
+
+def hours_to_full(points: Sequence[tuple[float, int]]) -> float | None:
+    """
+    Hours until a least-squares line through (seconds, available bytes) reaches zero,
+    counted from the last point; None when space is not shrinking or the points span
+    less than FILL_MIN_SPAN.
+    """
+    if len(points) < 3 or points[-1][0] - points[0][0] < FILL_MIN_SPAN:
+        return None
+    mean_t = sum(t for t, _ in points) / len(points)
+    mean_a = sum(a for _, a in points) / len(points)
+    spread = sum((t - mean_t) ** 2 for t, _ in points)
+    slope = sum((t - mean_t) * (a - mean_a) for t, a in points) / spread
+    if slope >= 0:
+        return None
+    return points[-1][1] / -slope / 3600
 
 
 def visible(mounts: Sequence[Mount], usage: dict[str, Usage | None]) -> list[Mount]:
@@ -113,14 +152,16 @@ def visible(mounts: Sequence[Mount], usage: dict[str, Usage | None]) -> list[Mou
     return [m for m in shown if not m.device.startswith("/") or by_device[m.device] is m]
 
 
-def disk_row(mount: Mount, usage: Usage | None) -> tuple[Cell, ...]:
+def disk_row(
+    mount: Mount,
+    usage: Usage | None,
+    thresholds: Thresholds = DEFAULT,
+    full_in_hours: float | None = None,
+) -> tuple[Cell, ...]:
     if usage is None:
-        why = "statvfs did not answer in time; not asked again until it does"
         return (mount.device, mount.mount_point, mount.fs_type,
-                Mark(NOT_RESPONDING, why), None, None, None, None, None)  # fmt: skip
-    percent: Cell = usage.percent
-    if usage.percent is not None and usage.percent >= FULL_PERCENT:
-        percent = Mark(usage.percent, f"at least {FULL_PERCENT:g} % full")
+                thresholds.not_responding(), None, None, None, None, None)  # fmt: skip
+    percent = thresholds.disk(usage.percent, full_in_hours)
     return (
         mount.device, mount.mount_point, mount.fs_type, usage.size, usage.used,
         usage.available, percent, usage.inodes_used, usage.inodes_free,
@@ -179,9 +220,27 @@ def filesystem_families(answers: Sequence[tuple[Mount, Usage | None]]) -> list[M
     return [size, free, avail, files, files_free, readonly, error]
 
 
+GLANCE_COLUMNS: Final = (
+    Column("Mounted on"),
+    Column("Use", "percent"),
+    Column("Available", "bytes"),
+    Column("Size", "bytes"),
+)
+
+
+def fullest(rows: Sequence[Sequence[Cell]], count: int = GLANCE_MOUNTS) -> list[tuple[Cell, ...]]:
+    """The landing page's rows: mounts not responding first, then the fullest."""
+
+    def fill(row: Sequence[Cell]) -> float:
+        use = cell_value(row[6])
+        return float(use) if isinstance(use, int | float) else 101.0 if use else 0.0
+
+    return [(r[1], r[6], r[5], r[3]) for r in sorted(rows, key=fill, reverse=True)[:count]]
+
+
 # Reactor-safe: returns a Deferred; the mount table and each statvfs go to run_blocking.
-@implementer(IInfoModule, IMetricsSource, IReactorSafe)
-class DiskfreeModule:
+@implementer(IInfoModule, IMetricsSource, IGlance, IReactorSafe)
+class DiskfreeModule(PolledModule):
     name = "diskfree"
     title = "Disk space"
     description = "Mounted file systems: size, used, available, use %, inodes."
@@ -199,6 +258,27 @@ class DiskfreeModule:
         self._deadline = deadline if deadline is not None else context.settings.module_timeout / 2
         #: mount points whose statvfs is still running past its deadline
         self.stuck: set[str] = set()
+        self._thresholds = Thresholds.of(context.settings)
+        #: (reactor seconds, available bytes) of each mount point, one a FILL_SAMPLE
+        self.available: dict[str, deque[tuple[float, int]]] = {}
+        super().__init__(context.reactor, context.log, FILL_SAMPLE, "file system sample")
+
+    def poll(self) -> Deferred[Page]:
+        return self._shown()
+
+    def _shown(self) -> Deferred[Page]:
+        """The page as df shows it by default (what the sampler and the glance measure)."""
+        return self._context.run_blocking(self._mounts).addCallback(self._measure, False)
+
+    def _record(self, point: str, usage: Usage) -> float | None:
+        """Keep one measurement a FILL_SAMPLE; answer the hours until full, if filling."""
+        now = self._context.reactor.seconds()
+        kept = self.available.setdefault(point, deque())
+        if not kept or now - kept[-1][0] >= FILL_SAMPLE:
+            kept.append((now, usage.available))
+        while kept and now - kept[0][0] > FILL_WINDOW:
+            kept.popleft()
+        return hours_to_full(kept)
 
     def collect(self, query: Query) -> Deferred[Page]:
         show_all = query.get("all", "0")
@@ -206,6 +286,15 @@ class DiskfreeModule:
             raise InvalidQuery(f"all must be 0 or 1; got {show_all!r}")
         mounts = self._context.run_blocking(self._mounts)
         return mounts.addCallback(self._measure, show_all == "1")
+
+    def glance(self) -> Deferred[Sequence[Table]]:
+        """The fullest file systems, with the page's deadlines and memory of stuck mounts."""
+
+        def shown(page: Page) -> Sequence[Table]:
+            assert isinstance(page, Report)
+            return [Table("Fullest file systems", GLANCE_COLUMNS, fullest(page.tables[0].rows))]
+
+        return self._shown().addCallback(shown)
 
     def metrics(self) -> Deferred[list[Metric]]:
         """
@@ -239,7 +328,8 @@ class DiskfreeModule:
         def arrived(result: os.statvfs_result | Failure) -> None:
             if answer.called:
                 return late(result)
-            timer.cancel()
+            if timer.active():  # not when the reactor has already dropped it at shutdown
+                timer.cancel()
             if isinstance(result, Failure):
                 answer.errback(result)
             else:
@@ -270,7 +360,11 @@ class DiskfreeModule:
             chosen = [m for m in mounts if m.mount_point not in failed]
             if not show_all:
                 chosen = visible(chosen, usage)
-            rows = [disk_row(m, usage[m.mount_point]) for m in chosen]
+            rows = []
+            for m in chosen:
+                measured = usage[m.mount_point]
+                hours = None if measured is None else self._record(m.mount_point, measured)
+                rows.append(disk_row(m, measured, self._thresholds, hours))
             notes = [
                 "Pseudo file systems and duplicate mounts are hidden; all=1 shows them."
                 if not show_all

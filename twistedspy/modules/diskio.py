@@ -31,7 +31,13 @@ from zope.interface import implementer
 from twistedspy.collectors import run_collectors
 from twistedspy.context import ModuleContext
 from twistedspy.history import Recorder, SampledModule, Sampler, column
-from twistedspy.interfaces import IInfoModule, IMetricsSource, IModuleFactory, IReactorSafe
+from twistedspy.interfaces import (
+    IGlance,
+    IInfoModule,
+    IMetricsSource,
+    IModuleFactory,
+    IReactorSafe,
+)
 from twistedspy.procfs import PROC
 from twistedspy.procfs.diskstats import (
     SECTOR_BYTES,
@@ -182,6 +188,22 @@ def io_history(points: Sequence[array[float]], step: float) -> list[Series]:
         Series("Reads and writes, all disks (/s)", "float", column(points, OPERATIONS), step),
         Series("Busiest disk's utilisation (%)", "percent", column(points, BUSIEST), step),
     ]
+
+
+GLANCE_COLUMNS: Final = (
+    Column("Read", "rate"),
+    Column("Written", "rate"),
+    Column("Operations/s", "float"),
+    Column("Busiest disk", "percent"),
+)
+
+
+def glance_rows(point: array[float]) -> list[list[Cell]]:
+    """One history point as the landing page's row: the busiest disk marked as on the page."""
+    busiest: Cell = point[BUSIEST]
+    if point[BUSIEST] >= BUSY_PERCENT:
+        busiest = Mark(point[BUSIEST], f"a disk busy at least {BUSY_PERCENT:g} % of the time")
+    return [[point[READ], point[WRITTEN], point[OPERATIONS], busiest]]
 
 
 COLUMNS: Final = (
@@ -376,7 +398,7 @@ def diskstats_families(
 
 
 # Reactor-safe: /proc/diskstats are kernel counters in memory, no disk (module docstring).
-@implementer(IInfoModule, IMetricsSource, IReactorSafe)
+@implementer(IInfoModule, IMetricsSource, IReactorSafe, IGlance)
 class DiskioModule(SampledModule):
     """The page, and (as a Service the SpyService starts) the sampler behind its history."""
 
@@ -439,6 +461,13 @@ class DiskioModule(SampledModule):
             notes=notes,
             series=io_history(points, self.sampler.interval),
         )
+
+    def glance(self) -> Sequence[Table]:
+        """Whole disks over the sampler's last interval (partitions counted in their disk)."""
+        points = [p for p in self.sampler.samples if not math.isnan(p[READ])]
+        if not points:
+            return []
+        return [Table("Disk I/O, all disks", GLANCE_COLUMNS, glance_rows(points[-1]))]
 
     def metrics(self) -> list[Metric]:
         # On the reactor, as the page reads it (module docstring).

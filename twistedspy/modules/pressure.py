@@ -30,7 +30,13 @@ from zope.interface import implementer
 from twistedspy.collectors import run_collectors
 from twistedspy.context import ModuleContext
 from twistedspy.history import Recorder, SampledModule, Sampler, column
-from twistedspy.interfaces import IInfoModule, IMetricsSource, IModuleFactory, IReactorSafe
+from twistedspy.interfaces import (
+    IGlance,
+    IInfoModule,
+    IMetricsSource,
+    IModuleFactory,
+    IReactorSafe,
+)
 from twistedspy.procfs import PROC
 from twistedspy.procfs.pressure import RESOURCES, Pressure, Stall, read_pressure
 from twistedspy.procfs.stat import LoadAverage, read_loadavg, read_stat
@@ -121,20 +127,33 @@ PSI_COLUMNS: Final = (
 WAITING_COLUMNS: Final = (Column("Tasks"), Column("Now", "int"))
 
 
+GLANCE_COLUMNS: Final = (
+    Column("Resource"),
+    Column("Some, 10 s", "percent"),
+    Column("Full, 10 s", "percent"),
+)
+
+
+def recent_stall(resource: str, kind: str, stall: Stall | None) -> Cell:
+    """A 10 s average, marked at or past STALLED_PERCENT; None where the kernel has none."""
+    if stall is None:
+        return None
+    if stall.avg10 < STALLED_PERCENT:
+        return stall.avg10
+    who = "some task" if kind == "some" else "every task"
+    return Mark(
+        stall.avg10,
+        f"{who} waited for {resource} at least {STALLED_PERCENT:g} % of the last 10 s",
+    )
+
+
 def psi_rows(pressures: Sequence[Pressure]) -> list[list[Cell]]:
     rows: list[list[Cell]] = []
     for p in pressures:
         for kind, stall in (("some", p.some), ("full", p.full)):
             if stall is None:
                 continue
-            recent: Cell = stall.avg10
-            if stall.avg10 >= STALLED_PERCENT:
-                who = "some task" if kind == "some" else "every task"
-                recent = Mark(
-                    stall.avg10,
-                    f"{who} waited for {p.resource} at least {STALLED_PERCENT:g} % "
-                    "of the last 10 s",
-                )
+            recent = recent_stall(p.resource, kind, stall)
             rows.append(
                 [p.resource, kind, recent, stall.avg60, stall.avg300, stall.total_us / 1e6]
             )
@@ -197,7 +216,7 @@ def pressure_families(pressures: Sequence[Pressure]) -> list[Metric]:
 
 
 # Reactor-safe: PSI, /proc/stat and /proc/loadavg are kernel counters in memory, no disk.
-@implementer(IInfoModule, IMetricsSource, IReactorSafe)
+@implementer(IInfoModule, IMetricsSource, IReactorSafe, IGlance)
 class PressureModule(SampledModule):
     """The page, and (as a Service the SpyService starts) the sampler behind its history."""
 
@@ -242,6 +261,21 @@ class PressureModule(SampledModule):
             notes=notes,
             series=pressure_history(points, self.sampler.interval),
         )
+
+    def glance(self) -> Sequence[Table]:
+        """Each resource's 10 s averages from the sampler's latest reading."""
+        if not self.readings.latest:
+            return []
+        pressures = self.readings.latest[-1].pressures
+        rows: list[list[Cell]] = [
+            [
+                p.resource,
+                recent_stall(p.resource, "some", p.some),
+                recent_stall(p.resource, "full", p.full),
+            ]
+            for p in pressures
+        ]
+        return [Table("Pressure stalls", GLANCE_COLUMNS, rows)] if rows else []
 
     def metrics(self) -> list[Metric]:
         # On the reactor (module docstring). No PSI is a failed collector, as for

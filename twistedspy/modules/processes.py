@@ -1,18 +1,30 @@
-# -*- test-case-name: tests.test_processes -*-
+# -*- test-case-name: tests.test_processes,tests.test_process_page -*-
 """The `processes` module: every process, like `ps`, with CPU % between two samples;
-and for /metrics, processes summed by state and by user (never one series per process:
-PIDs would make series without end), and node_exporter's processes collector, both from
-one scan that serves scrapes for SCAN_MAX_AGE seconds.
+one process in detail (`?pid=N`); and for /metrics, processes summed by state and by
+user (never one series per process: PIDs would make series without end), and
+node_exporter's processes collector, both from one scan that serves scrapes for
+SCAN_MAX_AGE seconds.
 
 The scan is twistedspy/procfs/processes.py's, which reads /proc directly (its docstring
 says why and how fast); /metrics uses the same reader without the command lines, which
 its sums do not need.
+
+The module is also a Service: while the server runs it scans every five seconds, in a
+worker thread (about 55 ms of one CPU per 1000 processes, so some 1 % of a CPU), and
+keeps the latest rows, from which the landing page takes its top five without scanning
+(`glance`). A page request still scans afresh, sharing any scan in flight.
+
+The page of one process is `/processes?pid=N` rather than a path of its own: the
+dispatcher maps one path segment to one module, the process page is this module's data,
+and a query keeps the login, format and refresh parameters working as on every page.
 """
 
 from __future__ import annotations
 
+import grp
+import pwd
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -20,18 +32,38 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from twisted.internet.defer import Deferred, succeed
 from twisted.plugin import IPlugin
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from twistedspy.collectors import Families, run_collectors
 from twistedspy.context import ModuleContext
+from twistedspy.history import SAMPLE_INTERVAL, PolledModule
 from twistedspy.inflight import SharedCollection
-from twistedspy.interfaces import IInfoModule, IMetricsSource, IModuleFactory, IReactorSafe
+from twistedspy.interfaces import (
+    IGlance,
+    IInfoModule,
+    IMetricsSource,
+    IModuleFactory,
+    IReactorSafe,
+)
 from twistedspy.masking import shown_command_line
 from twistedspy.procfs import PROC
 from twistedspy.procfs.kernel import ProcessLimits, read_process_limits
+from twistedspy.procfs.process import Ids, ProcessDetail, ProcessGone, read_process
 from twistedspy.procfs.processes import ProcessSample, ProcessSnapshot, ProcfsProcessSource
 from twistedspy.query import Query
-from twistedspy.report import Cell, Column, InvalidQuery, Mark, Page, Report, Table
+from twistedspy.report import (
+    Cell,
+    Column,
+    InvalidQuery,
+    Link,
+    Page,
+    PageError,
+    Report,
+    Table,
+    cell_mark,
+)
+from twistedspy.thresholds import DEFAULT, Thresholds
 
 ProcessSource = Callable[[], ProcessSnapshot]
 
@@ -95,6 +127,8 @@ class ProcessRow:
 
     sample: ProcessSample
     cpu_percent: float | None
+    #: seconds it has been in state D, as far as the scans have seen; None if not in D
+    d_seconds: float | None = None
 
 
 def _sort_value(row: ProcessRow, key: str) -> str | int | float | None:
@@ -136,23 +170,26 @@ def select_rows(rows: Iterable[ProcessRow], wanted: ProcessQuery) -> list[Proces
     return ordered if wanted.limit is None else ordered[: wanted.limit]
 
 
-_STATE_WHY: Final = {
-    "D": "uninterruptible sleep: usually waiting on disk or network I/O",
-}
+def process_link(pid: int) -> Link:
+    """A PID that leads to its process's page."""
+    return Link(pid, f"/processes?pid={pid}")
 
 
-def process_cells(row: ProcessRow) -> tuple[Cell, ...]:
-    s = row.sample
-    state: Cell = Mark(s.state, _STATE_WHY[s.state]) if s.state in _STATE_WHY else s.state
+def command_line(s: ProcessSample) -> str | None:
     if s.cmdline is None:
-        command = None
-    elif s.cmdline:
-        command = shown_command_line(s.cmdline)
-    else:
-        command = f"[{s.name}]"  # kernel thread or zombie, shown as ps shows it
+        return None
+    if s.cmdline:
+        return shown_command_line(s.cmdline)
+    return f"[{s.name}]"  # kernel thread or zombie, shown as ps shows it
+
+
+def process_cells(row: ProcessRow, thresholds: Thresholds = DEFAULT) -> tuple[Cell, ...]:
+    s = row.sample
+    state = thresholds.process_state(s.state, row.d_seconds)
+    command = command_line(s)
     cpu = None if row.cpu_percent is None else round(row.cpu_percent, 1)
     return (
-        s.pid,
+        process_link(s.pid),
         s.name,
         state,
         s.user,
@@ -171,11 +208,14 @@ class CpuTracker:
 
     previous: dict[tuple[int, float | None], float] = field(default_factory=dict)
     previous_at: float | None = None
+    #: when each process now in state D was first seen in it (a monotonic clock)
+    in_d_since: dict[tuple[int, float | None], float] = field(default_factory=dict)
 
     def rows(self, snapshot: ProcessSnapshot) -> list[ProcessRow]:
         elapsed = None if self.previous_at is None else snapshot.taken_at - self.previous_at
         rows = []
         current: dict[tuple[int, float | None], float] = {}
+        in_d: dict[tuple[int, float | None], float] = {}
         for s in snapshot.processes:
             key = (s.pid, s.start_time)
             percent = None
@@ -184,8 +224,13 @@ class CpuTracker:
                 before = self.previous.get(key)
                 if before is not None and elapsed is not None and elapsed > 0:
                     percent = max(0.0, (s.cpu_seconds - before) / elapsed * 100)
-            rows.append(ProcessRow(s, percent))
+            d_seconds = None
+            if s.state == "D":
+                in_d[key] = self.in_d_since.get(key, snapshot.taken_at)
+                d_seconds = snapshot.taken_at - in_d[key]
+            rows.append(ProcessRow(s, percent, d_seconds))
         self.previous, self.previous_at = current, snapshot.taken_at
+        self.in_d_since = in_d
         return rows
 
 
@@ -268,12 +313,189 @@ def _gauges(name: str, text: str, label: str, values: Mapping[str, float]) -> Ga
     return family
 
 
-# Reactor-safe: returns a Deferred; the scan and the report are built in threads.
-@implementer(IInfoModule, IMetricsSource, IReactorSafe)
-class ProcessesModule:
+def _id_name(ids: Ids | None, look_up: Callable[[int], str]) -> str | None:
+    """`alice (1000)`, or `alice (1000) / root (0)` when real and effective differ."""
+    if ids is None:
+        return None
+
+    def named(number: int) -> str:
+        try:
+            return f"{look_up(number)} ({number})"
+        except KeyError:
+            return str(number)
+
+    if ids.real == ids.effective:
+        return named(ids.real)
+    return f"{named(ids.real)} real / {named(ids.effective)} effective"
+
+
+def _unreadable(value: object) -> str | None:
+    return "not readable" if value is None else None
+
+
+FIELD_COLUMNS: Final = (Column("Field"), Column("Value"))
+RESOURCE_COLUMNS: Final = (
+    Column("Started", "time"),
+    Column("User CPU (s)", "float"),
+    Column("System CPU (s)", "float"),
+    Column("Threads", "int"),
+    Column("Nice", "int"),
+    Column("RSS", "bytes"),
+    Column("PSS", "bytes"),
+    Column("USS", "bytes"),
+    Column("Swap", "bytes"),
+    Column("Read", "bytes"),
+    Column("Written", "bytes"),
+)
+DESCRIPTOR_COLUMNS: Final = (
+    Column("Open", "int"),
+    Column("Limit (soft)", "int"),
+    Column("Limit (hard)", "int"),
+    Column("Files", "int"),
+    Column("Sockets", "int"),
+    Column("Pipes", "int"),
+    Column("Other", "int"),
+)
+SOCKET_COLUMNS: Final = (
+    Column("Protocol"),
+    Column("State"),
+    Column("Local address"),
+    Column("Local port", "id"),
+    Column("Remote address"),
+    Column("Remote port", "id"),
+)
+RELATIVE_COLUMNS: Final = (Column("Relation"), Column("PID", "id"), Column("Name"))
+LIMIT_COLUMNS: Final = (
+    Column("Limit"),
+    Column("Soft", "int"),
+    Column("Hard", "int"),
+    Column("Unit"),
+)
+
+
+def process_report(p: ProcessDetail) -> Report:
+    """One process's page: what `htop` shows on one key, environment values left out."""
+    command = None if p.cmdline is None else shown_command_line(p.cmdline) or f"[{p.name}]"
+    identity = Table(
+        "Process",
+        FIELD_COLUMNS,
+        (
+            ("Command line", command or _unreadable(p.cmdline)),
+            ("Executable", p.exe or _unreadable(p.exe)),
+            ("Working directory", p.cwd or _unreadable(p.cwd)),
+            ("User", _id_name(p.uid, lambda n: pwd.getpwuid(n).pw_name)),
+            ("Group", _id_name(p.gid, lambda n: grp.getgrgid(n).gr_name)),
+            ("State", p.state),
+            ("Priority", str(p.priority)),
+            (
+                "OOM score",
+                None if p.oom_score is None else f"{p.oom_score} (adj {p.oom_score_adj})",
+            ),
+            ("Cgroup", p.cgroup),
+        ),
+    )
+    resources = Table(
+        "Time, memory and I/O",
+        RESOURCE_COLUMNS,
+        (
+            (
+                p.start_time,
+                round(p.user_seconds, 2),
+                round(p.system_seconds, 2),
+                p.threads,
+                p.nice,
+                p.rss,
+                p.pss,
+                p.uss,
+                p.swap,
+                p.read_bytes,
+                p.write_bytes,
+            ),
+        ),
+    )
+    tables = [identity, resources]
+    d, limit = p.descriptors, p.open_files_limit
+    if d is not None:
+        soft = None if limit is None else limit.soft
+        hard = None if limit is None else limit.hard
+        row = (d.total, soft, hard, d.files, d.sockets, d.pipes, d.other)
+        tables.append(Table("File descriptors", DESCRIPTOR_COLUMNS, (row,)))
+    if p.sockets is not None:
+        sockets = [
+            (s.protocol, s.state, s.local_address, s.local_port, s.remote_address, s.remote_port)
+            for s in sorted(
+                p.sockets, key=lambda s: (s.state != "LISTEN", s.protocol, s.local_port)
+            )
+        ]
+        tables.append(Table("Sockets (TCP and UDP)", SOCKET_COLUMNS, sockets))
+    relatives: list[tuple[Cell, ...]] = [
+        ("parent", process_link(r.pid), r.name) for r in p.parents
+    ]
+    relatives += [("child", process_link(r.pid), r.name) for r in p.children or ()]
+    tables.append(Table("Parents and children", RELATIVE_COLUMNS, relatives))
+    tables.append(
+        Table("Limits", LIMIT_COLUMNS, [(x.name, x.soft, x.hard, x.unit) for x in p.limits])
+    )
+    if p.environ_names is not None:
+        names = [(n,) for n in p.environ_names]
+        tables.append(Table("Environment variable names", (Column("Name"),), names))
+    notes = [
+        "Secrets in the command line are masked; the environment shows variable names "
+        "only, never their values.",
+    ]
+    if p.descriptors is None:
+        notes.append(
+            "Open files, sockets, I/O and the environment are readable only by the "
+            "process's owner, or by root where the process allows it."
+        )
+    return Report(title=f"Process {p.pid}: {p.name}", tables=tables, notes=notes)
+
+
+#: how many processes the landing page lists by CPU and by memory
+TOP: Final = 5
+#: the largest PID Linux hands out (PID_MAX_LIMIT on 64-bit, proc(5) pid_max)
+PID_MAX: Final = 4194304
+
+TOP_COLUMNS: Final = (
+    Column("PID", "id"),
+    Column("Name"),
+    Column("User"),
+    Column("CPU", "percent"),
+    Column("RSS", "bytes"),
+)
+
+
+def top_rows(rows: Iterable[ProcessRow], key: str, count: int = TOP) -> list[tuple[Cell, ...]]:
+    """The `count` biggest by `key` (cpu or rss), as the landing page lists them."""
+    chosen = select_rows(rows, ProcessQuery(sort=key, descending=True, limit=count))
+    return [
+        (
+            process_link(r.sample.pid),
+            r.sample.name,
+            r.sample.user,
+            None if r.cpu_percent is None else round(r.cpu_percent, 1),
+            r.sample.rss,
+        )
+        for r in chosen
+        if _sort_value(r, key) is not None
+    ]
+
+
+def parse_pid(text: str) -> int:
+    if not text.isascii() or not text.isdigit() or not 0 < int(text) <= PID_MAX:
+        raise InvalidQuery(f"pid must be a process ID (a whole number from 1); got {text!r}")
+    return int(text)
+
+
+# Reactor-safe: returns a Deferred; the scans and the reports are built in threads.
+@implementer(IInfoModule, IMetricsSource, IGlance, IReactorSafe)
+class ProcessesModule(PolledModule):
     name = "processes"
     title = "Processes"
-    description = "Every process: state, owner, memory, CPU %, threads, command line."
+    description = (
+        "Every process: state, owner, memory, CPU %, threads, command line; "
+        "?pid=N for one in detail."
+    )
 
     def __init__(
         self,
@@ -281,8 +503,11 @@ class ProcessesModule:
         source: ProcessSource | None = None,
         proc: str = PROC,
         totals: ProcessSource | None = None,
+        interval: float = SAMPLE_INTERVAL,
     ) -> None:
         self._context = context
+        self._proc = proc
+        self._thresholds = Thresholds.of(context.settings)
         self._source: ProcessSource = source if source is not None else ProcfsProcessSource(proc)
         if totals is None:
             # /metrics: stat files only, half the cost (ProcfsProcessSource says what it
@@ -301,32 +526,62 @@ class ProcessesModule:
         )
         self._latest: tuple[float, list[Metric]] | None = None
         self._cpu = CpuTracker()
+        #: the rows of the latest scan, whoever asked for it (module docstring)
+        self.latest: list[ProcessRow] = []
         self._scan: SharedCollection[list[ProcessRow]] = SharedCollection(self._start_scan)
+        super().__init__(context.reactor, context.log, interval, "process sample")
         #: fires once the first sample, taken now so that the first request already
         #: has an interval to measure CPU % over, is in
         self.primed: Deferred[None] = self._scan().addCallbacks(
             lambda _: None, lambda f: context.log.failure("first process sample failed", f)
         )
 
+    def poll(self) -> Deferred[list[ProcessRow]]:
+        return self._scan()
+
     def _start_scan(self) -> Deferred[list[ProcessRow]]:
         # CpuTracker runs in the worker thread too; SharedCollection guarantees one at a time.
-        return self._context.run_blocking(lambda: self._cpu.rows(self._source()))
+        scan = self._context.run_blocking(lambda: self._cpu.rows(self._source()))
+        return scan.addCallback(self._keep_rows)
+
+    def _keep_rows(self, rows: list[ProcessRow]) -> list[ProcessRow]:
+        self.latest = rows
+        return rows
 
     def collect(self, query: Query) -> Deferred[Page]:
+        pid = query.get("pid")
+        if pid is not None:
+            return self._detail(parse_pid(pid))
         wanted = ProcessQuery.parse(query)
         # Sorting and a thousand rows of cells take milliseconds: in the pool too, so the
         # reactor keeps answering small pages while a big one is built.
         compute = self._context.run_computation or self._context.run_blocking
         return self._scan().addCallback(lambda rows: compute(self._report, rows, wanted))
 
+    def glance(self) -> Sequence[Table]:
+        """The top five by CPU and by memory, and the stuck ones, from the latest scan."""
+        rows = self.latest
+        tables = [
+            Table("Top processes by CPU", TOP_COLUMNS, top_rows(rows, "cpu")),
+            Table("Top processes by memory", TOP_COLUMNS, top_rows(rows, "rss")),
+        ]
+        stuck = [
+            c
+            for c in (process_cells(r, self._thresholds) for r in rows if r.d_seconds)
+            if cell_mark(c[2])
+        ]
+        if stuck:
+            tables.append(Table("Processes stuck in state D", COLUMNS, stuck))
+        return tables
+
     def metrics(self) -> Deferred[list[Metric]]:
         now = self._context.reactor.seconds()
         if self._latest is not None and now - self._latest[0] < SCAN_MAX_AGE:
             reused = Families(self._latest[1])  # no work done for this scrape: seconds 0
             return succeed(reused)
-        return self._totals().addCallback(self._keep, now)
+        return self._totals().addCallback(self._keep_families, now)
 
-    def _keep(self, families: list[Metric], at: float) -> list[Metric]:
+    def _keep_families(self, families: list[Metric], at: float) -> list[Metric]:
         self._latest = (at, families)
         return families
 
@@ -336,10 +591,25 @@ class ProcessesModule:
         notes = (
             f"{len(chosen)} of {len(rows)} processes, sorted by {wanted.sort} ({order}). "
             "CPU % is measured since the previous sample (100 % = one CPU); "
-            "secrets in command lines are masked.",
+            "secrets in command lines are masked. A PID leads to that process's page.",
         )
-        table = Table("Processes", COLUMNS, [process_cells(r) for r in chosen])
+        cells = [process_cells(r, self._thresholds) for r in chosen]
+        table = Table("Processes", COLUMNS, cells)
         return Report(title=self.title, tables=(table,), notes=notes)
+
+    def _detail(self, pid: int) -> Deferred[Page]:
+        def read() -> Page:
+            return process_report(read_process(pid, self._proc))
+
+        def gone(failure: Failure) -> Failure:
+            if failure.check(ProcessGone):
+                raise PageError(
+                    f"There is no process {pid}: it has exited, or it never existed.", 404
+                )
+            return failure
+
+        # The report too in the thread: naming ids may ask NSS (LDAP, say), which blocks.
+        return self._context.run_blocking(read).addErrback(gone)
 
 
 @implementer(IPlugin, IModuleFactory)

@@ -75,16 +75,21 @@ class StatFields:
     rss_pages: int
 
 
-def parse_stat(data: bytes) -> StatFields:
+def split_stat(data: bytes) -> tuple[str, list[bytes]]:
     """
-    Parse /proc/PID/stat. The name (field 2) sits in parentheses and may itself hold
-    spaces, newlines and ')', so it ends at the LAST ')' (proc(5); psutil does the same).
+    /proc/PID/stat as its name and the fields after it: field N (proc(5), from 1) is
+    `rest[N - 3]`. The name (field 2) sits in parentheses and may itself hold spaces,
+    newlines and ')', so it ends at the LAST ')' (psutil does the same).
     """
     open_paren = data.index(b"(")
     close_paren = data.rindex(b")")
     name = data[open_paren + 1 : close_paren].decode("utf-8", "backslashreplace")
-    rest = data[close_paren + 2 :].split()
-    # rest[0] is field 3 (state); field N is rest[N - 3].
+    return name, data[close_paren + 2 :].split()
+
+
+def parse_stat(data: bytes) -> StatFields:
+    """Parse /proc/PID/stat (see `split_stat`)."""
+    name, rest = split_stat(data)
     return StatFields(
         name=name,
         state=rest[0].decode("ascii", "replace"),
