@@ -2,9 +2,11 @@
 """/proc/PID/{stat,status,cmdline} (proc(5)): every process, as `ps` sees it.
 
 Read directly, not through psutil: psutil's full listing costs about 90 ms per 1000
-processes where `ps` needs 28 ms. Three reads per process with `os.open`/`os.read` keep
-a scan close to `ps` (bench/processes_speed.py, 1069 processes on 2 CPUs: ps 52 ms, this
-reader with the table built 54 ms, psutil 105 ms).
+processes where `ps` needs 28 ms. A scan reads two small files per process, `stat` and
+`status`, each with one `read(2)`; the command line, the one file that can be large, is
+read again only when the process may have changed it (`ProcfsProcessSource` says when),
+so a scan makes fewer system calls per process than `ps -eo pid,comm,stat,user,group,rss`
+(docs/performance.md has the counts and the times).
 
 The traps, handled here once:
 - the name (`comm`, stat field 2) may hold spaces, parentheses, newlines and `) (`: it
@@ -14,7 +16,9 @@ The traps, handled here once:
 - a file we may not read (another user's, under `hidepid`) leaves its fields None;
 - kernel threads have no memory of their own (no VmRSS line) and an empty command line;
 - newer kernels append fields to stat and lines to status: fields are found by position
-  from the name's end, lines by their key.
+  from the name's end, lines by their key;
+- a PID is reused once its process has gone: what is kept between scans is kept by PID
+  and start time together, which no two processes share.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
-from twistedspy.procfs import PROC, read_bytes
+from twistedspy.procfs import PROC, read_bytes, read_record
 from twistedspy.procfs.stat import parse_boot_time
 
 
@@ -98,6 +102,7 @@ def parse_stat(data: bytes) -> StatFields:
 _UID_LINE: Final = re.compile(rb"^Uid:\s+\d+\s+(\d+)", re.MULTILINE)
 _GID_LINE: Final = re.compile(rb"^Gid:\s+\d+\s+(\d+)", re.MULTILINE)
 _RSS_LINE: Final = re.compile(rb"^VmRSS:\s+(\d+) kB", re.MULTILINE)
+_SWITCH_LINE: Final = re.compile(rb"^(?:non)?voluntary_ctxt_switches:\s+(\d+)", re.MULTILINE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +114,9 @@ class StatusFields:
     gid: int | None
     #: VmRSS in bytes; None for kernel threads, which have no memory of their own
     rss: int | None
+    #: voluntary + nonvoluntary context switches of the main thread: it has been on a
+    #: CPU since a reading with the same count only if it is running now
+    switches: int = 0
 
 
 def parse_status(data: bytes) -> StatusFields:
@@ -125,6 +133,7 @@ def parse_status(data: bytes) -> StatusFields:
         uid=int(uid.group(1)) if uid else None,
         gid=int(gid.group(1)) if gid else None,
         rss=int(rss.group(1)) * 1024 if rss else None,
+        switches=sum(int(count) for count in _SWITCH_LINE.findall(data)),
     )
 
 
@@ -151,12 +160,32 @@ def _named(known: dict[int, str], look_up: Callable[[int], str], number: int | N
     return name
 
 
+@dataclass(frozen=True, slots=True)
+class _Kept:
+    """What a scan keeps of a process for the next one, and what it was read with."""
+
+    cmdline: tuple[str, ...] | None
+    #: the name, CPU ticks, threads and context switches when `cmdline` was read: while
+    #: none of them moves and the process is not running, it has not been on a CPU
+    since: tuple[str, int, int, int]
+
+
 class ProcfsProcessSource:
     """
     Reads every process under `proc`; uid and gid names are looked up once each
     (a uid without a name is shown as the number, as ps shows it). `cmdline=False`
-    skips the third read per process for callers that need no command line (the
-    /metrics sums), leaving `cmdline` None.
+    skips the command lines for callers that need none (the /metrics sums), leaving
+    `cmdline` None.
+
+    Each scan reads `stat` (state, CPU time, threads, start time) and `status`
+    (effective ids, which setuid(2) changes, and resident memory) of every process, as
+    `ps` does. The command line is kept from the previous scan, by PID and start time,
+    unless the process may have rewritten it (setproctitle(3) does, in the process's
+    own memory): only a process that has been on a CPU can, so it is read again when
+    the process is running, or its CPU ticks, thread count, name or context switches
+    (voluntary and not, proc(5)) have moved since it was read. A thread other than the
+    main one that rewrites it within less than one clock tick of CPU time, or another
+    process writing to its memory (a debugger), is seen at the next of those changes.
     """
 
     def __init__(self, proc: str = PROC, *, cmdline: bool = True) -> None:
@@ -167,6 +196,8 @@ class ProcfsProcessSource:
         self._boot = parse_boot_time(read_bytes(f"{proc}/stat"))
         self._users: dict[int, str] = {}
         self._groups: dict[int, str] = {}
+        #: (pid, start ticks) -> what the last scan kept; only the living are kept
+        self._kept: dict[tuple[int, int], _Kept] = {}
 
     def _user(self, uid: int | None) -> str | None:
         return _named(self._users, lambda n: pwd.getpwuid(n).pw_name, uid)
@@ -174,26 +205,34 @@ class ProcfsProcessSource:
     def _group(self, gid: int | None) -> str | None:
         return _named(self._groups, lambda n: grp.getgrgid(n).gr_name, gid)
 
-    def _sample(self, pid: int) -> ProcessSample | None:
+    def _sample(self, pid: int, kept: dict[tuple[int, int], _Kept]) -> ProcessSample | None:
         base = f"{self._proc}/{pid}/"
         try:
-            stat = parse_stat(read_bytes(base + "stat"))
+            stat = parse_stat(read_record(base + "stat"))
         except (FileNotFoundError, ProcessLookupError):
             return None  # exited during the scan
         try:
-            status = parse_status(read_bytes(base + "status"))
+            status = parse_status(read_record(base + "status"))
         except (FileNotFoundError, ProcessLookupError):
             return None
         except PermissionError:
             status = StatusFields(None, None, stat.rss_pages * self._page)
         cmdline: tuple[str, ...] | None = None
-        try:
-            if self._with_cmdline:
-                cmdline = parse_cmdline(read_bytes(base + "cmdline"))
-        except (FileNotFoundError, ProcessLookupError):
-            return None
-        except PermissionError:
-            cmdline = None
+        if self._with_cmdline:
+            key = (pid, stat.start_ticks)
+            since = (stat.name, stat.cpu_ticks, stat.threads, status.switches)
+            before = self._kept.get(key)
+            if before is not None and before.since == since and stat.state != "R":
+                cmdline = before.cmdline
+                kept[key] = before
+            else:
+                try:
+                    cmdline = parse_cmdline(read_bytes(base + "cmdline"))
+                except (FileNotFoundError, ProcessLookupError):
+                    return None
+                except PermissionError:
+                    cmdline = None
+                kept[key] = _Kept(cmdline, since)
         return ProcessSample(
             pid=pid,
             name=stat.name,
@@ -210,11 +249,14 @@ class ProcfsProcessSource:
     def __call__(self) -> ProcessSnapshot:
         taken_at = time.monotonic()
         samples = []
+        kept: dict[tuple[int, int], _Kept] = {}
         # Plain strings, not pathlib: this loop is the hot path (module docstring).
         for entry in os.listdir(self._proc):  # noqa: PTH208
             if not entry.isdigit():
                 continue
-            sample = self._sample(int(entry))
+            sample = self._sample(int(entry), kept)
             if sample is not None:
                 samples.append(sample)
+        # Only this scan's processes are kept: one that has gone is forgotten with it.
+        self._kept = kept
         return ProcessSnapshot(taken_at, tuple(samples))
