@@ -28,12 +28,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.processes import free_port
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 TICKS = os.sysconf("SC_CLK_TCK")
-sys.path.insert(0, str(HERE))
-
-from processes import free_port  # noqa: E402 - the bench folder is not a package
 
 
 @dataclass(slots=True)

@@ -19,10 +19,7 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-from processes import PS, sleepers  # noqa: E402 - the bench folder is not a package
+from bench.processes import PS, sleepers
 
 SCANS = """
 import sys
