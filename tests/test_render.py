@@ -16,7 +16,7 @@ from twistedspy.render import (
     human_seconds,
     table_rows_html,
 )
-from twistedspy.report import Column, Mark, Report, Table
+from twistedspy.report import Cell, Column, Mark, Report, Table
 
 HOSTILE = '<img src=x onerror=alert(1)>"&'
 CONTEXT = PageContext("host<1>", [NavItem("version", "Version")], 0.0)
@@ -81,7 +81,7 @@ class PageTests(TestCase):
             Column("cpu", "percent"),
             Column("state"),
         ]
-        row = [812, "postgres", 1234, 2048, 0.5, Mark("D", "waiting <on> I/O")]
+        row: list[Cell] = [812, "postgres", 1234, 2048, 0.5, Mark("D", "waiting <on> I/O")]
         self.assertEqual(
             table_rows_html([row], columns),
             '<tr><td class="id">812</td><td>postgres</td>'
