@@ -242,6 +242,15 @@ class ProcessParseTests(TestCase):
         fields = parse_status(b"Name:\tkthreadd\n")
         self.assertEqual((fields.uid, fields.gid, fields.rss), (None, None, None))
 
+    def test_status_context_switches(self) -> None:
+        status = (
+            b"Name:\tvoluntary_ctxt_switches:\t99\\n\nUid:\t0\t0\t0\t0\n"
+            b"voluntary_ctxt_switches:\t3\nnonvoluntary_ctxt_switches:\t40\n"
+            b"x86_Thread_features:\t\n"  # a line a newer kernel appends after them
+        )
+        self.assertEqual(parse_status(status).switches, 43)
+        self.assertEqual(parse_status(b"Name:\told\n").switches, 0)
+
     def test_status_name_line_cannot_fake_fields(self) -> None:
         status = b"Name:\tx\\nUid:\t7\nUid:\t1000\t3\t3\t3\nGid:\t1\t2\t2\t2\n"
         self.assertEqual(parse_status(status).uid, 3)

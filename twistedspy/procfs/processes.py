@@ -102,7 +102,8 @@ def parse_stat(data: bytes) -> StatFields:
 _UID_LINE: Final = re.compile(rb"^Uid:\s+\d+\s+(\d+)", re.MULTILINE)
 _GID_LINE: Final = re.compile(rb"^Gid:\s+\d+\s+(\d+)", re.MULTILINE)
 _RSS_LINE: Final = re.compile(rb"^VmRSS:\s+(\d+) kB", re.MULTILINE)
-_SWITCH_LINE: Final = re.compile(rb"^(?:non)?voluntary_ctxt_switches:\s+(\d+)", re.MULTILINE)
+#: near the end of status (proc(5)): found from there, not by a pattern tried at every line
+_SWITCH_KEYS: Final = (b"\nvoluntary_ctxt_switches:", b"\nnonvoluntary_ctxt_switches:")
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,8 +134,17 @@ def parse_status(data: bytes) -> StatusFields:
         uid=int(uid.group(1)) if uid else None,
         gid=int(gid.group(1)) if gid else None,
         rss=int(rss.group(1)) * 1024 if rss else None,
-        switches=sum(int(count) for count in _SWITCH_LINE.findall(data)),
+        switches=sum(_last_count(data, key) for key in _SWITCH_KEYS),
     )
+
+
+def _last_count(data: bytes, key: bytes) -> int:
+    """The number on the last line that starts with `key`; 0 without one (old kernels)."""
+    at = data.rfind(key)
+    if at < 0:
+        return 0
+    end = data.find(b"\n", at + 1)
+    return int(data[at + len(key) : end if end >= 0 else len(data)])
 
 
 def parse_cmdline(data: bytes) -> tuple[str, ...]:
