@@ -12,6 +12,7 @@ from twistedspy.render import (
     NavItem,
     PageContext,
     Renderer,
+    _cell_html,
     human_bytes,
     human_seconds,
     table_rows_html,
@@ -91,6 +92,18 @@ class PageTests(TestCase):
             "<meter max=100 low=75 high=90 optimum=0 value=0.5></meter> 0.5 %</td>"
             '<td class="text mark" title="waiting &lt;on&gt; I/O">D</td></tr>\n',
         )
+
+    def test_the_quick_paths_write_what_the_general_one_does(self) -> None:
+        values: list[Cell] = [-1001, -999, 0, 999, 1000, 10**6, 2.5, None, True, "<a&b>", 7]
+        values.append(Mark(1234, "why"))
+        for unit in ("text", "id", "int"):
+            column = Column("c", unit)
+            for value in values:
+                with self.subTest(unit=unit, value=value):
+                    self.assertEqual(
+                        table_rows_html([[value]], [column]),
+                        f"<tr>{_cell_html(value, column)}</tr>\n",
+                    )
 
     def test_json_keeps_raw_values(self) -> None:
         document = json.loads(Renderer().json("m", self.report, CONTEXT).body)

@@ -8,10 +8,11 @@ are the only ways it reaches the client.
 
 from __future__ import annotations
 
+import functools
 import json
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from http import HTTPStatus
@@ -126,14 +127,19 @@ def _cell_html(cell: Cell, column: Column) -> str:
     why = cell.why if isinstance(cell, Mark) else None
     text = escape(format_value(value, column.unit))
     css = f' class="{column.unit} mark"' if why else _CELL_CLASS[column.unit]
-    numeric = isinstance(value, int | float) and not isinstance(value, bool)
-    sort = f' data-sort="{value}"' if numeric and text != str(value) else ""
+    number = value if isinstance(value, int | float) and not isinstance(value, bool) else None
+    sort = "" if number is None else _sort_key(number, text)
     title = f' title="{escape(why)}"' if why else ""
     meter = ""
-    if numeric and column.unit == "percent":
+    if number is not None and column.unit == "percent":
         # Numbers need no quotes (HTML's unquoted attribute values); min is 0 by default.
-        meter = f"<meter max=100 low=75 high=90 optimum=0 value={float(value)}></meter> "  # type: ignore[arg-type]
+        meter = f"<meter max=100 low=75 high=90 optimum=0 value={float(number)}></meter> "
     return f"<td{css}{sort}{title}>{meter}{text}</td>"
+
+
+def _sort_key(value: float, text: str) -> str:
+    """The `data-sort` attribute of a number shown as `text`: none where they read alike."""
+    return "" if text == str(value) else f' data-sort="{value}"'
 
 
 #: the class attribute of an unmarked cell, by its column's unit
@@ -142,16 +148,43 @@ _CELL_CLASS: Final = {
 }
 
 
+def _cell_writer(column: Column) -> Callable[[Cell], str]:
+    """
+    What writes a column's cells: the common ones (a string in a text column, a whole
+    number in an `id` or `int` column) by a path made for them, the same HTML as
+    `_cell_html` without its checks for marks, meters and units; any other by
+    `_cell_html`.
+    """
+    unit = column.unit
+    css = _CELL_CLASS[unit]
+
+    def text(cell: Cell) -> str:
+        if type(cell) is str:
+            return f"<td>{cell.translate(_ESCAPES)}</td>"
+        return _cell_html(cell, column)
+
+    def whole(cell: Cell) -> str:
+        if type(cell) is int:
+            shown = f"{cell:,}" if unit == "int" else str(cell)
+            return f"<td{css}{_sort_key(cell, shown)}>{shown}</td>"
+        return _cell_html(cell, column)
+
+    if unit == "text":
+        return text
+    if unit in ("id", "int"):
+        return whole
+    return functools.partial(_cell_html, column=column)
+
+
 def table_rows_html(rows: Sequence[Sequence[Cell]], columns: Sequence[Column]) -> Markup:
     """
     The `<tr>` lines of a table body, built here rather than in the template: a page of
     1000 processes has 10,000 cells, and a Jinja2 loop over per-cell objects took most
     of the page's time (bench/processes.py). Every value passes through `escape`.
     """
+    writers = [_cell_writer(column) for column in columns]
     lines = [
-        "<tr>"
-        + "".join(_cell_html(c, col) for c, col in zip(row, columns, strict=True))
-        + "</tr>\n"
+        "<tr>" + "".join([write(c) for write, c in zip(writers, row, strict=True)]) + "</tr>\n"
         for row in rows
     ]
     return Markup("".join(lines))  # noqa: S704 - built from escaped text only
