@@ -337,6 +337,23 @@ class ProcessScanTests(TestCase):
         stat.write_bytes(b" ".join(fields))
         self.assertEqual(self.cmdline(source, 4245), ("ticks",))
 
+    def test_unchanged_files_are_not_parsed_again_and_a_changed_one_is(self) -> None:
+        """A process whose stat and status read as before keeps its sample; one that
+        changed its effective user (setuid(2)) with nothing else moved is read again."""
+        tree = Path(self.mktemp())
+        shutil.copytree(PROC, tree)
+        source = ProcfsProcessSource(str(tree))
+        first = {p.pid: p for p in source().processes}
+        second = {p.pid: p for p in source().processes}
+        self.assertIs(second[4245], first[4245])
+        status = tree / "4245" / "status"
+        uid = next(line for line in status.read_bytes().splitlines() if line.startswith(b"Uid:"))
+        status.write_bytes(status.read_bytes().replace(uid, b"Uid:\t0\t0\t0\t0"))
+        third = {p.pid: p for p in source().processes}
+        self.assertEqual(third[4245].user, self.user_named(0))
+        self.assertNotEqual(first[4245].user, third[4245].user)
+        self.assertEqual(third[4245].cmdline, first[4245].cmdline)
+
     def cmdline(self, source: ProcfsProcessSource, pid: int) -> tuple[str, ...] | None:
         return next(p.cmdline for p in source().processes if p.pid == pid)
 

@@ -172,11 +172,14 @@ def _named(known: dict[int, str], look_up: Callable[[int], str], number: int | N
 
 @dataclass(frozen=True, slots=True)
 class _Kept:
-    """What a scan keeps of a process for the next one, and what it was read with."""
+    """What a scan keeps of a process for the next one."""
 
-    cmdline: tuple[str, ...] | None
-    #: the name, CPU ticks, threads and context switches when `cmdline` was read: while
-    #: none of them moves and the process is not running, it has not been on a CPU
+    #: hashes of its stat and status as read: the same two files make the same sample
+    digest: tuple[int, int]
+    sample: ProcessSample
+    start_ticks: int
+    #: the name, CPU ticks, threads and context switches when the command line was read:
+    #: while none of them moves and the process is not running, it has not been on a CPU
     since: tuple[str, int, int, int]
 
 
@@ -189,7 +192,10 @@ class ProcfsProcessSource:
 
     Each scan reads `stat` (state, CPU time, threads, start time) and `status`
     (effective ids, which setuid(2) changes, and resident memory) of every process, as
-    `ps` does. The command line is kept from the previous scan, by PID and start time,
+    `ps` does; where both files hash as they did at the previous scan (a sleeping
+    process), the previous sample stands without parsing them again (a false match of
+    both 64-bit hashes of one PID from one scan to the next is not worth guarding
+    against). The command line is kept from the previous scan, by PID and start time,
     unless the process may have rewritten it (setproctitle(3) does, in the process's
     own memory): only a process that has been on a CPU can, so it is read again when
     the process is running, or its CPU ticks, thread count, name or context switches
@@ -206,8 +212,8 @@ class ProcfsProcessSource:
         self._boot = parse_boot_time(read_bytes(f"{proc}/stat"))
         self._users: dict[int, str] = {}
         self._groups: dict[int, str] = {}
-        #: (pid, start ticks) -> what the last scan kept; only the living are kept
-        self._kept: dict[tuple[int, int], _Kept] = {}
+        #: pid -> what the last scan kept; only the living are kept
+        self._kept: dict[int, _Kept] = {}
 
     def _user(self, uid: int | None) -> str | None:
         return _named(self._users, lambda n: pwd.getpwuid(n).pw_name, uid)
@@ -215,35 +221,47 @@ class ProcfsProcessSource:
     def _group(self, gid: int | None) -> str | None:
         return _named(self._groups, lambda n: grp.getgrgid(n).gr_name, gid)
 
-    def _sample(self, pid: int, kept: dict[tuple[int, int], _Kept]) -> ProcessSample | None:
+    def _sample(self, pid: int, kept: dict[int, _Kept]) -> ProcessSample | None:
         base = f"{self._proc}/{pid}/"
+        status_data: bytes | None
         try:
-            stat = parse_stat(read_record(base + "stat"))
+            stat_data = read_record(base + "stat")
         except (FileNotFoundError, ProcessLookupError):
             return None  # exited during the scan
         try:
-            status = parse_status(read_record(base + "status"))
+            status_data = read_record(base + "status")
         except (FileNotFoundError, ProcessLookupError):
             return None
         except PermissionError:
+            status_data = None
+        before = self._kept.get(pid)
+        digest = (hash(stat_data), hash(status_data))
+        if before is not None and before.digest == digest and before.sample.state != "R":
+            # Nothing of it has changed (a sleeping process's usual case): no parsing.
+            kept[pid] = before
+            return before.sample
+        stat = parse_stat(stat_data)
+        if status_data is None:
             status = StatusFields(None, None, stat.rss_pages * self._page)
+        else:
+            status = parse_status(status_data)
+        since = (stat.name, stat.cpu_ticks, stat.threads, status.switches)
         cmdline: tuple[str, ...] | None = None
-        if self._with_cmdline:
-            key = (pid, stat.start_ticks)
-            since = (stat.name, stat.cpu_ticks, stat.threads, status.switches)
-            before = self._kept.get(key)
-            if before is not None and before.since == since and stat.state != "R":
-                cmdline = before.cmdline
-                kept[key] = before
-            else:
-                try:
-                    cmdline = parse_cmdline(read_bytes(base + "cmdline"))
-                except (FileNotFoundError, ProcessLookupError):
-                    return None
-                except PermissionError:
-                    cmdline = None
-                kept[key] = _Kept(cmdline, since)
-        return ProcessSample(
+        if (
+            before is not None
+            and before.start_ticks == stat.start_ticks
+            and before.since == since
+            and stat.state != "R"
+        ):
+            cmdline = before.sample.cmdline
+        elif self._with_cmdline:
+            try:
+                cmdline = parse_cmdline(read_bytes(base + "cmdline"))
+            except (FileNotFoundError, ProcessLookupError):
+                return None
+            except PermissionError:
+                cmdline = None
+        sample = ProcessSample(
             pid=pid,
             name=stat.name,
             state=stat.state,
@@ -255,11 +273,13 @@ class ProcfsProcessSource:
             start_time=self._boot + stat.start_ticks / self._ticks,
             cmdline=cmdline,
         )
+        kept[pid] = _Kept(digest, sample, stat.start_ticks, since)
+        return sample
 
     def __call__(self) -> ProcessSnapshot:
         taken_at = time.monotonic()
         samples = []
-        kept: dict[tuple[int, int], _Kept] = {}
+        kept: dict[int, _Kept] = {}
         # Plain strings, not pathlib: this loop is the hot path (module docstring).
         for entry in os.listdir(self._proc):  # noqa: PTH208
             if not entry.isdigit():
