@@ -18,6 +18,7 @@ import argparse
 import contextlib
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -93,6 +94,9 @@ def main() -> int:
     parser.add_argument("--interval", type=float, default=30.0, help="seconds between samples")
     parser.add_argument("--glances", type=Path, help="a virtual environment with glances")
     args = parser.parse_args()
+    # An hour's run is often left in the background and ended with kill: stop the three
+    # servers then too (a background shell's job ignores SIGINT).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     ports = {name: free_port() for name in ("twistedspy", "node_exporter", "glances")}
     with (
         tempfile.TemporaryDirectory(prefix="spy-idle-") as folder,
