@@ -47,7 +47,8 @@ PAGES = (
 )
 #: [tooltip, text] of each command-line cell that the stylesheet cuts short
 CUT_SHORT = """
-return Array.from(document.querySelectorAll("table.data td.text:last-child"))
+return Array.from(document.querySelectorAll(
+    "table.data td:last-child:not([class]), table.data td.text:last-child"))
   .filter(c => c.scrollWidth > c.clientWidth).map(c => [c.title, c.textContent]);
 """
 DOCS = Path(__file__).parent.parent / "docs"

@@ -242,6 +242,15 @@ class ProcessParseTests(TestCase):
         fields = parse_status(b"Name:\tkthreadd\n")
         self.assertEqual((fields.uid, fields.gid, fields.rss), (None, None, None))
 
+    def test_status_context_switches(self) -> None:
+        status = (
+            b"Name:\tvoluntary_ctxt_switches:\t99\\n\nUid:\t0\t0\t0\t0\n"
+            b"voluntary_ctxt_switches:\t3\nnonvoluntary_ctxt_switches:\t40\n"
+            b"x86_Thread_features:\t\n"  # a line a newer kernel appends after them
+        )
+        self.assertEqual(parse_status(status).switches, 43)
+        self.assertEqual(parse_status(b"Name:\told\n").switches, 0)
+
     def test_status_name_line_cannot_fake_fields(self) -> None:
         status = b"Name:\tx\\nUid:\t7\nUid:\t1000\t3\t3\t3\nGid:\t1\t2\t2\t2\n"
         self.assertEqual(parse_status(status).uid, 3)
@@ -298,6 +307,86 @@ class ProcessScanTests(TestCase):
         self.assertNotIn(4242, pids)
         self.assertNotIn(4243, pids)
         self.assertIn(4244, pids)
+
+    def test_command_lines_are_kept_until_the_process_has_run(self) -> None:
+        """A process that has not been on a CPU since its command line was read keeps
+        it; one whose CPU ticks or context switches moved, or a new process under the
+        same PID, is read again."""
+        tree = Path(self.mktemp())
+        shutil.copytree(PROC, tree)
+        source = ProcfsProcessSource(str(tree))
+        self.assertEqual(self.cmdline(source, 4245), self.cmdline(source, 4245))
+        first = self.cmdline(source, 4245)
+        (tree / "4245" / "cmdline").write_bytes(b"renamed\0")
+        self.assertEqual(self.cmdline(source, 4245), first)  # kept: nothing has moved
+        status = tree / "4245" / "status"
+        status.write_bytes(
+            status.read_bytes().replace(
+                b"voluntary_ctxt_switches:\t", b"voluntary_ctxt_switches:\t9"
+            )
+        )
+        self.assertEqual(self.cmdline(source, 4245), ("renamed",))
+        (tree / "4245" / "cmdline").write_bytes(b"again\0")
+        stat = tree / "4245" / "stat"
+        fields = stat.read_bytes().split(b" ")
+        fields[21] = b"99999"  # field 22, start time: another process under the same PID
+        stat.write_bytes(b" ".join(fields))
+        self.assertEqual(self.cmdline(source, 4245), ("again",))
+        (tree / "4245" / "cmdline").write_bytes(b"ticks\0")
+        fields[13] = str(int(fields[13]) + 1).encode()  # field 14, utime
+        stat.write_bytes(b" ".join(fields))
+        self.assertEqual(self.cmdline(source, 4245), ("ticks",))
+
+    def test_unchanged_files_are_not_parsed_again_and_a_changed_one_is(self) -> None:
+        """A process whose stat and status read as before keeps its sample; one that
+        changed its effective user (setuid(2)) with nothing else moved is read again."""
+        tree = Path(self.mktemp())
+        shutil.copytree(PROC, tree)
+        source = ProcfsProcessSource(str(tree))
+        first = {p.pid: p for p in source().processes}
+        second = {p.pid: p for p in source().processes}
+        self.assertIs(second[4245], first[4245])
+        status = tree / "4245" / "status"
+        uid = next(line for line in status.read_bytes().splitlines() if line.startswith(b"Uid:"))
+        status.write_bytes(status.read_bytes().replace(uid, b"Uid:\t0\t0\t0\t0"))
+        third = {p.pid: p for p in source().processes}
+        self.assertEqual(third[4245].user, self.user_named(0))
+        self.assertNotEqual(first[4245].user, third[4245].user)
+        self.assertEqual(third[4245].cmdline, first[4245].cmdline)
+
+    def cmdline(self, source: ProcfsProcessSource, pid: int) -> tuple[str, ...] | None:
+        return next(p.cmdline for p in source().processes if p.pid == pid)
+
+    def test_live_rewritten_command_line_equals_ps(self) -> None:
+        """A real process that rewrites its argv (perl's `$0 =`, as setproctitle(3)
+        does) between two scans: the second scan shows what ps shows."""
+        perl = require_tool("perl")
+        child = subprocess.Popen(
+            [
+                perl,
+                "-e",
+                "$| = 1; print qq(ready\\n); <STDIN>; $0 = q(renamed by itself); sleep 60",
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        assert child.stdin is not None and child.stdout is not None
+        self.addCleanup(child.stdout.close)
+        self.addCleanup(child.stdin.close)
+        self.addCleanup(child.wait)
+        self.addCleanup(child.kill)
+        self.assertEqual(child.stdout.readline(), b"ready\n")
+        source = ProcfsProcessSource()
+        before = self.cmdline(source, child.pid)
+        self.assertEqual(before, (perl, "-e", before[2] if before else ""))
+        child.stdin.write(b"go\n")
+        child.stdin.flush()
+        argv = ("ps", "-ww", "-o", "args=", "-p", str(child.pid))
+        for _ in range(3000):  # until it has renamed itself (a generous 30 s at most)
+            if run(*argv) == "renamed by itself\n":
+                break
+            time.sleep(0.01)
+        self.assertEqual(self.cmdline(source, child.pid), ("renamed by itself",))
 
     def test_live_hostile_names_as_the_kernel_has_them(self) -> None:
         """Real processes that named themselves like stat fields, read as `cat` reads them."""

@@ -4,13 +4,15 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
+from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.task import Clock
 from twisted.logger import Logger
 from twisted.trial.unittest import TestCase
 
 from tests.test_accounts import EventList
-from twistedspy.watchdog import BEAT, STALL, StallWatchdog
+from twistedspy.watchdog import BEAT, IDLE, RESTING_BEAT, STALL, StallWatchdog
 
 
 class StallWatchdogTests(TestCase):
@@ -68,3 +70,47 @@ class StallWatchdogTests(TestCase):
         self.clock.rightNow += STALL / 2
         self.idle(1)
         self.assertEqual(self.stalls(), [])
+
+    def recorded_delays(self) -> list[float]:
+        """The delays the heartbeat asks the clock for, from now on."""
+        asked: list[float] = []
+        call_later = self.clock.callLater
+
+        def recording(delay: float, f: Callable[..., object], /, *args: object) -> IDelayedCall:
+            asked.append(delay)
+            return call_later(delay, f, *args)
+
+        self.clock.callLater = recording  # type: ignore[method-assign, assignment]
+        return asked
+
+    def test_the_heartbeat_rests_while_nobody_asks_and_wakes_for_a_request(self) -> None:
+        """An idle server wakes once a second, not twenty times (docs/performance.md)."""
+        delays = self.recorded_delays()
+        self.idle(1)
+        self.assertEqual(delays[-1], BEAT)
+        self.idle(IDLE + 1)
+        self.assertEqual(delays[-1], RESTING_BEAT)
+        self.watchdog.wake()
+        self.assertEqual(delays[-1], BEAT)
+        self.idle(IDLE / 2)
+        self.watchdog.wake()
+        self.idle(IDLE / 2 + 1)
+        self.assertEqual(delays[-1], BEAT)  # asked within IDLE: still awake
+        self.idle(IDLE)
+        self.assertEqual(delays[-1], RESTING_BEAT)
+        self.assertEqual(self.stalls(), [])
+
+    def test_a_stall_while_resting_is_seen_to_within_a_resting_beat(self) -> None:
+        self.idle(IDLE + 1)
+        self.clock.rightNow += 3.0
+        self.clock.advance(0)
+        (stall,) = self.stalls()
+        self.assertGreaterEqual(float(str(stall["seconds"])), 3.0 - RESTING_BEAT)
+
+    def test_a_stall_just_after_waking_is_measured_as_before(self) -> None:
+        self.idle(IDLE + 1)
+        self.watchdog.wake()
+        self.clock.rightNow += 0.6
+        self.clock.advance(0)
+        (stall,) = self.stalls()
+        self.assertAlmostEqual(float(str(stall["seconds"])), 0.6 - BEAT, places=3)

@@ -265,6 +265,8 @@ class Dispatcher:
 
     def respond(self, request: Request, client: str) -> Outcome | Deferred[Outcome]:
         """The answer; one ready at once (a health check, a cached page) as it is."""
+        if self.watchdog is not None:
+            self.watchdog.wake()  # its heartbeat rests while no request comes
         if request.path.startswith("/-/"):
             # Health checks and static files: nothing to wait for, so no coroutine.
             return Outcome(self._public(request))

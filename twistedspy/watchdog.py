@@ -3,7 +3,11 @@
 
 While the reactor runs one piece of code, every client waits. A heartbeat every
 `BEAT` seconds notes when it ran; a beat that comes more than `STALL` seconds late means
-the reactor was kept from its timers that long. The journal then gets one
+the reactor was kept from its timers that long. After `IDLE` seconds without a request
+the heartbeat rests, beating every `RESTING_BEAT` seconds, until the next request wakes
+it: twenty wake-ups a second cost an idle server 9.6 s of CPU an hour, one a second
+0.5 s (docs/performance.md, idle footprint); a stall while nobody asks is still seen if
+it holds the reactor past a resting beat's time. The journal then gets one
 `reactor-stall` event with the duration and, when the dispatcher had just called a
 module on the reactor for that long, the module's name; `/metrics` counts stalls, and
 `/-/healthy` answers 503 for a while after one (docs/architecture.md).
@@ -16,21 +20,24 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
-from twisted.internet.task import LoopingCall
 from twisted.logger import Logger, LogLevel
 
 from twistedspy.events import record
 
 if TYPE_CHECKING:
-    from twisted.internet.interfaces import IReactorTime
+    from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
 #: seconds the reactor may be kept busy before it counts as stalled
 STALL = 0.25
-#: seconds between heartbeats: a stall is measured to within this much
+#: seconds between heartbeats while requests come: a stall is measured to within this much
 BEAT = 0.05
+#: seconds without a request after which the heartbeat rests
+IDLE = 10.0
+#: seconds between heartbeats while it rests
+RESTING_BEAT = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,20 +73,38 @@ class StallWatchdog:
         # monotonic, not the reactor's wall clock: a clock set back or forward by NTP
         # is not a stall
         self._now = now
-        self._heartbeat = LoopingCall(self._beat)
-        self._heartbeat.clock = clock
-        self._last_beat = now()
+        self._clock = clock
+        self._pending: IDelayedCall | None = None
+        #: when the pending beat is due, and the interval it was scheduled with
+        self._due = now()
+        self._interval = BEAT
+        #: whether a request has come since the last beat, and when one last came
+        self._asked = False
+        self._last_request = now()
         self._last_call: _Call | None = None
         #: the latest stall, for the health check
         self.latest: Stall | None = None
 
     def start(self) -> None:
-        self._last_beat = self._now()
-        self._heartbeat.start(BEAT, now=False)
+        self._last_request = self._now()
+        self._schedule(BEAT)
 
     def stop(self) -> None:
-        if self._heartbeat.running:
-            self._heartbeat.stop()
+        if self._pending is not None and self._pending.active():
+            self._pending.cancel()
+        self._pending = None
+
+    def wake(self) -> None:
+        """A request has come (the dispatcher says so for each): beat often again."""
+        self._asked = True
+        if self._interval != BEAT and self._pending is not None:
+            self._pending.cancel()
+            self._schedule(BEAT)
+
+    def _schedule(self, interval: float) -> None:
+        self._interval = interval
+        self._due = self._now() + interval
+        self._pending = self._clock.callLater(interval, self._beat)
 
     def timed(self, module: str, f: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """Call `f` (a module's method, on the reactor) and note how long it ran."""
@@ -91,11 +116,14 @@ class StallWatchdog:
 
     def _beat(self) -> None:
         now = self._now()
-        late = now - self._last_beat - BEAT
-        self._last_beat = now
+        late = now - self._due
+        previous = self._due - self._interval
+        if self._asked:
+            self._asked, self._last_request = False, now
+        self._schedule(RESTING_BEAT if now - self._last_request > IDLE else BEAT)
         module = None
         call = self._last_call
-        if call is not None and call.ended > now - BEAT - late:
+        if call is not None and call.ended > previous:
             # The call ran since the previous beat: if it ran long, it was the stall.
             ran = call.ended - call.began
             if ran > STALL:

@@ -38,6 +38,32 @@ def read_bytes(path: str) -> bytes:
         os.close(fd)
 
 
+def read_record(path: str) -> bytes:
+    """
+    A small /proc file made in one piece, such as /proc/PID/stat or status, with one
+    `read(2)`: the kernel builds such a file whole on the first read (a `single_open`
+    seq_file, fs/seq_file.c), so a read that does not fill the buffer has it all and the
+    read that would return the end of file is saved. A scan of a thousand processes
+    reads two such files each.
+    """
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        data = os.read(fd, _RECORD)
+        if len(data) < _RECORD:
+            return data
+        chunks = [data]
+        while chunk := os.read(fd, _RECORD):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+#: bytes asked for by `read_record`'s first read; /proc/PID/status is under 2 KiB on a
+#: machine with a few hundred CPUs
+_RECORD: Final = 16384
+
+
 def read_text(path: str) -> str:
     """A whole /proc file as text; bytes that are not UTF-8 kept as `\\xNN` escapes."""
     return read_bytes(path).decode("utf-8", "backslashreplace")

@@ -248,7 +248,7 @@
   // A cell the stylesheet cuts short (a long command line) shows its whole text as a
   // tooltip; a mark's tooltip (why it is marked) stays.
   function explainCut() {
-    Array.prototype.forEach.call(document.querySelectorAll("table.data td.text"), function (cell) {
+    Array.prototype.forEach.call(document.querySelectorAll("table.data td:not([class]), table.data td.text"), function (cell) {
       if (cell.classList.contains("mark")) { return; }
       if (cell.scrollWidth > cell.clientWidth) { cell.title = cell.textContent; } else { cell.removeAttribute("title"); }
     });
