@@ -37,7 +37,7 @@ from tests.attacks import oversized_requests, send_while_reading
 from tests.daemons import ROOT, SpyProcess, start_cli
 
 HOST = "127.0.0.1"
-#: the server's defaults (SPEC §1), which the attack is measured against
+#: the server's defaults (docs/configuration.md), which the attack is measured against
 MAX_CLIENTS = 64
 REQUEST_TIMEOUT = 10.0
 

@@ -78,7 +78,7 @@ def network_fuzz(examples: int) -> Row:
         check=False,
     )
     figure = (
-        "every answer a SPEC §2 status, no connection left open, /version 200"
+        "every answer a status of docs/architecture.md, no connection left open, /version 200"
         if result.returncode == 0
         else result.stdout[-400:]
     )

@@ -87,7 +87,7 @@ def ask(
 def worker(server: SpyProcess, stop: threading.Event, seed: int, tally: Counter[str]) -> None:
     rng = random.Random(seed)
     connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
-    # Bad logins come from another loopback address: the throttle (SPEC §3) slows the
+    # Bad logins come from another loopback address: the throttle (docs/security.md) slows the
     # address that fails, and would otherwise answer the good logins 429 too.
     attacker = http.client.HTTPConnection(
         "127.0.0.1", server.port, timeout=60, source_address=("127.0.0.2", 0)

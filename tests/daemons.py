@@ -1,10 +1,10 @@
 """twistedspy as a real process, started the ways an administrator starts it.
 
 The process runs in its own session: a child started from a non-interactive shell may
-inherit SIGINT ignored (TWISTED-NOTES), and a session of its own also keeps a signal
-meant for it away from the test runner. Its port is read from the journal's `start`
-event, so every test can ask for port 0. `make proof` starts its servers here too, and
-reads their memory and descriptors.
+inherit SIGINT ignored (docs/architecture.md, "Shutdown"), and a session of its own also
+keeps a signal meant for it away from the test runner. Its port is read from the
+journal's `start` event, so every test can ask for port 0. `make proof` starts its
+servers here too, and reads their memory and descriptors.
 """
 
 from __future__ import annotations

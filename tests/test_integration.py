@@ -141,7 +141,7 @@ class FailureIsolationTests(TestCase):
 
 
 class StatusTableTests(TestCase):
-    """SPEC §2's rows about the request itself, over a real socket."""
+    """The HTTP rows (docs/architecture.md) about the request itself, over a real socket."""
 
     rows = (
         (b"GET / HTTP/1.1\r\n\r\n", b"400"),  # HTTP/1.1 without Host

@@ -1,5 +1,6 @@
 # -*- test-case-name: tests.test_journal_events -*-
-"""SPEC §5's journal events, written by a running server, in short and verbose mode."""
+"""The journal events of docs/operations.md, written by a running server, in short and
+verbose mode."""
 
 from __future__ import annotations
 

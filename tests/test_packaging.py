@@ -2,8 +2,8 @@
 """The package as users install it: a wheel and an editable install in fresh venvs.
 
 Twisted finds plugins by scanning `twisted/plugins/` folders on `sys.path`, which some
-packaging set-ups silently break (TWISTED-NOTES): these tests install the project the
-two ways people do and ask Twisted itself what it finds.
+packaging set-ups silently break (docs/architecture.md, "Packaging twisted/plugins"):
+these tests install the project the two ways people do and ask Twisted itself what it finds.
 """
 
 from __future__ import annotations

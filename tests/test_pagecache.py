@@ -57,7 +57,7 @@ class Counted:
             raise RuntimeError("broken on purpose")
         if self.pending is not None:
             return self.pending
-        # Long enough to be compressed (SPEC §2: over 1 KiB).
+        # Long enough to be compressed (docs/architecture.md: over 1 KiB).
         rows: list[list[Cell]] = [[len(self.calls), "x" * 40] for _ in range(40)]
         return Report(title="Counted", tables=[Table(title="t", columns=["n", "pad"], rows=rows)])
 

@@ -66,6 +66,36 @@ def broken_links(document: Path) -> list[str]:
     return broken
 
 
+#: documents that are not in the repository, which its code and docs must not cite
+_OUTSIDE = re.compile(r"SPEC §|SPEC's|TWISTED-NOTES|\.\./shared/")
+#: what a user of the project reads: the code, its tests, docs, deployment and tools
+_SHIPPED = ("twistedspy", "twisted", "tests", "docs", "contrib", "proof", "bench", "fuzz")
+
+
+def outside_citations(paths: list[Path]) -> list[str]:
+    """`file:line` of each citation of a document the repository does not hold."""
+    found = []
+    for path in paths:
+        for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+            if _OUTSIDE.search(line):
+                found.append(f"{path.name}:{number}")
+    return found
+
+
+def shipped_files() -> list[Path]:
+    files = [README, ROOT / "spy.conf", ROOT / "spy.tac", ROOT / "Makefile"]
+    for folder in _SHIPPED:
+        files += [
+            p
+            for p in (ROOT / folder).rglob("*")
+            if p.is_file()
+            and p.suffix in (".py", ".md", ".conf", ".service", ".socket", ".css", ".js", "")
+            and "__pycache__" not in p.parts
+            and "fixtures" not in p.parts
+        ]
+    return [p for p in files if p != Path(__file__).resolve()]
+
+
 def test_case_names() -> list[tuple[Path, str]]:
     """Every (file, module) named by a `test-case-name` header of the shipped code."""
     named = []
@@ -110,6 +140,18 @@ class LinkTests(SynchronousTestCase):
 
     def test_anchors_number_repeated_headings(self) -> None:
         self.assertEqual(anchors("## Run\n```\n# not a heading\n```\n## Run\n"), {"run", "run-1"})
+
+
+class CitationTests(SynchronousTestCase):
+    def test_nothing_cites_a_document_outside_the_repository(self) -> None:
+        files = shipped_files()
+        self.assertGreater(len(files), 100)
+        self.assertEqual(outside_citations(files), [])
+
+    def test_a_citation_is_found(self) -> None:
+        page = Path(self.mktemp())
+        page.write_text("fine\nas SPEC §2 says\n")
+        self.assertEqual(outside_citations([page]), [f"{page.name}:2"])
 
 
 class TestCaseNameTests(SynchronousTestCase):

@@ -1,5 +1,6 @@
 # -*- test-case-name: tests.test_response -*-
-"""The response writer's exact bytes: every header SPEC §2 promises, in a fixed order."""
+"""The response writer's exact bytes: every header docs/architecture.md
+promises, in a fixed order."""
 
 from __future__ import annotations
 

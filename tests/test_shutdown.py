@@ -1,5 +1,6 @@
 # -*- test-case-name: tests.test_shutdown -*-
-"""SIGINT and SIGTERM during a slow response, on a real process (SPEC §6)."""
+"""SIGINT and SIGTERM during a slow response, on a real process
+(docs/operations.md, "Stopping")."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 # -*- test-case-name: tests.test_entrypoints -*-
-"""`twistedspy`: the console script with the original program's options (SPEC §1).
+"""`twistedspy`: the console script with the original program's options (docs/configuration.md).
 
 It is `twistd spy` with friendlier defaults: it stays in the foreground unless `-d` is
 given, and then daemonizes with twistd's pidfile (`twistd.pid`) and log (`twistd.log`). The

@@ -5,13 +5,13 @@ Every entry point (`twistd spy`, `twistd -y spy.tac`, the `twistedspy` script) c
 `load_settings`, so they all read the same file the same way and refuse the same mistakes
 with the same messages.
 
-The config file holds `Key = value` lines (SPEC §1): keys are case-insensitive, `#` starts a
-comment (a whole line, or after a value), blank lines are ignored. Relative paths in the
-file are taken from the file's own folder, so a config file means the same thing whatever
-the current directory; relative paths on the command line are taken from the current
-directory, as any command-line tool does.
+The config file holds `Key = value` lines (docs/configuration.md): keys are
+case-insensitive, `#` starts a comment (a whole line, or after a value), blank lines are
+ignored. Relative paths in the file are taken from the file's own folder, so a config
+file means the same thing whatever the current directory; relative paths on the command
+line are taken from the current directory, as any command-line tool does.
 
-Decisions where SPEC §1 is silent:
+Decisions of this parser:
 - `Security` accepts `on`/`off` and also `yes`/`no`, `true`/`false`, `1`/`0`.
 - `Modules = all` serves every module; `AllowedHosts = *` is kept as the one-name tuple
   `("*",)`, which the Host check reads as "any host".
@@ -208,7 +208,7 @@ class Key:
     is_path: bool = False
 
 
-#: every config key, in SPEC §1's order
+#: every config key, in the order of docs/configuration.md
 KEYS: tuple[Key, ...] = (
     Key("Address", "address", "--addr", _address),
     Key("Port", "port", "--port", _port),

@@ -3,7 +3,8 @@
 
 Events travel through `twisted.logger` like any other log event, marked with
 `spy_event` (the event name) and `spy_fields` (its `key=value` fields), so that the
-journal observer can write exactly SPEC §5's lines and ignore the rest.
+journal observer can write exactly the lines of docs/operations.md, "The journal", and
+ignore the rest.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Mapping
 from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
-#: events shown only in `verbose` mode (SPEC §5)
+#: events shown only in `verbose` mode (docs/operations.md, "The journal")
 VERBOSE_ONLY = frozenset({"connection", "headers"})
 
 _LEVELS = frozenset(LogLevel.iterconstants())
@@ -60,7 +61,7 @@ def keeps(log: Logger, event: str, level: LogLevel = LogLevel.info) -> bool:
     """
     Whether an event called `event` sent to `log` at `level` (info or debug) is written
     anywhere; False only when the journal behind it surely leaves it out (short mode,
-    SPEC §5), so that the caller need not gather its fields.
+    docs/operations.md, "The journal"), so that the caller need not gather its fields.
     """
     journal_keeps = getattr(log.observer, "keeps", None)
     return journal_keeps is None or bool(journal_keeps(event, level))

@@ -1,5 +1,6 @@
 # -*- test-case-name: tests.test_journal -*-
-"""The daily journal (SPEC §5): a `twisted.logger` observer writing `dd-mm-yyyy.log` files.
+"""The daily journal (docs/operations.md): a `twisted.logger` observer writing
+`dd-mm-yyyy.log` files.
 
 It writes the events that `twistedspy.events.record` marks with `spy_event`, and Twisted's
 own events at warn level or above as the event `twisted` (a port that cannot be bound, an

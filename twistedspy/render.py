@@ -1,5 +1,6 @@
 # -*- test-case-name: tests.test_render -*-
-"""Turning a module's `Report` into HTML (one layout for every page) or JSON (SPEC §2).
+"""Turning a module's `Report` into HTML (one layout for every page) or JSON
+(docs/pages.md, "Layout and formats").
 
 HTML shows human units and marks; JSON keeps raw numbers, so scripts never parse
 "1.5 GiB". Every value a module returns is data: Jinja2's autoescaping and `json.dumps`

@@ -1,8 +1,8 @@
 # -*- test-case-name: tests.test_config -*-
 """The one typed settings object that every part of the server reads.
 
-Defaults here are SPEC §1's; `twistedspy.config` layers the config file and the command
-line over them.
+Defaults here are docs/configuration.md's; `twistedspy.config` layers the config file and
+the command line over them.
 """
 
 from __future__ import annotations
@@ -54,7 +54,8 @@ class Settings:
     message_max_bytes: int = 10 * 1024 * 1024
     #: messages one client address may post a minute (429 past it)
     message_rate: int = 10
-    #: host names the Host header may carry; None means SPEC §3's default rule
+    #: host names the Host header may carry; None means the default rule (docs/security.md,
+    #: "Accounts, logins and the Host allow-list")
     allowed_hosts: tuple[str, ...] | None = None
     #: serve without security on a non-loopback address
     insecure: bool = False

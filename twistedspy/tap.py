@@ -1,5 +1,5 @@
 # -*- test-case-name: tests.test_entrypoints -*-
-"""`twistd spy`: the command-line options of SPEC §1 and the service they make.
+"""`twistd spy`: the command-line options of docs/configuration.md and the service they make.
 
 The plugin file `twisted/plugins/spy_twistd.py` names this module; `twistedspy.cli` reuses
 `Options` for the `twistedspy` script.
@@ -244,7 +244,8 @@ class Options(usage.Options):
 
     settings: Settings
 
-    # usage.Options leaves -h out (it clashes with other tools' --host); SPEC §1 wants it.
+    # usage.Options leaves -h out (it clashes with other tools' --host); the original
+    # program had it.
     opt_h = usage.Options.opt_help
 
     def opt_version(self) -> None:

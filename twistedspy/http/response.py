@@ -33,7 +33,7 @@ CONTENT_SECURITY_POLICY = (
     "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
 HTML_HEADERS: tuple[tuple[str, str], ...] = (("Content-Security-Policy", CONTENT_SECURITY_POLICY),)
-#: SPEC §2: bodies over 1 KiB are compressed when the client allows it.
+#: docs/architecture.md, "HTTP": bodies over 1 KiB are compressed when the client allows it.
 GZIP_THRESHOLD = 1024
 
 #: status line reason phrases, looked up once rather than through the HTTPStatus enum
@@ -123,7 +123,7 @@ def serialize(
     accept_encoding: str | None = None,
 ) -> bytes:
     """
-    The response's bytes on the wire, always as HTTP/1.1 (SPEC §2).
+    The response's bytes on the wire, always as HTTP/1.1 (docs/architecture.md, "HTTP").
 
     `announce_keep_alive` is for HTTP/1.0 clients that asked to keep the connection: they
     assume it closes unless told otherwise (RFC 9112 §9.3 and appendix C.2.2).

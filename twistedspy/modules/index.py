@@ -24,7 +24,7 @@ from twistedspy.query import Query
 from twistedspy.report import Cell, Column, Link, Page, Report, Table, cell_mark, cell_value
 from twistedspy.thresholds import Thresholds
 
-#: Every status the server answers, in the words a user needs (SPEC §2).
+#: Every status the server answers, in the words a user needs (docs/architecture.md, "HTTP").
 STATUS_CODES: tuple[tuple[int, str, str], ...] = (
     (200, "OK", "The page was served, or the message was stored."),
     (400, "Bad Request", "The request, a header or a query parameter is malformed."),
