@@ -2,8 +2,8 @@
 from each row of Grafana's "Node Exporter Full" dashboard whose families twistedspy
 serves (bench/node-exporter-full-panels.json; bench/dashboard.py counts every panel).
 
-The rows of the disk I/O, sockstat and netstat families, and those of hardware the test
-machine lacks (hwmon, power supply) and of systemd, are not asked here."""
+The rows of hardware the test machine lacks (hwmon, power supply) and of systemd are not
+asked here."""
 
 from __future__ import annotations
 
@@ -22,13 +22,18 @@ ROW_PANELS = {
     "Quick CPU / Mem / Disk": "CPU Busy",
     "Basic CPU / Mem / Net / Disk": "Memory Basic",
     "CPU / Memory / Net / Disk": "Network Traffic",
+    "CPU / Memory / Net / Disk, pressure": "Pressure Stall Information",
     "Memory Meminfo": "Memory Committed",
     "Memory Vmstat": "Memory Page Faults",
     "System Timesync": "Time Synchronized Drift",
     "System Processes": "PIDs Number and Limit",
     "System Misc": "IRQ Detail",
     "Storage Filesystem": "File Descriptor",
+    "Storage Disk": "Disk IOps",
+    "Storage Disk, wait": "Disk Average Wait Time",
     "Network Traffic": "Network Operational Status",
+    "Network Sockstat": "Sockstat TCP",
+    "Network Netstat": "TCP In / Out",
     "Node Exporter": "Node Exporter Scrape Time",
 }
 
