@@ -289,6 +289,51 @@ class GlanceAndLiveInChromiumTests(TestCase):
         Select(driver.find_element(By.ID, "live")).select_by_value("0")
         self.assertEqual(severe(driver), [])
 
+    async def test_live_update_marks_as_a_reload_would(self) -> None:
+        """A cell that crosses a threshold while the page is live is marked, and a mark
+        the values no longer earn is taken away."""
+        # every measured CPU past the busy threshold; no load average past its own
+        server = start_server(self, cpu_busy_percent=0.0, load_per_cpu=1000.0)
+        require_tool("chromium")
+        require_tool("chromedriver")
+        marked = (
+            "return Array.from(document.querySelectorAll('table.data tbody td.mark'), "
+            "c => [c.closest('tr').rowIndex, c.cellIndex, c.title]);"
+        )
+        # The page as the server marked it, then every mark taken away and one drawn
+        # where the server puts none: what a page left live across a change looks like.
+        tamper = """
+        var cells = Array.from(document.querySelectorAll('table.data tbody td'));
+        cells.forEach(c => { if (c.classList.contains('mark')) {
+            c.classList.remove('mark'); c.removeAttribute('title'); } });
+        var stale = cells.find(c => c.cellIndex > 0 && !c.title);
+        stale.classList.add('mark'); stale.title = 'stale';
+        """
+
+        def in_thread() -> None:
+            from selenium.webdriver.common.by import By
+            from selenium.webdriver.support.ui import Select
+
+            with chromium() as driver:
+
+                def cpu_page_marked() -> Any:
+                    # busy % needs two samples of the cpu sampler: reload until then
+                    driver.get(f"http://127.0.0.1:{server.port}/cpu")
+                    return driver.execute_script(marked)
+
+                expected = wait_for(cpu_page_marked, "the CPUs marked busy")
+                driver.execute_script(tamper)
+                self.assertNotEqual(driver.execute_script(marked), expected)
+                Select(driver.find_element(By.ID, "live")).select_by_value("2")
+                wait_for(
+                    lambda: driver.execute_script(marked) == expected,
+                    "the server's marks, and only those, after a live update",
+                )
+                Select(driver.find_element(By.ID, "live")).select_by_value("0")
+                self.assertEqual(severe(driver), [])
+
+        await deferToThread(in_thread)
+
     async def test_dark_mode(self) -> None:
         """With the browser preferring dark, pages are light text on a dark ground."""
         server = start_server(self)

@@ -17,7 +17,7 @@ from twistedspy.render import (
     human_seconds,
     table_rows_html,
 )
-from twistedspy.report import Cell, Column, Mark, Report, Table
+from twistedspy.report import Cell, Column, Link, Mark, Report, Table
 
 HOSTILE = '<img src=x onerror=alert(1)>"&'
 CONTEXT = PageContext("host<1>", [NavItem("version", "Version")], 0.0)
@@ -112,6 +112,23 @@ class PageTests(TestCase):
         self.assertEqual(document["tables"][0]["rows"], [[HOSTILE, 2048, 95.0]])
         self.assertEqual(document["tables"][0]["columns"], [HOSTILE, "size", "use"])
         self.assertEqual(set(document), {"module", "title", "host", "generated", "tables"})
+
+    def test_json_says_which_cells_are_marked(self) -> None:
+        columns = (Column("Mount"), Column("Use", "percent"))
+        rows: list[list[Cell]] = [
+            ["/", 12.0],
+            [Link(Mark("/srv", "not responding"), "/diskfree"), Mark(95.0, "at least 90 % full")],
+        ]
+        report = Report(
+            title="t",
+            tables=(Table("Marked", columns, rows), Table("Plain", columns, [["/", 1.0]])),
+        )
+        tables = json.loads(Renderer().json("m", report, CONTEXT).body)["tables"]
+        self.assertEqual(
+            tables[0]["marks"], [[1, 0, "not responding"], [1, 1, "at least 90 % full"]]
+        )
+        self.assertEqual(tables[0]["rows"], [["/", 12.0], ["/srv", 95.0]])
+        self.assertNotIn("marks", tables[1])
 
     def test_json_error_shape(self) -> None:
         response = Renderer().error(404, "gone", as_json=True)

@@ -26,7 +26,17 @@ from markupsafe import Markup
 from twistedspy import __version__
 from twistedspy.http.response import Response
 from twistedspy.query import Query
-from twistedspy.report import Cell, Column, Link, Report, Series, Unit, cell_mark, cell_value
+from twistedspy.report import (
+    Cell,
+    Column,
+    Link,
+    Report,
+    Series,
+    Table,
+    Unit,
+    cell_mark,
+    cell_value,
+)
 
 HTML = "text/html; charset=utf-8"
 JSON = "application/json; charset=utf-8"
@@ -115,6 +125,27 @@ _ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&#34;", 
 def escape(text: str) -> str:
     """Text made safe for HTML element content and quoted attribute values."""
     return text.translate(_ESCAPES)
+
+
+def _table_json(table: Table) -> dict[str, object]:
+    """
+    A table's JSON: its values, and where a table has values past a threshold, `marks`
+    as [row, column, why], by which a live page marks the cells as a reload would.
+    """
+    document: dict[str, object] = {
+        "title": table.title,
+        "columns": [c.name for c in table.column_list],
+        "rows": [[cell_value(cell) for cell in row] for row in table.rows],
+    }
+    marks = [
+        [r, c, mark.why]
+        for r, row in enumerate(table.rows)
+        for c, cell in enumerate(row)
+        if (mark := cell_mark(cell)) is not None
+    ]
+    if marks:
+        document["marks"] = marks
+    return document
 
 
 def _cell_html(cell: Cell, column: Column) -> str:
@@ -294,14 +325,7 @@ class Renderer:
             "host": context.host,
             "generated": iso_time(context.now),
             **report.summary,
-            "tables": [
-                {
-                    "title": table.title,
-                    "columns": [c.name for c in table.column_list],
-                    "rows": [[cell_value(cell) for cell in row] for row in table.rows],
-                }
-                for table in report.tables
-            ],
+            "tables": [_table_json(table) for table in report.tables],
         }
         if report.series:
             # The live page extends its sparklines from these (static/spy.js).

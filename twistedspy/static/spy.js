@@ -108,6 +108,19 @@
       target.textContent = text;
     }
   }
+  function setMarks(row, why, units) {
+    // A value that crosses a threshold is marked, one back under it unmarked, as a reload
+    // would draw them (render.py writes "UNIT mark" and the reason as the title).
+    Array.prototype.forEach.call(row.cells, function (cell, column) {
+      var reason = why[column];
+      if (reason === undefined) {
+        if (cell.classList.contains("mark")) { cell.classList.remove("mark"); cell.removeAttribute("title"); }
+        return;
+      }
+      cell.classList.add(units[column], "mark");
+      cell.title = reason;
+    });
+  }
   function updateTable(table, data) {
     var heads = table.tHead.rows[0].cells;
     var units = Array.prototype.map.call(heads, function (th) { return th.getAttribute("data-unit") || "text"; });
@@ -122,6 +135,10 @@
     });
     var template = body.rows[0];
     var seen = {};
+    var marks = {};  // row index -> column -> why, as the server marks them
+    (data.marks || []).forEach(function (mark) {
+      (marks[mark[0]] = marks[mark[0]] || {})[mark[1]] = mark[2];
+    });
     data.rows.forEach(function (values, index) {
       var name = byKey ? format(values[0], units[0]) : String(index);
       seen[name] = true;
@@ -137,6 +154,7 @@
         body.appendChild(row);
       }
       values.forEach(function (value, column) { setCell(row.cells[column], value, units[column]); });
+      setMarks(row, marks[index] || {}, units);
     });
     Object.keys(existing).forEach(function (name) {
       if (!seen[name] && !selected(existing[name])) { body.removeChild(existing[name]); }
