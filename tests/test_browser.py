@@ -334,6 +334,48 @@ class GlanceAndLiveInChromiumTests(TestCase):
 
         await deferToThread(in_thread)
 
+    async def test_a_hidden_tab_asks_nothing(self) -> None:
+        """While the tab is hidden a live page fetches nothing; shown again, it goes on."""
+        server = start_server(self)
+        require_tool("chromium")
+        require_tool("chromedriver")
+        fetches = (
+            "return performance.getEntriesByType('resource')"
+            ".filter(e => e.initiatorType === 'fetch').length;"
+        )
+        # What the browser does when the tab goes to the background, as the page sees it.
+        hide = """
+        Object.defineProperty(document, 'hidden', {configurable: true, get: () => true});
+        document.dispatchEvent(new Event('visibilitychange'));
+        """
+        show = """
+        Object.defineProperty(document, 'hidden', {configurable: true, get: () => false});
+        document.dispatchEvent(new Event('visibilitychange'));
+        """
+
+        def in_thread() -> None:
+            from selenium.webdriver.common.by import By
+            from selenium.webdriver.support.ui import Select
+
+            with chromium() as driver:
+                driver.get(f"http://127.0.0.1:{server.port}/version")
+                Select(driver.find_element(By.ID, "live")).select_by_value("2")
+                wait_for(lambda: driver.execute_script(fetches) >= 1, "a first live fetch")
+                driver.execute_script(hide)
+                time.sleep(0.5)  # a fetch already under way ends
+                hidden_at = driver.execute_script(fetches)
+                time.sleep(7)  # three periods of 2 s and more
+                self.assertEqual(driver.execute_script(fetches), hidden_at)
+                driver.execute_script(show)
+                wait_for(
+                    lambda: driver.execute_script(fetches) > hidden_at,
+                    "a fetch once the tab shows",
+                )
+                Select(driver.find_element(By.ID, "live")).select_by_value("0")
+                self.assertEqual(severe(driver), [])
+
+        await deferToThread(in_thread)
+
     async def test_dark_mode(self) -> None:
         """With the browser preferring dark, pages are light text on a dark ground."""
         server = start_server(self)
