@@ -33,7 +33,7 @@ from pathlib import Path
 import bcrypt
 
 from proof.table import Row, markdown
-from tests.attacks import oversized_requests, send_while_reading
+from tests.attacks import handshake, oversized_requests, send_while_reading
 from tests.daemons import ROOT, SpyProcess, start_cli
 
 HOST = "127.0.0.1"
@@ -396,30 +396,6 @@ def broken_accounts(server: SpyProcess, accounts: Path) -> Row:
         f" deleted: {deleted}; put back: {restored}",
         (removed, kept_user, healthy, deleted, restored) == (401, 401, 503, 401, 200),
     )
-
-
-def handshake(port: int, *options: str) -> tuple[bool, str]:
-    """
-    Whether `openssl s_client` with these options completes a handshake with a server on
-    loopback, and the protocol and cipher agreed ("TLSv1.2 ECDHE-RSA-AES128-GCM-SHA256"),
-    or the end of what it said when it did not.
-    """
-    done = subprocess.run(
-        ["openssl", "s_client", "-connect", f"{HOST}:{port}", *options],
-        input="",
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    # "New, TLSv1.3, Cipher is X" after the handshake names the cipher, and the protocol
-    # too but for ciphers older than TLS 1.2 ("SSLv3"); the session block, printed at
-    # once for TLS 1.2 (and only with a ticket for 1.3), names the protocol.
-    new = re.search(r"^New, (\S+), Cipher is (\S+)$", done.stdout, re.MULTILINE)
-    protocol = re.search(r"^\s+Protocol\s*: (\S+)$", done.stdout, re.MULTILINE)
-    if done.returncode != 0 or new is None or new[2] == "(NONE)":
-        return False, done.stdout[-300:] + done.stderr[-300:]
-    return True, f"{protocol[1] if protocol else new[1]} {new[2]}"
 
 
 def tls_downgrade(folder: Path) -> Row:

@@ -154,6 +154,17 @@ class CitationTests(SynchronousTestCase):
         self.assertEqual(outside_citations([page]), [f"{page.name}:2"])
 
 
+class LayeringTests(SynchronousTestCase):
+    def test_no_test_imports_proof(self) -> None:
+        """proof/ builds on the tests' helpers, never the other way round."""
+        importing = [
+            path.name
+            for path in sorted((ROOT / "tests").glob("*.py"))
+            if re.search(r"^\s*(from|import) proof\b", path.read_text(), re.MULTILINE)
+        ]
+        self.assertEqual(importing, [])
+
+
 class TestCaseNameTests(SynchronousTestCase):
     def test_every_header_names_an_existing_test_module(self) -> None:
         named = test_case_names()

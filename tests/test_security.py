@@ -35,8 +35,8 @@ from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
 from zope.interface import implementer
 
-from proof.hostile import handshake
 from tests import servers
+from tests.attacks import handshake
 from tests.browser import chromium
 from tests.daemons import (
     TWISTD,
