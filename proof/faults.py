@@ -83,6 +83,7 @@ def modules_and_journal() -> list[Row]:
 
 
 def accounts_garbage() -> Row:
+    """A broken accounts file fails closed: no one is let in until it is fixed."""
     with tempfile.TemporaryDirectory(prefix="twistedspy-faults-") as name:
         folder = Path(name)
         accounts = folder / "accounts"
@@ -96,16 +97,25 @@ def accounts_garbage() -> Row:
             time.sleep(2.5)
             after = server.get("/version", good)
             anonymous = server.get("/version")
+            health = server.get("/-/healthy")
+            accounts.write_text(f"alice:{hashed}\n")
+            mended = server.get("/version", good)
             journal = server.journal()
         finally:
             server.stop()
-    noted = "accounts" in journal and ("kept" in journal or "keep" in journal)
+    noted = "everyone locked out until the file is fixed" in journal
     return Row(
         "accounts file replaced with garbage",
-        "security on; the file overwritten with binary junk while running",
-        f"alice before {before}, after {after}; no credentials {anonymous};"
-        f" journal says the last good accounts are kept: {'yes' if noted else 'no'}",
-        before == 200 and after == 200 and anonymous == 401,
+        "security on; the file overwritten with binary junk while running, then mended",
+        f"alice before {before}, broken {after}, mended {mended}; no credentials {anonymous};"
+        f" /-/healthy while broken {health}; journal says everyone is locked out:"
+        f" {'yes' if noted else 'no'}",
+        before == 200
+        and after == 401
+        and anonymous == 401
+        and health == 503
+        and mended == 200
+        and noted,
     )
 
 
