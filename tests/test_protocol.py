@@ -17,7 +17,13 @@ from twisted.logger import Logger
 from twisted.trial.unittest import TestCase
 
 from twistedspy.http.parser import HTTPError, Request
-from twistedspy.http.protocol import ConnectionState, HTTPChannel, HTTPFactory, address_share
+from twistedspy.http.protocol import (
+    SWEEP_INTERVAL,
+    ConnectionState,
+    HTTPChannel,
+    HTTPFactory,
+    address_share,
+)
 from twistedspy.http.response import Outcome, Response
 from twistedspy.settings import Settings
 
@@ -468,6 +474,50 @@ class RequestLineDeadlineTests(ChannelCase):
         self.assertFalse(transport.disconnecting)
         self.clock.advance(0.1)
         self.assertTrue(transport.disconnecting)
+
+
+class SweepTests(ChannelCase):
+    """Time-outs are deadlines that one sweep on the factory checks (docs/architecture.md)."""
+
+    def test_connections_share_one_timer(self) -> None:
+        self.connect(max_clients=100)
+        for n in range(50):
+            channel, _ = self.another(f"127.0.0.{n % 4 + 1}")
+            channel.dataReceived(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.clock.advance(0)  # the accept clamp's call
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+
+    def test_no_timer_without_connections(self) -> None:
+        channel, _ = self.connect()
+        self.assertNotEqual(self.clock.getDelayedCalls(), [])
+        channel.connectionLost(None)
+        self.clock.advance(0)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        # And it starts again with the next connection.
+        _, transport = self.another()
+        self.clock.advance(DEFAULTS.request_line_timeout + SWEEP_INTERVAL)
+        self.assertTrue(transport.disconnecting)
+
+    def test_a_deadline_between_sweeps_is_kept_at_the_next(self) -> None:
+        self.connect(keepalive=5)
+        self.clock.advance(SWEEP_INTERVAL / 2)
+        channel, transport = self.another()
+        channel.dataReceived(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+        # In steps: a Clock runs every call due within one advance at its end time.
+        self.clock.pump([SWEEP_INTERVAL / 2] * round(5 / (SWEEP_INTERVAL / 2)))
+        self.assertFalse(transport.disconnecting)
+        self.clock.advance(SWEEP_INTERVAL / 2)
+        self.assertTrue(transport.disconnecting)
+
+    def test_a_connection_closed_by_the_sweep_leaves_it_consistent(self) -> None:
+        transports = [self.connect(max_clients=40, request_line_timeout=3)[1]]
+        transports += [self.another()[1] for _ in range(5)]
+        self.clock.advance(3)
+        self.assertTrue(all(t.disconnecting for t in transports))
+        for channel in list(self.factory.connections):
+            channel.connectionLost(None)
+        self.clock.advance(0)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
 
 
 class PerAddressTests(ChannelCase):

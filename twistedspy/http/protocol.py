@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import enum
 import ipaddress
+import math
 import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Protocol, cast
 
@@ -24,9 +24,9 @@ from twisted.internet.interfaces import (
     IPushProducer,
 )
 from twisted.internet.protocol import ServerFactory
+from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
-from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 from typing_extensions import override
 from zope.interface import implementer
@@ -48,7 +48,6 @@ if TYPE_CHECKING:
     from twisted.internet.interfaces import (
         IAddress,
         IConsumer,
-        IDelayedCall,
         IReactorTime,
         ITCPTransport,
     )
@@ -70,6 +69,13 @@ class Site(Protocol):
 #: buffer holds more than 64 KiB and resumes us only when it has passed all of it to the
 #: kernel, so a client that does not read holds at most this much, twice, in the server.
 SEND_CHUNK = 65536
+
+#: Seconds between the factory's looks for connections past their deadline: a time-out
+#: takes effect up to this much later than its setting (docs/architecture.md).
+SWEEP_INTERVAL = 0.25
+
+#: the deadline of a connection that has none
+_NEVER = math.inf
 
 
 @implementer(IPushProducer)
@@ -148,7 +154,7 @@ _MOVES: dict[ConnectionState, frozenset[ConnectionState]] = {
 
 
 @implementer(IHalfCloseableProtocol)
-class HTTPChannel(LineReceiver, TimeoutMixin):
+class HTTPChannel(LineReceiver):
     """
     One client connection, serving its requests one at a time, in order.
 
@@ -160,7 +166,28 @@ class HTTPChannel(LineReceiver, TimeoutMixin):
     Its state is one `ConnectionState`, plus two facts independent of it: the transport's
     write buffer is full (`_write_blocked`), and the client has closed its sending side
     (`_peer_closed`).
+
+    Its time-out is a deadline (`due`) that the factory's sweep checks, not a timer of its
+    own: setting one at every request and move would make and cancel a `DelayedCall` each
+    time, and keep one alive for every idle connection.
     """
+
+    # Slots for its own attributes: thousands of idle connections each hold these.
+    __slots__ = (
+        "_assembler",
+        "_keep_alive_after",
+        "_line_due",
+        "_offset",
+        "_outgoing",
+        "_parser",
+        "_peer_closed",
+        "_request_due",
+        "_state",
+        "_write_blocked",
+        "client",
+        "due",
+        "share",
+    )
 
     factory: HTTPFactory
 
@@ -174,9 +201,11 @@ class HTTPChannel(LineReceiver, TimeoutMixin):
         self._parser = RequestParser()
         self._assembler = RequestAssembler()
         # When the request line (on a new connection) and the whole request are due, by
-        # the factory's clock; the TimeoutMixin timer is set for the earlier.
+        # the factory's clock; `due` is the earlier while a request is being read.
         self._line_due: float | None = None
         self._request_due = 0.0
+        #: when the connection times out, by the factory's clock (checked by its sweep)
+        self.due = _NEVER
         # The response being handed to the transport, SEND_CHUNK at a time, and how far.
         self._outgoing = b""
         self._offset = 0
@@ -223,9 +252,8 @@ class HTTPChannel(LineReceiver, TimeoutMixin):
         """QUEUED -> IDLE: the factory gives this connection a slot; its request line is due."""
         self._enter(_IDLE)
         self.incoming.resumeProducing()
-        timeout = self.factory.request_line_timeout
-        self._line_due = self.factory.clock.seconds() + timeout
-        self.setTimeout(timeout)
+        self._line_due = self.factory.clock.seconds() + self.factory.request_line_timeout
+        self.due = self._line_due
         if not self._parser.between_requests:
             self._begin_request()
             self._process()
@@ -234,7 +262,7 @@ class HTTPChannel(LineReceiver, TimeoutMixin):
     def connectionLost(self, reason: Failure | None = None) -> None:
         self._enter(_CLOSED)
         self._outgoing = b""
-        self.setTimeout(None)
+        self.due = _NEVER
         self.factory.connection_closed(self)
 
     # IHalfCloseableProtocol: a client may send its requests and then shut down its side
@@ -260,17 +288,16 @@ class HTTPChannel(LineReceiver, TimeoutMixin):
         self.consumer.unregisterProducer()
         self.link.loseConnection()
         # A client that never reads its answer must not hold the connection for ever.
-        self.setTimeout(self.factory.keepalive_timeout)
+        self._expire_in(self.factory.keepalive_timeout)
 
-    # -- time-outs (TimeoutMixin)
+    # -- time-outs
 
-    @override
-    def callLater(self, period: float, func: Callable[[], object]) -> IDelayedCall:
-        # The factory's clock, not the global reactor: tests drive time with a Clock.
-        return self.factory.clock.callLater(period, func)
+    def _expire_in(self, seconds: float) -> None:
+        self.due = self.factory.clock.seconds() + seconds
 
-    @override
-    def timeoutConnection(self) -> None:
+    def time_out(self) -> None:
+        """The deadline has passed (the factory's sweep calls this)."""
+        self.due = _NEVER
         state = self._state
         if state is _IDLE:
             # Nothing of a request has arrived: an idle connection ends silently (RFC 9112
@@ -311,12 +338,10 @@ class HTTPChannel(LineReceiver, TimeoutMixin):
         # From now the whole request has RequestTimeout to arrive, however slowly it
         # trickles in: a request line sent a byte at a time (slowloris) must not restart
         # the clock with every byte.
-        now = self.factory.clock.seconds()
-        self._request_due = now + self.factory.request_timeout
-        due = (
+        self._request_due = self.factory.clock.seconds() + self.factory.request_timeout
+        self.due = (
             self._request_due if self._line_due is None else min(self._line_due, self._request_due)
         )
-        self.setTimeout(due - now)
 
     def _process(self) -> None:
         """Take the parser's events until it needs more bytes or a request is dispatched."""
@@ -334,7 +359,7 @@ class HTTPChannel(LineReceiver, TimeoutMixin):
                 elif self._line_due is not None and parser.request_line_received:
                     # The request line came in time; only RequestTimeout is left.
                     self._line_due = None
-                    self.setTimeout(self._request_due - self.factory.clock.seconds())
+                    self.due = self._request_due
                 return
             request = self._assembler.add(event)
             if request is not None:
@@ -347,7 +372,7 @@ class HTTPChannel(LineReceiver, TimeoutMixin):
     def _dispatch(self, request: Request) -> None:
         self._enter(_DISPATCHED)
         self._line_due = None
-        self.setTimeout(None)
+        self.due = _NEVER
         started = time.monotonic()
         self._journal_headers(request)
         pending = self.factory.site.respond(request, self.client)
@@ -444,19 +469,19 @@ class HTTPChannel(LineReceiver, TimeoutMixin):
             self.link.write(chunk)
         if self._offset < len(self._outgoing):
             # The client has RequestTimeout to take each chunk, or the connection is dropped.
-            self.setTimeout(self.factory.request_timeout)
+            self._expire_in(self.factory.request_timeout)
             return
         self._outgoing = b""
         if not self._keep_alive_after or self.factory.stopping:
             self._close()
         elif self._parser.between_requests:
             self._enter(_IDLE)
-            self.setTimeout(self.factory.keepalive_timeout)
+            self._expire_in(self.factory.keepalive_timeout)
         else:
             # Bytes of the next request are here already: its RequestTimeout starts now.
             self._enter(_HEAD)
             self._request_due = self.factory.clock.seconds() + self.factory.request_timeout
-            self.setTimeout(self.factory.request_timeout)
+            self.due = self._request_due
 
     def _go_on(self) -> None:
         """After an answer or a drained buffer: parse what waits, and read again."""
@@ -469,7 +494,7 @@ class HTTPChannel(LineReceiver, TimeoutMixin):
         self._write_blocked = True
         self.incoming.pauseProducing()
         if self._state is not _CLOSING:
-            self.setTimeout(self.factory.request_timeout)
+            self._expire_in(self.factory.request_timeout)
 
     def write_drained(self) -> None:
         """The transport has passed all it held to the kernel."""
@@ -519,6 +544,10 @@ class HTTPFactory(ServerFactory):
     waiting connection takes no slot from anybody else. At most MaxClients connections
     wait so in all; past that, a connection from an address over its share is closed at
     once, as the kernel drops connections once its backlog is full.
+
+    Time-outs: one sweep every SWEEP_INTERVAL seconds finds the connections past their
+    deadline. It runs only while there are connections, so an idle server has no timer for
+    it.
     """
 
     protocol = HTTPChannel  # type: ignore[assignment]
@@ -560,6 +589,7 @@ class HTTPFactory(ServerFactory):
         self._waiting_count = 0
         self._all_closed: list[Deferred[None]] = []
         self._clamp_scheduled = False
+        self._sweep: LoopingCall | None = None
         #: header fields every response on this factory's listener carries (HSTS on TLS)
         self.extra_headers: tuple[tuple[str, str], ...] = ()
 
@@ -597,6 +627,10 @@ class HTTPFactory(ServerFactory):
     def connection_opened(self, channel: HTTPChannel) -> None:
         """Serve a new connection, or let it wait for its address's share, or close it."""
         self.connections.add(channel)
+        if self._sweep is None:
+            self._sweep = LoopingCall(self._time_out_late)
+            self._sweep.clock = self.clock
+            self._sweep.start(SWEEP_INTERVAL, now=False)
         record(self.log, "connection", client=channel.client)
         served = self._served.setdefault(channel.share, set())
         if len(served) < self.max_clients_per_address:
@@ -637,9 +671,20 @@ class HTTPFactory(ServerFactory):
             self._waiting.pop(share, None)
         self._limit_accepts()
         if not self.connections:
+            if self._sweep is not None:
+                self._sweep.stop()
+                self._sweep = None
             done, self._all_closed = self._all_closed, []
             for d in done:
                 d.callback(None)
+
+    def _time_out_late(self) -> None:
+        """Time out every connection whose deadline has passed."""
+        now = self.clock.seconds()
+        # Listed first: timing out may close connections, and change the set.
+        for channel in [channel for channel in self.connections if channel.due <= now]:
+            if channel.due <= now:
+                channel.time_out()
 
     @property
     def free_slots(self) -> int:
