@@ -7,6 +7,7 @@ tested by advancing the clock, never by sleeping.
 
 from __future__ import annotations
 
+import gc
 import re
 
 from twisted.internet.address import IPv4Address
@@ -16,7 +17,7 @@ from twisted.internet.testing import StringTransport
 from twisted.logger import Logger
 from twisted.trial.unittest import TestCase
 
-from twistedspy.http.parser import HTTPError, Request
+from twistedspy.http.parser import HTTPError, Request, RequestAssembler, RequestParser
 from twistedspy.http.protocol import (
     SWEEP_INTERVAL,
     ConnectionState,
@@ -518,6 +519,34 @@ class SweepTests(ChannelCase):
             channel.connectionLost(None)
         self.clock.advance(0)
         self.assertEqual(self.clock.getDelayedCalls(), [])
+
+
+class IdleFootprintTests(ChannelCase):
+    """What an idle connection holds, thousands of them at once (docs/performance.md)."""
+
+    def test_every_attribute_in_a_slot(self) -> None:
+        channel, _ = self.connect()
+        channel.dataReceived(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.assertEqual(vars(channel), {})
+
+    def test_an_idle_connection_holds_no_parser(self) -> None:
+        channel, transport = self.connect()
+        channel.dataReceived(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.assertEqual(channel.state, ConnectionState.IDLE)
+        held = gc.get_referents(channel)
+        self.assertFalse([o for o in held if isinstance(o, (RequestParser, RequestAssembler))])
+        # The next request gets a new one.
+        channel.dataReceived(b"GET /b HTTP/1.1\r\n")
+        channel.dataReceived(b"Host: x\r\n\r\n")
+        self.assertEqual(self.statuses(transport), [b"200", b"200"])
+
+    def test_a_request_cut_between_reads_keeps_its_parser(self) -> None:
+        channel, transport = self.connect()
+        channel.dataReceived(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HT")
+        self.assertEqual(channel.state, ConnectionState.READING_HEAD)
+        channel.dataReceived(b"TP/1.1\r\nHost: x\r\n\r\n")
+        self.assertEqual([r.path for r in self.site.requests], ["/a", "/b"])
+        self.assertEqual(self.statuses(transport), [b"200", b"200"])
 
 
 class PerAddressTests(ChannelCase):

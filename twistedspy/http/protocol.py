@@ -14,6 +14,7 @@ import ipaddress
 import math
 import time
 from collections import deque
+from collections.abc import KeysView
 from dataclasses import replace
 from typing import TYPE_CHECKING, Protocol, cast
 
@@ -88,6 +89,8 @@ class _WriteBackPressure:
     "stop/start reading", which a pending response also needs: the channel combines both
     reasons itself.
     """
+
+    __slots__ = ("_channel",)
 
     def __init__(self, channel: HTTPChannel) -> None:
         self._channel = channel
@@ -172,9 +175,12 @@ class HTTPChannel(LineReceiver):
     time, and keep one alive for every idle connection.
     """
 
-    # Slots for its own attributes: thousands of idle connections each hold these.
+    # Slots for every attribute, LineReceiver's and Protocol's too: thousands of idle
+    # connections each hold these, and an instance dictionary costs several times more.
     __slots__ = (
         "_assembler",
+        "_buffer",
+        "_busyReceiving",
         "_keep_alive_after",
         "_line_due",
         "_offset",
@@ -185,21 +191,38 @@ class HTTPChannel(LineReceiver):
         "_state",
         "_write_blocked",
         "client",
+        "connected",
         "due",
+        "factory",
+        "line_mode",
+        "paused",
+        "served",
         "share",
+        "transport",
     )
 
     factory: HTTPFactory
 
     def __init__(self, client: str) -> None:
+        # What LineReceiver and Protocol have as class attributes, which slots hide.
+        self._buffer = b""
+        self._busyReceiving = False
+        self.line_mode = 1
+        self.paused = False
+        self.connected = 0
+        self.transport = None
         self.client = client
         #: the address whose share of MaxClients this connection counts against
         self.share = address_share(client)
+        #: whether it holds a slot of its address's share (the factory's to set)
+        self.served = False
         self._state = _QUEUED
         self._write_blocked = False
         self._peer_closed = False
-        self._parser = RequestParser()
-        self._assembler = RequestAssembler()
+        # Made with the first byte of a request and let go of between requests: an idle
+        # connection holds none.
+        self._parser: RequestParser | None = None
+        self._assembler: RequestAssembler | None = None
         # When the request line (on a new connection) and the whole request are due, by
         # the factory's clock; `due` is the earlier while a request is being read.
         self._line_due: float | None = None
@@ -254,7 +277,7 @@ class HTTPChannel(LineReceiver):
         self.incoming.resumeProducing()
         self._line_due = self.factory.clock.seconds() + self.factory.request_line_timeout
         self.due = self._line_due
-        if not self._parser.between_requests:
+        if not self._between_requests():
             self._begin_request()
             self._process()
 
@@ -327,10 +350,22 @@ class HTTPChannel(LineReceiver):
             if state is not _CLOSING:
                 # Read before a pause took hold (TLS hands on all it has decrypted): kept,
                 # in order, for when this connection reads again.
-                self._parser.receive_data(data)
+                self._parsing().receive_data(data)
             return
-        self._parser.receive_data(data)
+        self._parsing().receive_data(data)
         self._process()
+
+    def _parsing(self) -> RequestParser:
+        """The parser, made if this is the first byte since the last request."""
+        parser = self._parser
+        if parser is None:
+            parser = self._parser = RequestParser()
+            self._assembler = RequestAssembler()
+        return parser
+
+    def _between_requests(self) -> bool:
+        """Whether no byte of the next request has arrived."""
+        return self._parser is None or self._parser.between_requests
 
     def _begin_request(self) -> None:
         """IDLE -> READING_HEAD: the first bytes of a request are here; RequestTimeout runs."""
@@ -345,7 +380,9 @@ class HTTPChannel(LineReceiver):
 
     def _process(self) -> None:
         """Take the parser's events until it needs more bytes or a request is dispatched."""
-        parser = self._parser
+        parser, assembler = self._parser, self._assembler
+        if parser is None or assembler is None:
+            return
         while (self._state is _HEAD or self._state is _BODY) and not self._write_blocked:
             try:
                 event = parser.next_event()
@@ -361,7 +398,7 @@ class HTTPChannel(LineReceiver):
                     self._line_due = None
                     self.due = self._request_due
                 return
-            request = self._assembler.add(event)
+            request = assembler.add(event)
             if request is not None:
                 self._dispatch(request)
             elif type(event) is RequestHead and event.body_length:
@@ -424,7 +461,7 @@ class HTTPChannel(LineReceiver):
             and not self.factory.stopping
             # The client has finished sending: this is the last answer, unless requests
             # it sent before closing its side are still waiting.
-            and not (self._peer_closed and self._parser.between_requests)
+            and not (self._peer_closed and self._between_requests())
         )
 
     def _respond(self, outcome: Outcome, request: Request, started: float) -> None:
@@ -471,10 +508,12 @@ class HTTPChannel(LineReceiver):
             # The client has RequestTimeout to take each chunk, or the connection is dropped.
             self._expire_in(self.factory.request_timeout)
             return
-        self._outgoing = b""
+        # Let go of the response, and of the numbers that would each keep an object.
+        self._outgoing, self._offset, self._request_due = b"", 0, 0.0
         if not self._keep_alive_after or self.factory.stopping:
             self._close()
-        elif self._parser.between_requests:
+        elif self._between_requests():
+            self._parser = self._assembler = None
             self._enter(_IDLE)
             self._expire_in(self.factory.keepalive_timeout)
         else:
@@ -576,13 +615,14 @@ class HTTPFactory(ServerFactory):
         self.keepalive_timeout = keepalive_timeout
         self.log = log
         self.date = DateCache()
-        #: every open connection, waiting ones included
-        self.connections: set[HTTPChannel] = set()
+        # Every open connection, waiting ones included; a dict, as a set's table is
+        # several times larger.
+        self._connections: dict[HTTPChannel, None] = {}
         self.ports: list[object] = []
         #: the shutdown has begun: answers under way are the last on their connection
         self.stopping = False
-        # Connections being served, by their address's share, and their number.
-        self._served: dict[str, set[HTTPChannel]] = {}
+        # How many connections are being served, by their address's share, and in all.
+        self._served: dict[str, int] = {}
         self._served_count = 0
         # Connections waiting for a slot in their address's share, oldest first.
         self._waiting: dict[str, deque[HTTPChannel]] = {}
@@ -592,6 +632,11 @@ class HTTPFactory(ServerFactory):
         self._sweep: LoopingCall | None = None
         #: header fields every response on this factory's listener carries (HSTS on TLS)
         self.extra_headers: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def connections(self) -> KeysView[HTTPChannel]:
+        """Every open connection, waiting ones included."""
+        return self._connections.keys()
 
     def with_extra_headers(self, response: Response) -> Response:
         """The response with `extra_headers` added, if there are any."""
@@ -626,16 +671,17 @@ class HTTPFactory(ServerFactory):
 
     def connection_opened(self, channel: HTTPChannel) -> None:
         """Serve a new connection, or let it wait for its address's share, or close it."""
-        self.connections.add(channel)
+        self._connections[channel] = None
         if self._sweep is None:
             self._sweep = LoopingCall(self._time_out_late)
             self._sweep.clock = self.clock
             self._sweep.start(SWEEP_INTERVAL, now=False)
         record(self.log, "connection", client=channel.client)
-        served = self._served.setdefault(channel.share, set())
-        if len(served) < self.max_clients_per_address:
-            served.add(channel)
+        served = self._served.get(channel.share, 0)
+        if served < self.max_clients_per_address:
+            self._served[channel.share] = served + 1
             self._served_count += 1
+            channel.served = True
             channel.serve()
         elif self._waiting_count < self.max_clients:
             self._waiting.setdefault(channel.share, deque()).append(channel)
@@ -645,28 +691,31 @@ class HTTPFactory(ServerFactory):
         self._limit_accepts()
 
     def connection_closed(self, channel: HTTPChannel) -> None:
-        self.connections.discard(channel)
+        self._connections.pop(channel, None)
         share = channel.share
-        served = self._served.get(share, set())
         waiting = self._waiting.get(share, deque())
-        if channel in served:
-            served.discard(channel)
+        if channel.served:
+            channel.served = False
             self._served_count -= 1
+            served = self._served[share] - 1
             # The slot passes to the oldest waiting connection of the same address (one
             # closed while it waited, at shutdown, is only let go of).
             while waiting:
                 successor = waiting.popleft()
                 self._waiting_count -= 1
                 if successor.state is ConnectionState.QUEUED:
-                    served.add(successor)
+                    served += 1
                     self._served_count += 1
+                    successor.served = True
                     successor.serve()
                     break
+            if served:
+                self._served[share] = served
+            else:
+                del self._served[share]
         elif channel in waiting:
             waiting.remove(channel)
             self._waiting_count -= 1
-        if not served:
-            self._served.pop(share, None)
         if not waiting:
             self._waiting.pop(share, None)
         self._limit_accepts()
