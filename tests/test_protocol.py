@@ -520,6 +520,23 @@ class SweepTests(ChannelCase):
         self.clock.advance(0)
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
+    def test_a_failing_time_out_does_not_stop_the_sweep(self) -> None:
+        _, first = self.connect(request_line_timeout=3)
+        real = HTTPChannel.time_out
+
+        def fail_once(channel: HTTPChannel) -> None:
+            self.patch(HTTPChannel, "time_out", real)
+            raise RuntimeError("broken")
+
+        self.patch(HTTPChannel, "time_out", fail_once)
+        self.clock.advance(3)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.assertTrue(first.disconnecting)
+        self.clock.advance(1)
+        _, second = self.another()
+        self.clock.advance(3)
+        self.assertTrue(second.disconnecting)
+
 
 class IdleFootprintTests(ChannelCase):
     """What an idle connection holds, thousands of them at once (docs/performance.md)."""

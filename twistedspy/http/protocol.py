@@ -733,7 +733,13 @@ class HTTPFactory(ServerFactory):
         # Listed first: timing out may close connections, and change the set.
         for channel in [channel for channel in self.connections if channel.due <= now]:
             if channel.due <= now:
-                channel.time_out()
+                try:
+                    channel.time_out()
+                except Exception:
+                    # One connection's failure must not stop the sweep, and with it every
+                    # other connection's time-outs: that one is dropped.
+                    self.log.failure("time-out failed")
+                    channel.link.abortConnection()
 
     @property
     def free_slots(self) -> int:
