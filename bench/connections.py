@@ -15,9 +15,9 @@ Twisted server can do), and `twisted.web` (`bench/peer_web.py`). The order of th
 alternates between rounds; ratios twistedspy / bare responder are taken per round, and
 their median reported, as the machine is shared.
 
-Connections come from four loopback addresses (127.0.0.1 to 127.0.0.4), as one address is
-served at most a quarter of MaxClients at once (docs/architecture.md); twistedspy runs
-with MaxClients at twice N and a KeepAliveTimeout that outlasts the measurement.
+Connections come from several loopback addresses (`SOURCES`), as one address is served
+only its share of MaxClients at once (docs/architecture.md); twistedspy runs with
+MaxClients at twice N and time-outs that outlast the measurement.
 
 Run: PYTHONPATH=. python bench/connections.py [--connections 5000] [--rounds 5]
 [--window 200] [--baseline DIR] (--baseline: twistedspy from another source tree too).

@@ -5,7 +5,7 @@ pinned to CPU 0, loads `/-/healthy` with `wrk -t1 -c32` on CPU 1 over keep-alive
 reads from /proc/PID/io how many write-like system calls the server made meanwhile
 (`syscw`: write(2) and its kin; socket sends are sendmsg/sendto, not counted), and its
 CPU time (utime + stime, all threads). Every request is journalled, so writes per
-request is the journal's batching at work: 1.0 for a write an event.
+request is the journal's batching at work: one would be a write an event.
 
 Run: PYTHONPATH=. python bench/journal_writes.py [--rounds 3] [--duration 5]
 [--baseline DIR]
