@@ -31,6 +31,9 @@ class RunningServer:
         return self.service.settings.log_dir
 
     def journal_text(self) -> str:
+        # The lines of the reactor's current turn are written at its end; a test reading
+        # in the middle of one wants them too.
+        self.service.journal.flush()
         return "".join(p.read_text() for p in sorted(self.log_dir.glob("*.log")))
 
     def request(

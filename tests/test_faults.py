@@ -63,6 +63,39 @@ class JournalDiskFullTests(SynchronousTestCase):
         self.assertEqual(stderr.getvalue().count("cannot write the journal"), 1)
         journal.close()
 
+    def test_full_disk_in_batches_counts_every_event(self) -> None:
+        from twisted.internet.task import Clock
+        from twisted.logger import LogLevel
+
+        folder = Path(self.mktemp())
+        stderr = io.StringIO()
+        journal = open_journal(folder, "short")
+        assert journal.path is not None
+        real = journal.path
+        journal.close()
+        reactor = Clock()
+        journal = JournalObserver(folder, "short", stderr=stderr, clock=reactor)
+        real.unlink()
+        try:
+            os.mknod(real, stat.S_IFCHR | 0o600, os.makedev(1, 7))
+        except PermissionError:
+            raise SkipTest("making a device node needs root (CAP_MKNOD)") from None
+        for turn in range(2):
+            for n in range(5):
+                journal(
+                    {"spy_event": "request", "spy_fields": {"n": n}, "log_level": LogLevel.info}
+                )
+            reactor.advance(0)
+            self.assertEqual(journal.dropped, 5 * (turn + 1))
+        self.assertEqual(stderr.getvalue().count("cannot write the journal"), 1)
+        real.unlink()
+        journal({"spy_event": "request", "spy_fields": {"n": 10}, "log_level": LogLevel.info})
+        reactor.advance(0)
+        text = real.read_text()
+        self.assertIn("warn journal-gap dropped=10 total_dropped=10", text)
+        self.assertIn("request n=10", text)
+        journal.close()
+
 
 class ServerFaultTests(TestCase):
     def test_journal_past_the_file_size_limit_keeps_serving(self) -> None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import enum
 import os
 import re
+import threading
 import time
 from pathlib import Path
 
+from twisted.internet.task import Clock
 from twisted.logger import ILogObserver, LogEvent, Logger, LogLevel, formatEvent
 from twisted.trial.unittest import TestCase
 from zope.interface import implementer
@@ -15,6 +17,7 @@ from zope.interface import implementer
 from tests.servers import start_server
 from twistedspy.events import VERBOSE_ONLY, keeps, record, record_failure
 from twistedspy.journal import (
+    BATCH_BYTES,
     JournalError,
     JournalObserver,
     JournalRoute,
@@ -359,3 +362,89 @@ class SecretsAndModesTests(TestCase):
         error = self.assertRaises(JournalError, open_journal, log_dir, "short")
         self.assertIn("Too many levels of symbolic links", str(error))
         self.assertEqual(target.read_text(), "")
+
+
+class BatchTests(TestCase):
+    """With a reactor, a turn's lines reach the file in one write (docs/operations.md)."""
+
+    def setUp(self) -> None:
+        self.log_dir = Path(self.mktemp()) / "logs"
+        self.now = FakeClock(BEFORE_MIDNIGHT)
+        self.reactor = Clock()
+        self.journal = open_journal(self.log_dir, "short", now=self.now, clock=self.reactor)
+        self.addCleanup(self.journal.close)
+        self.log = Logger(namespace="tests.journal", observer=self.journal)
+        self.writes: list[bytes] = []
+        real_write = os.write
+
+        def write(fd: int, data: bytes) -> int:
+            self.writes.append(bytes(data))
+            return real_write(fd, data)
+
+        self.patch(os, "write", write)
+
+    def lines(self, name: str = "09-03-2024.log") -> list[str]:
+        path = self.log_dir / name
+        return path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+
+    def test_one_write_for_a_turn(self) -> None:
+        for n in range(100):
+            record(self.log, "request", n=n)
+        self.assertEqual((self.writes, self.lines()), ([], []))
+        self.reactor.advance(0)
+        self.assertEqual(len(self.writes), 1)
+        self.assertEqual(
+            [line.split()[-1] for line in self.lines()], [f"n={n}" for n in range(100)]
+        )
+        record(self.log, "request", n=100)
+        self.reactor.advance(0)
+        self.assertEqual(len(self.writes), 2)
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+
+    def test_a_full_batch_is_written_without_waiting(self) -> None:
+        value = "x" * 1000
+        while not self.writes:
+            record(self.log, "request", value=value)
+        self.assertGreaterEqual(len(self.writes[0]), BATCH_BYTES)
+        self.assertLess(len(self.writes[0]), BATCH_BYTES + 1100)
+
+    def test_an_error_is_written_at_once_after_the_lines_before_it(self) -> None:
+        record(self.log, "request", n=1)
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            record_failure(self.log, "module-error", module="m")
+        self.assertEqual(len(self.writes), 1)
+        events = [LINE.fullmatch(line) for line in self.lines() if not line.startswith(" ")]
+        self.assertEqual([m["event"] for m in events if m], ["request", "module-error"])
+        self.assertIn("ValueError: boom", self.writes[0].decode())
+
+    def test_a_line_goes_to_the_file_of_its_day(self) -> None:
+        record(self.log, "late", n=1)
+        self.now.now += 1.5  # 00:00:00.5 the next day, within the same turn
+        record(self.log, "early", n=2)
+        self.reactor.advance(0)
+        self.assertEqual([line.split()[2] for line in self.lines()], ["late"])
+        self.assertEqual([line.split()[2] for line in self.lines("10-03-2024.log")], ["early"])
+
+    def test_close_writes_the_batch(self) -> None:
+        record(self.log, "request", n=1)
+        record(self.log, "stop")
+        self.journal.close()
+        self.assertEqual([line.split()[2] for line in self.lines()], ["request", "stop"])
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+
+    def test_flush_writes_the_batch(self) -> None:
+        record(self.log, "request", n=1)
+        self.journal.flush()
+        self.assertEqual(len(self.lines()), 1)
+        self.reactor.advance(0)
+        self.assertEqual(len(self.writes), 1)
+
+    def test_another_threads_event_is_written_at_once_after_the_batch(self) -> None:
+        record(self.log, "request", n=1)
+        thread = threading.Thread(target=record, args=(self.log, "authorization"))
+        thread.start()
+        thread.join()
+        self.assertEqual([line.split()[2] for line in self.lines()], ["request", "authorization"])
+        self.assertEqual(len(self.writes), 1)

@@ -4,14 +4,17 @@ verbose mode."""
 
 from __future__ import annotations
 
+import contextlib
 import re
+import signal
+import socket
 import subprocess
 from pathlib import Path
 
 from twisted.trial.unittest import TestCase
 from zope.interface import implementer
 
-from tests.daemons import CLI, TWISTD, run_to_exit
+from tests.daemons import CLI, TWISTD, run_to_exit, start_cli
 from tests.servers import start_server
 from twistedspy.interfaces import IInfoModule
 from twistedspy.query import Query
@@ -119,6 +122,35 @@ class JournalEventTests(TestCase):
         journal = server.journal_text()
         self.assertEqual(len(events(journal, "request")), 20)
         self.assertRegex(journal.splitlines()[-1], r"^\S+ info stop connections=0$")
+
+
+class BatchedJournalTests(TestCase):
+    """A real process writes its journal in batches and loses none of it at a clean stop."""
+
+    def test_every_answer_is_journalled_after_sigint(self) -> None:
+        server = start_cli(Path(self.mktemp()))
+        self.addCleanup(server.kill)
+        before = len(events(server.journal(), "request"))
+        request = f"GET /-/healthy HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n\r\n"
+        received = b""
+        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as client:
+            client.sendall(request.encode() * 2000)
+            # Stopped while it answers: the requests answered are the ones it journals.
+            while b"\r\n\r\n" not in received:
+                received += client.recv(65536)
+            server.signal(signal.SIGINT)
+            # Closed with requests unread, the server's side resets: the answers in flight
+            # then are lost on the way, never from the journal.
+            with contextlib.suppress(ConnectionResetError):
+                while chunk := client.recv(65536):
+                    received += chunk
+        self.assertIn(server.wait(), (0, -signal.SIGINT))
+        answers = received.count(b"HTTP/1.1 200 ")
+        self.assertGreater(answers, 0)
+        journal = server.journal()
+        self.assertGreaterEqual(len(events(journal, "request")), before + answers)
+        self.assertLessEqual(len(events(journal, "request")), before + 2000)
+        self.assertRegex(journal.splitlines()[-1], r"^\S+ info stop connections=\d+$")
 
 
 class UnwritableLogDirTests(TestCase):

@@ -7,6 +7,7 @@ tested by advancing the clock, never by sleeping.
 
 from __future__ import annotations
 
+import gc
 import re
 
 from twisted.internet.address import IPv4Address
@@ -16,8 +17,14 @@ from twisted.internet.testing import StringTransport
 from twisted.logger import Logger
 from twisted.trial.unittest import TestCase
 
-from twistedspy.http.parser import HTTPError, Request
-from twistedspy.http.protocol import ConnectionState, HTTPChannel, HTTPFactory, address_share
+from twistedspy.http.parser import HTTPError, Request, RequestAssembler, RequestParser
+from twistedspy.http.protocol import (
+    SWEEP_INTERVAL,
+    ConnectionState,
+    HTTPChannel,
+    HTTPFactory,
+    address_share,
+)
 from twistedspy.http.response import Outcome, Response
 from twistedspy.settings import Settings
 
@@ -468,6 +475,95 @@ class RequestLineDeadlineTests(ChannelCase):
         self.assertFalse(transport.disconnecting)
         self.clock.advance(0.1)
         self.assertTrue(transport.disconnecting)
+
+
+class SweepTests(ChannelCase):
+    """Time-outs are deadlines that one sweep on the factory checks (docs/architecture.md)."""
+
+    def test_connections_share_one_timer(self) -> None:
+        self.connect(max_clients=100)
+        for n in range(50):
+            channel, _ = self.another(f"127.0.0.{n % 4 + 1}")
+            channel.dataReceived(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.clock.advance(0)  # the accept clamp's call
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+
+    def test_no_timer_without_connections(self) -> None:
+        channel, _ = self.connect()
+        self.assertNotEqual(self.clock.getDelayedCalls(), [])
+        channel.connectionLost(None)
+        self.clock.advance(0)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        # And it starts again with the next connection.
+        _, transport = self.another()
+        self.clock.advance(DEFAULTS.request_line_timeout + SWEEP_INTERVAL)
+        self.assertTrue(transport.disconnecting)
+
+    def test_a_deadline_between_sweeps_is_kept_at_the_next(self) -> None:
+        self.connect(keepalive=5)
+        self.clock.advance(SWEEP_INTERVAL / 2)
+        channel, transport = self.another()
+        channel.dataReceived(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+        # In steps: a Clock runs every call due within one advance at its end time.
+        self.clock.pump([SWEEP_INTERVAL / 2] * round(5 / (SWEEP_INTERVAL / 2)))
+        self.assertFalse(transport.disconnecting)
+        self.clock.advance(SWEEP_INTERVAL / 2)
+        self.assertTrue(transport.disconnecting)
+
+    def test_a_connection_closed_by_the_sweep_leaves_it_consistent(self) -> None:
+        transports = [self.connect(max_clients=40, request_line_timeout=3)[1]]
+        transports += [self.another()[1] for _ in range(5)]
+        self.clock.advance(3)
+        self.assertTrue(all(t.disconnecting for t in transports))
+        for channel in list(self.factory.connections):
+            channel.connectionLost(None)
+        self.clock.advance(0)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_a_failing_time_out_does_not_stop_the_sweep(self) -> None:
+        _, first = self.connect(request_line_timeout=3)
+        real = HTTPChannel.time_out
+
+        def fail_once(channel: HTTPChannel) -> None:
+            self.patch(HTTPChannel, "time_out", real)
+            raise RuntimeError("broken")
+
+        self.patch(HTTPChannel, "time_out", fail_once)
+        self.clock.advance(3)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.assertTrue(first.disconnecting)
+        self.clock.advance(1)
+        _, second = self.another()
+        self.clock.advance(3)
+        self.assertTrue(second.disconnecting)
+
+
+class IdleFootprintTests(ChannelCase):
+    """What an idle connection holds, thousands of them at once (docs/performance.md)."""
+
+    def test_every_attribute_in_a_slot(self) -> None:
+        channel, _ = self.connect()
+        channel.dataReceived(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.assertEqual(vars(channel), {})
+
+    def test_an_idle_connection_holds_no_parser(self) -> None:
+        channel, transport = self.connect()
+        channel.dataReceived(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.assertEqual(channel.state, ConnectionState.IDLE)
+        held = gc.get_referents(channel)
+        self.assertFalse([o for o in held if isinstance(o, (RequestParser, RequestAssembler))])
+        # The next request gets a new one.
+        channel.dataReceived(b"GET /b HTTP/1.1\r\n")
+        channel.dataReceived(b"Host: x\r\n\r\n")
+        self.assertEqual(self.statuses(transport), [b"200", b"200"])
+
+    def test_a_request_cut_between_reads_keeps_its_parser(self) -> None:
+        channel, transport = self.connect()
+        channel.dataReceived(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HT")
+        self.assertEqual(channel.state, ConnectionState.READING_HEAD)
+        channel.dataReceived(b"TP/1.1\r\nHost: x\r\n\r\n")
+        self.assertEqual([r.path for r in self.site.requests], ["/a", "/b"])
+        self.assertEqual(self.statuses(transport), [b"200", b"200"])
 
 
 class PerAddressTests(ChannelCase):

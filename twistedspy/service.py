@@ -189,6 +189,7 @@ class SpyService(MultiService):
             stats=self.requests,
         )
         self.port: IListeningPort | None = None
+        self._journal_flush: object = None
 
     @override
     def privilegedStartService(self) -> None:
@@ -232,6 +233,11 @@ class SpyService(MultiService):
         for pool in self.pools.all():
             pool.start()
         self.watchdog.start()
+        # The journal writes a reactor turn's lines at its end: what is logged while the
+        # reactor shuts down, after the last turn, is written here (docs/operations.md).
+        self._journal_flush = self.reactor.addSystemEventTrigger(
+            "after", "shutdown", self.journal.flush
+        )
         for error in self.load_errors:
             record_failure(
                 self.log,
@@ -281,6 +287,9 @@ class SpyService(MultiService):
             record(self.log, "stop", connections=len(self.factory.connections))
             globalLogPublisher.removeObserver(self.journal)
             self.journal.close()
+            if self._journal_flush is not None:
+                self.reactor.removeSystemEventTrigger(self._journal_flush)
+                self._journal_flush = None
 
         return done.addCallback(stopped)
 
@@ -303,7 +312,9 @@ def makeService(settings: Settings, reactor: IReactorCore | None = None) -> SpyS
             log_dir=own_path(settings.log_dir, "LogDir"),
             message_file=own_path(settings.message_file, "MessageFile"),
         )
-        journal = open_journal(settings.log_dir, settings.log_mode)
+        journal = open_journal(
+            settings.log_dir, settings.log_mode, clock=cast("IReactorTime", reactor)
+        )
     except (JournalError, OwnershipError) as e:
         raise StartupError(str(e)) from None
     try:

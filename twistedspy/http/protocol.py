@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import enum
 import ipaddress
+import math
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import KeysView
 from dataclasses import replace
 from typing import TYPE_CHECKING, Protocol, cast
 
@@ -24,9 +25,9 @@ from twisted.internet.interfaces import (
     IPushProducer,
 )
 from twisted.internet.protocol import ServerFactory
+from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
-from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 from typing_extensions import override
 from zope.interface import implementer
@@ -48,7 +49,6 @@ if TYPE_CHECKING:
     from twisted.internet.interfaces import (
         IAddress,
         IConsumer,
-        IDelayedCall,
         IReactorTime,
         ITCPTransport,
     )
@@ -71,6 +71,13 @@ class Site(Protocol):
 #: kernel, so a client that does not read holds at most this much, twice, in the server.
 SEND_CHUNK = 65536
 
+#: Seconds between the factory's looks for connections past their deadline: a time-out
+#: takes effect up to this much later than its setting (docs/architecture.md).
+SWEEP_INTERVAL = 0.25
+
+#: the deadline of a connection that has none
+_NEVER = math.inf
+
 
 @implementer(IPushProducer)
 class _WriteBackPressure:
@@ -82,6 +89,8 @@ class _WriteBackPressure:
     "stop/start reading", which a pending response also needs: the channel combines both
     reasons itself.
     """
+
+    __slots__ = ("_channel",)
 
     def __init__(self, channel: HTTPChannel) -> None:
         self._channel = channel
@@ -148,7 +157,7 @@ _MOVES: dict[ConnectionState, frozenset[ConnectionState]] = {
 
 
 @implementer(IHalfCloseableProtocol)
-class HTTPChannel(LineReceiver, TimeoutMixin):
+class HTTPChannel(LineReceiver):
     """
     One client connection, serving its requests one at a time, in order.
 
@@ -160,23 +169,66 @@ class HTTPChannel(LineReceiver, TimeoutMixin):
     Its state is one `ConnectionState`, plus two facts independent of it: the transport's
     write buffer is full (`_write_blocked`), and the client has closed its sending side
     (`_peer_closed`).
+
+    Its time-out is a deadline (`due`) that the factory's sweep checks, not a timer of its
+    own: setting one at every request and move would make and cancel a `DelayedCall` each
+    time, and keep one alive for every idle connection.
     """
+
+    # Slots for every attribute, LineReceiver's and Protocol's too: thousands of idle
+    # connections each hold these, and an instance dictionary costs several times more.
+    __slots__ = (
+        "_assembler",
+        "_buffer",
+        "_busyReceiving",
+        "_keep_alive_after",
+        "_line_due",
+        "_offset",
+        "_outgoing",
+        "_parser",
+        "_peer_closed",
+        "_request_due",
+        "_state",
+        "_write_blocked",
+        "client",
+        "connected",
+        "due",
+        "factory",
+        "line_mode",
+        "paused",
+        "served",
+        "share",
+        "transport",
+    )
 
     factory: HTTPFactory
 
     def __init__(self, client: str) -> None:
+        # What LineReceiver and Protocol have as class attributes, which slots hide.
+        self._buffer = b""
+        self._busyReceiving = False
+        self.line_mode = 1
+        self.paused = False
+        self.connected = 0
+        self.transport = None
         self.client = client
         #: the address whose share of MaxClients this connection counts against
         self.share = address_share(client)
+        #: whether it holds a slot of its address's share (the factory's to set)
+        self.served = False
         self._state = _QUEUED
         self._write_blocked = False
         self._peer_closed = False
-        self._parser = RequestParser()
-        self._assembler = RequestAssembler()
+        # Made with the first byte of a request and let go of between requests: an idle
+        # connection holds none.
+        self._parser: RequestParser | None = None
+        self._assembler: RequestAssembler | None = None
         # When the request line (on a new connection) and the whole request are due, by
-        # the factory's clock; the TimeoutMixin timer is set for the earlier.
+        # the factory's clock; `due` is the earlier while a request is being read.
         self._line_due: float | None = None
         self._request_due = 0.0
+        #: when the connection times out, by the factory's clock (checked by its sweep)
+        self.due = _NEVER
         # The response being handed to the transport, SEND_CHUNK at a time, and how far.
         self._outgoing = b""
         self._offset = 0
@@ -223,10 +275,9 @@ class HTTPChannel(LineReceiver, TimeoutMixin):
         """QUEUED -> IDLE: the factory gives this connection a slot; its request line is due."""
         self._enter(_IDLE)
         self.incoming.resumeProducing()
-        timeout = self.factory.request_line_timeout
-        self._line_due = self.factory.clock.seconds() + timeout
-        self.setTimeout(timeout)
-        if not self._parser.between_requests:
+        self._line_due = self.factory.clock.seconds() + self.factory.request_line_timeout
+        self.due = self._line_due
+        if not self._between_requests():
             self._begin_request()
             self._process()
 
@@ -234,7 +285,7 @@ class HTTPChannel(LineReceiver, TimeoutMixin):
     def connectionLost(self, reason: Failure | None = None) -> None:
         self._enter(_CLOSED)
         self._outgoing = b""
-        self.setTimeout(None)
+        self.due = _NEVER
         self.factory.connection_closed(self)
 
     # IHalfCloseableProtocol: a client may send its requests and then shut down its side
@@ -260,17 +311,16 @@ class HTTPChannel(LineReceiver, TimeoutMixin):
         self.consumer.unregisterProducer()
         self.link.loseConnection()
         # A client that never reads its answer must not hold the connection for ever.
-        self.setTimeout(self.factory.keepalive_timeout)
+        self._expire_in(self.factory.keepalive_timeout)
 
-    # -- time-outs (TimeoutMixin)
+    # -- time-outs
 
-    @override
-    def callLater(self, period: float, func: Callable[[], object]) -> IDelayedCall:
-        # The factory's clock, not the global reactor: tests drive time with a Clock.
-        return self.factory.clock.callLater(period, func)
+    def _expire_in(self, seconds: float) -> None:
+        self.due = self.factory.clock.seconds() + seconds
 
-    @override
-    def timeoutConnection(self) -> None:
+    def time_out(self) -> None:
+        """The deadline has passed (the factory's sweep calls this)."""
+        self.due = _NEVER
         state = self._state
         if state is _IDLE:
             # Nothing of a request has arrived: an idle connection ends silently (RFC 9112
@@ -300,10 +350,22 @@ class HTTPChannel(LineReceiver, TimeoutMixin):
             if state is not _CLOSING:
                 # Read before a pause took hold (TLS hands on all it has decrypted): kept,
                 # in order, for when this connection reads again.
-                self._parser.receive_data(data)
+                self._parsing().receive_data(data)
             return
-        self._parser.receive_data(data)
+        self._parsing().receive_data(data)
         self._process()
+
+    def _parsing(self) -> RequestParser:
+        """The parser, made if this is the first byte since the last request."""
+        parser = self._parser
+        if parser is None:
+            parser = self._parser = RequestParser()
+            self._assembler = RequestAssembler()
+        return parser
+
+    def _between_requests(self) -> bool:
+        """Whether no byte of the next request has arrived."""
+        return self._parser is None or self._parser.between_requests
 
     def _begin_request(self) -> None:
         """IDLE -> READING_HEAD: the first bytes of a request are here; RequestTimeout runs."""
@@ -311,16 +373,16 @@ class HTTPChannel(LineReceiver, TimeoutMixin):
         # From now the whole request has RequestTimeout to arrive, however slowly it
         # trickles in: a request line sent a byte at a time (slowloris) must not restart
         # the clock with every byte.
-        now = self.factory.clock.seconds()
-        self._request_due = now + self.factory.request_timeout
-        due = (
+        self._request_due = self.factory.clock.seconds() + self.factory.request_timeout
+        self.due = (
             self._request_due if self._line_due is None else min(self._line_due, self._request_due)
         )
-        self.setTimeout(due - now)
 
     def _process(self) -> None:
         """Take the parser's events until it needs more bytes or a request is dispatched."""
-        parser = self._parser
+        parser, assembler = self._parser, self._assembler
+        if parser is None or assembler is None:
+            return
         while (self._state is _HEAD or self._state is _BODY) and not self._write_blocked:
             try:
                 event = parser.next_event()
@@ -334,9 +396,9 @@ class HTTPChannel(LineReceiver, TimeoutMixin):
                 elif self._line_due is not None and parser.request_line_received:
                     # The request line came in time; only RequestTimeout is left.
                     self._line_due = None
-                    self.setTimeout(self._request_due - self.factory.clock.seconds())
+                    self.due = self._request_due
                 return
-            request = self._assembler.add(event)
+            request = assembler.add(event)
             if request is not None:
                 self._dispatch(request)
             elif type(event) is RequestHead and event.body_length:
@@ -347,7 +409,7 @@ class HTTPChannel(LineReceiver, TimeoutMixin):
     def _dispatch(self, request: Request) -> None:
         self._enter(_DISPATCHED)
         self._line_due = None
-        self.setTimeout(None)
+        self.due = _NEVER
         started = time.monotonic()
         self._journal_headers(request)
         pending = self.factory.site.respond(request, self.client)
@@ -399,7 +461,7 @@ class HTTPChannel(LineReceiver, TimeoutMixin):
             and not self.factory.stopping
             # The client has finished sending: this is the last answer, unless requests
             # it sent before closing its side are still waiting.
-            and not (self._peer_closed and self._parser.between_requests)
+            and not (self._peer_closed and self._between_requests())
         )
 
     def _respond(self, outcome: Outcome, request: Request, started: float) -> None:
@@ -444,19 +506,21 @@ class HTTPChannel(LineReceiver, TimeoutMixin):
             self.link.write(chunk)
         if self._offset < len(self._outgoing):
             # The client has RequestTimeout to take each chunk, or the connection is dropped.
-            self.setTimeout(self.factory.request_timeout)
+            self._expire_in(self.factory.request_timeout)
             return
-        self._outgoing = b""
+        # Let go of the response, and of the numbers that would each keep an object.
+        self._outgoing, self._offset, self._request_due = b"", 0, 0.0
         if not self._keep_alive_after or self.factory.stopping:
             self._close()
-        elif self._parser.between_requests:
+        elif self._between_requests():
+            self._parser = self._assembler = None
             self._enter(_IDLE)
-            self.setTimeout(self.factory.keepalive_timeout)
+            self._expire_in(self.factory.keepalive_timeout)
         else:
             # Bytes of the next request are here already: its RequestTimeout starts now.
             self._enter(_HEAD)
             self._request_due = self.factory.clock.seconds() + self.factory.request_timeout
-            self.setTimeout(self.factory.request_timeout)
+            self.due = self._request_due
 
     def _go_on(self) -> None:
         """After an answer or a drained buffer: parse what waits, and read again."""
@@ -469,7 +533,7 @@ class HTTPChannel(LineReceiver, TimeoutMixin):
         self._write_blocked = True
         self.incoming.pauseProducing()
         if self._state is not _CLOSING:
-            self.setTimeout(self.factory.request_timeout)
+            self._expire_in(self.factory.request_timeout)
 
     def write_drained(self) -> None:
         """The transport has passed all it held to the kernel."""
@@ -519,6 +583,10 @@ class HTTPFactory(ServerFactory):
     waiting connection takes no slot from anybody else. At most MaxClients connections
     wait so in all; past that, a connection from an address over its share is closed at
     once, as the kernel drops connections once its backlog is full.
+
+    Time-outs: one sweep every SWEEP_INTERVAL seconds finds the connections past their
+    deadline. It runs only while there are connections, so an idle server has no timer for
+    it.
     """
 
     protocol = HTTPChannel  # type: ignore[assignment]
@@ -547,21 +615,28 @@ class HTTPFactory(ServerFactory):
         self.keepalive_timeout = keepalive_timeout
         self.log = log
         self.date = DateCache()
-        #: every open connection, waiting ones included
-        self.connections: set[HTTPChannel] = set()
+        # Every open connection, waiting ones included; a dict, as a set's table is
+        # several times larger.
+        self._connections: dict[HTTPChannel, None] = {}
         self.ports: list[object] = []
         #: the shutdown has begun: answers under way are the last on their connection
         self.stopping = False
-        # Connections being served, by their address's share, and their number.
-        self._served: dict[str, set[HTTPChannel]] = {}
+        # How many connections are being served, by their address's share, and in all.
+        self._served: dict[str, int] = {}
         self._served_count = 0
         # Connections waiting for a slot in their address's share, oldest first.
         self._waiting: dict[str, deque[HTTPChannel]] = {}
         self._waiting_count = 0
         self._all_closed: list[Deferred[None]] = []
         self._clamp_scheduled = False
+        self._sweep: LoopingCall | None = None
         #: header fields every response on this factory's listener carries (HSTS on TLS)
         self.extra_headers: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def connections(self) -> KeysView[HTTPChannel]:
+        """Every open connection, waiting ones included."""
+        return self._connections.keys()
 
     def with_extra_headers(self, response: Response) -> Response:
         """The response with `extra_headers` added, if there are any."""
@@ -596,12 +671,17 @@ class HTTPFactory(ServerFactory):
 
     def connection_opened(self, channel: HTTPChannel) -> None:
         """Serve a new connection, or let it wait for its address's share, or close it."""
-        self.connections.add(channel)
+        self._connections[channel] = None
+        if self._sweep is None:
+            self._sweep = LoopingCall(self._time_out_late)
+            self._sweep.clock = self.clock
+            self._sweep.start(SWEEP_INTERVAL, now=False)
         record(self.log, "connection", client=channel.client)
-        served = self._served.setdefault(channel.share, set())
-        if len(served) < self.max_clients_per_address:
-            served.add(channel)
+        served = self._served.get(channel.share, 0)
+        if served < self.max_clients_per_address:
+            self._served[channel.share] = served + 1
             self._served_count += 1
+            channel.served = True
             channel.serve()
         elif self._waiting_count < self.max_clients:
             self._waiting.setdefault(channel.share, deque()).append(channel)
@@ -611,35 +691,55 @@ class HTTPFactory(ServerFactory):
         self._limit_accepts()
 
     def connection_closed(self, channel: HTTPChannel) -> None:
-        self.connections.discard(channel)
+        self._connections.pop(channel, None)
         share = channel.share
-        served = self._served.get(share, set())
         waiting = self._waiting.get(share, deque())
-        if channel in served:
-            served.discard(channel)
+        if channel.served:
+            channel.served = False
             self._served_count -= 1
+            served = self._served[share] - 1
             # The slot passes to the oldest waiting connection of the same address (one
             # closed while it waited, at shutdown, is only let go of).
             while waiting:
                 successor = waiting.popleft()
                 self._waiting_count -= 1
                 if successor.state is ConnectionState.QUEUED:
-                    served.add(successor)
+                    served += 1
                     self._served_count += 1
+                    successor.served = True
                     successor.serve()
                     break
+            if served:
+                self._served[share] = served
+            else:
+                del self._served[share]
         elif channel in waiting:
             waiting.remove(channel)
             self._waiting_count -= 1
-        if not served:
-            self._served.pop(share, None)
         if not waiting:
             self._waiting.pop(share, None)
         self._limit_accepts()
         if not self.connections:
+            if self._sweep is not None:
+                self._sweep.stop()
+                self._sweep = None
             done, self._all_closed = self._all_closed, []
             for d in done:
                 d.callback(None)
+
+    def _time_out_late(self) -> None:
+        """Time out every connection whose deadline has passed."""
+        now = self.clock.seconds()
+        # Listed first: timing out may close connections, and change the set.
+        for channel in [channel for channel in self.connections if channel.due <= now]:
+            if channel.due <= now:
+                try:
+                    channel.time_out()
+                except Exception:
+                    # One connection's failure must not stop the sweep, and with it every
+                    # other connection's time-outs: that one is dropped.
+                    self.log.failure("time-out failed")
+                    channel.link.abortConnection()
 
     @property
     def free_slots(self) -> int:
