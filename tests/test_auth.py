@@ -416,6 +416,15 @@ class ThrottleTests(TestCase):
         with self.assertRaises(LoginThrottled):
             self.throttle.begin("192.0.2.1")
 
+    def test_check_counts_nothing(self) -> None:
+        for _ in range(10):
+            self.throttle.check("192.0.2.1")
+        self.fail_from("192.0.2.1", 3)
+        with self.assertRaises(LoginThrottled) as caught:
+            self.throttle.check("192.0.2.1")
+        self.assertEqual(caught.exception.retry_after, 60)
+        self.throttle.check("192.0.2.2")
+
     def test_attempts_in_flight_count(self) -> None:
         for _ in range(3):
             self.throttle.begin("192.0.2.1")
