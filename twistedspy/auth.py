@@ -675,9 +675,10 @@ class Gatekeeper:
         # the proxy it came through, beside the client it named
         via = {"via": peer} if client != peer else {}
         if self._ignore_credentials:
-            # Security off: every request through the Portal as anonymous, all the same,
-            # without the throttle's bookkeeping (nothing to guess) and without the
-            # closures of the general case below (this is every request's path).
+            # Security off: through the Portal as anonymous, all the same, without the
+            # throttle's bookkeeping (nothing to guess) and without the closures of the
+            # general case below (every connection's first request, or every request
+            # with CredentialReuse 0).
             attempt = self._portal.login(_ANONYMOUS, None, IViewer)
             return attempt.addCallbacks(
                 self._anonymous_admitted,
