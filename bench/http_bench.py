@@ -21,6 +21,9 @@ twisted.web site behind `HTTPAuthSessionWrapper` with Basic credentials and twis
 own bcrypt checker (`AccountsChecker` on the same accounts file), so both log in through
 a twisted.cred Portal. `/-/healthy` needs no login, so only `/version` is loaded then.
 
+twisted.web writes no access log unless `--peer-access-log` is given: the bars are set
+against a peer without one, while twistedspy writes its journal as it always does.
+
 Run: PYTHONPATH=. python bench/http_bench.py [--rounds 5] [--duration 10] [--baseline DIR]
 [--security on] (--baseline: a third server, twistedspy from another source tree, in the
 same rounds).
@@ -166,6 +169,7 @@ def start_peer(
     *,
     accounts: Path | None = None,
     headers: dict[str, str],
+    access_log: bool = False,
 ) -> subprocess.Popen[bytes]:
     pages_file = work / "pages.json"
     pages_file.write_text(
@@ -174,7 +178,7 @@ def start_peer(
     command = [
         *("taskset", "-c", SERVER_CPU),
         *(sys.executable, str(REPO / "bench" / "peer_web.py")),
-        *(str(port), str(pages_file), str(work / "access.log")),
+        *(str(port), str(pages_file), str(work / "access.log") if access_log else "-"),
         *((str(accounts),) if accounts is not None else ()),
     ]
     # the peer with accounts imports twistedspy's checker
@@ -263,6 +267,12 @@ def main() -> None:
         help="on: Basic logins against a bcrypt account on both servers (/version only)",
     )
     parser.add_argument(
+        "--peer-access-log",
+        action="store_true",
+        help="let twisted.web write its access log to a file (the bars are set against a "
+        "peer without one)",
+    )
+    parser.add_argument(
         "--baseline",
         type=Path,
         help="another source tree of twistedspy (e.g. `git archive main`, unpacked) to load "
@@ -299,9 +309,20 @@ def main() -> None:
                 )
                 servers[BASELINE] = (baseline.pid, base_port)
             pages = {path: fetch(spy_port, path, headers) for path in paths}
-            peer = start_peer(web_port, work / "web", pages, accounts=accounts, headers=headers)
+            peer = start_peer(
+                web_port,
+                work / "web",
+                pages,
+                accounts=accounts,
+                headers=headers,
+                access_log=args.peer_access_log,
+            )
             servers["twisted.web"] = (peer.pid, web_port)
-            print(machine() + (", Security on, Basic logins" if secure else ""))
+            print(
+                machine()
+                + (", Security on, Basic logins" if secure else "")
+                + (", peer with its access log" if args.peer_access_log else ", peer unlogged")
+            )
             for path, (kind, body) in pages.items():
                 print(f"{path}: {len(body)} bytes, {kind}")
             # Warm up both (imports, caches, the thread pool) before anything is measured.

@@ -1,8 +1,9 @@
 """The peer for bench/http_bench.py: `twisted.web` (Site + Resource) serving fixed bytes.
 
 It answers each path it is given with exactly the body and Content-Type twistedspy sent
-for that path, and writes twisted.web's own access log line for every request (to a
-file), as twistedspy writes a journal line for every request.
+for that path. Given an ACCESS.log file, it writes twisted.web's own access log line for
+every request there, as twistedspy writes a journal line for every request; given `-`,
+it writes none (the peer the bars in docs/performance.md are set against).
 
 Given an accounts file too, the same pages sit behind `HTTPAuthSessionWrapper` with Basic
 credentials and a Portal asking twistedspy's own bcrypt checker (`AccountsChecker`, which
@@ -24,6 +25,7 @@ from typing import cast
 from twisted.cred.portal import IRealm, Portal
 from twisted.internet import reactor
 from twisted.internet.threads import deferToThread
+from twisted.web import http
 from twisted.web.guard import BasicCredentialFactory, HTTPAuthSessionWrapper
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request, Site
@@ -57,6 +59,14 @@ class FixedPages(Resource):
         return body
 
     render_HEAD = render_GET  # noqa: N815 - twisted.web's name
+
+
+class UnloggedSite(Site):
+    """A Site that writes no access log: without a logPath, twisted.web would hand each
+    line to Twisted's own log instead."""
+
+    def log(self, request: http.Request) -> None:
+        pass
 
 
 @implementer(IRealm)
@@ -95,7 +105,7 @@ def main() -> None:
     }
     fixed = FixedPages(pages)
     root = fixed if accounts is None else guarded(fixed, accounts)
-    site = Site(root, logPath=access_log)
+    site = Site(root, logPath=access_log) if access_log != "-" else UnloggedSite(root)
     reactor.listenTCP(port, site, backlog=4096, interface="127.0.0.1")  # type: ignore[arg-type]
     print("ready", flush=True)
     reactor.run()
