@@ -503,16 +503,15 @@ class ConnectionLogin:
     failed one never is, and any other credentials on the connection forget it.
     """
 
-    __slots__ = ("digest", "generation", "uses_left", "viewer")
-
-    def __init__(self) -> None:
-        self.forget()
+    # Class attributes as the empty state, and no __init__: one is made for every
+    # connection, most of which (with `Connection: close`) never use it.
+    digest: bytes = b""
+    generation: int = -1
+    uses_left: int = 0
+    viewer: Viewer | None = None
 
     def forget(self) -> None:
-        self.digest = b""
-        self.generation = -1
-        self.uses_left = 0
-        self.viewer: Viewer | None = None
+        self.digest, self.generation, self.uses_left, self.viewer = b"", -1, 0, None
 
 
 #: the digest Security off's one anonymous login is kept under

@@ -288,7 +288,9 @@ class Dispatcher:
         if request.path.startswith("/-/"):
             # Health checks and static files: nothing to wait for, so no coroutine.
             return Outcome(self._public(request))
-        login = kept if isinstance(kept, ConnectionLogin) else None
+        # A request after which the connection closes has no next request to keep its
+        # login for.
+        login = kept if request.keep_alive and isinstance(kept, ConnectionLogin) else None
         return self._through(Asking.of(request, client, login), 0)
 
     def error_response(self, error: HTTPError) -> Response:
