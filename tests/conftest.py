@@ -31,6 +31,7 @@ KINDS: Final[dict[str, tuple[str, ...]]] = {
     "test_auth.py": UNIT,
     "test_browser.py": BROWSER,
     "test_config.py": UNIT,
+    "test_connection_login.py": SYSTEM,
     "test_collectors.py": UNIT,
     "test_contract.py": SYSTEM,
     "test_cpu.py": UNIT,

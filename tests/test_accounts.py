@@ -245,6 +245,21 @@ class AccountsFileTests(TestCase):
         self.assertIsNotNone(accounts.lookup("alice"))
         self.assertIsNone(accounts.health_problem())
 
+    def test_generation_moves_with_every_change(self) -> None:
+        accounts = AccountsFile(self.path)
+        first = accounts.generation()
+        self.assertEqual(accounts.generation(), first)
+        status = self.path.stat()
+        os.utime(self.path, ns=(status.st_atime_ns, status.st_mtime_ns + 10**9))
+        touched = accounts.generation()
+        self.assertNotEqual(touched, first)
+        self.path.unlink()
+        removed = accounts.generation()
+        self.assertNotIn(removed, (first, touched))
+        self.assertEqual(accounts.generation(), removed)
+        self.path.write_text(GOOD + "\n")
+        self.assertNotIn(accounts.generation(), (first, touched, removed))
+
     def test_highest_cost(self) -> None:
         lines = [f"u{n}:{hashed(b'x', cost).decode()}" for n, cost in enumerate([4, 5, 5, 6])]
         self.path.write_text("\n".join(lines))

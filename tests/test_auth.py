@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
+import os
 import subprocess
 import threading
 import time
@@ -31,6 +32,7 @@ from twistedspy.accounts import AccountsError, AccountsFile
 from twistedspy.auth import (
     WWW_AUTHENTICATE,
     AccountsChecker,
+    ConnectionLogin,
     Gatekeeper,
     IViewer,
     LoginFailed,
@@ -416,6 +418,15 @@ class ThrottleTests(TestCase):
         with self.assertRaises(LoginThrottled):
             self.throttle.begin("192.0.2.1")
 
+    def test_check_counts_nothing(self) -> None:
+        for _ in range(10):
+            self.throttle.check("192.0.2.1")
+        self.fail_from("192.0.2.1", 3)
+        with self.assertRaises(LoginThrottled) as caught:
+            self.throttle.check("192.0.2.1")
+        self.assertEqual(caught.exception.retry_after, 60)
+        self.throttle.check("192.0.2.2")
+
     def test_attempts_in_flight_count(self) -> None:
         for _ in range(3):
             self.throttle.begin("192.0.2.1")
@@ -671,6 +682,36 @@ class GatekeeperTests(TestCase):
             [client for _, _, client, _ in self.outcomes()],
             ["192.0.2.5", "192.0.2.5", "192.0.2.5", "198.51.100.9", "203.0.113.1"],
         )
+
+    def test_kept_login_stale_if_the_file_changed_during_its_check(self) -> None:
+        held = HeldRunner()
+        accounts = AccountsFile(self.path)
+        gatekeeper = Gatekeeper(
+            Portal(ViewerRealm(), [AccountsChecker(accounts, held)]),
+            LoginThrottle(self.clock),
+            self.log,
+            accounts=accounts,
+            reuse=10,
+        )
+        kept = ConnectionLogin()
+        header = "Basic " + base64.b64encode(f"alice:{PASSWORD}".encode()).decode()
+
+        def admit() -> Viewer | Deferred[Viewer]:
+            return gatekeeper.admit({}, lambda: header, "192.0.2.1", (), kept)
+
+        first = admit()
+        assert isinstance(first, Deferred)
+        status = self.path.stat()
+        os.utime(self.path, ns=(status.st_atime_ns, status.st_mtime_ns + 10**9))
+        held.release_one()
+        self.assertEqual(self.successResultOf(first), Viewer("alice"))
+        # checked against the file as it was: the next request goes through the Portal
+        # again (whose checker remembers the password: no second bcrypt check)
+        second = admit()
+        assert isinstance(second, Deferred)
+        self.assertEqual(self.successResultOf(second), Viewer("alice"))
+        self.assertEqual(admit(), Viewer("alice"))
+        self.assertEqual(held.waiting, [])
 
     def test_health_problem(self) -> None:
         settings = Settings(security=True, account_file=self.path)

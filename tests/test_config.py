@@ -114,6 +114,7 @@ class LayerTests(ConfigFileMixin, TestCase):
             TLSMinVersion = 1.3
             TLSCiphers = ECDHE-RSA-AES128-GCM-SHA256
             HSTSMaxAge = 31536000
+            CredentialReuse = 0
             DiskAwaitLimit = 12.5
             DiskFullPercent = 95
             DiskFillHours = 4
@@ -152,6 +153,7 @@ class LayerTests(ConfigFileMixin, TestCase):
                 tls_min_version="1.3",
                 tls_ciphers="ECDHE-RSA-AES128-GCM-SHA256",
                 hsts_max_age=31536000,
+                credential_reuse=0,
                 disk_await_limit=12.5,
                 disk_full_percent=95.0,
                 disk_fill_hours=4.0,
@@ -219,6 +221,8 @@ class FileErrorTests(ConfigFileMixin, TestCase):
             ("TLSMinVersion = 1.1", "'1.1' is not a TLS version this server offers"),
             ("TLSCiphers = NO-SUCH-CIPHER", "selects no cipher OpenSSL knows"),
             ("HSTSMaxAge = -1", "HSTSMaxAge: '-1' is not a whole number of seconds"),
+            ("CredentialReuse = -1", "CredentialReuse: '-1' is not a whole number of requests"),
+            ("CredentialReuse = 1.5", "CredentialReuse: '1.5' is not a whole number of requests"),
             ("DiskAwaitLimit = 0", "DiskAwaitLimit: '0' is not a positive number of milliseconds"),
             ("DiskFullPercent = 101", "DiskFullPercent: '101' is not a percentage (0 to 100)"),
             ("MemoryAvailablePercent = ten", "MemoryAvailablePercent: 'ten' is not a percent"),
@@ -250,6 +254,8 @@ class OptionTests(TestCase):
         self.assertEqual(parse_option("port", "8081"), 8081)
         self.assertEqual(parse_option("security", "on"), True)
         self.assertEqual(parse_option("modules", "cpu"), ("cpu",))
+        self.assertEqual(parse_option("credential_reuse", "0"), 0)
+        self.assertEqual(parse_option("credential_reuse", "250"), 250)
 
     def test_bad_option_names_the_option(self) -> None:
         error = self.assertRaises(ConfigError, parse_option, "port", "abc")
@@ -257,6 +263,10 @@ class OptionTests(TestCase):
         error = self.assertRaises(ConfigError, parse_option, "request_timeout", "soon")
         self.assertEqual(
             str(error), "--request-timeout: 'soon' is not a positive number of seconds"
+        )
+        error = self.assertRaises(ConfigError, parse_option, "credential_reuse", "many")
+        self.assertEqual(
+            str(error), "--credential-reuse: 'many' is not a whole number of requests (0 or more)"
         )
 
 

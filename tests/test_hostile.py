@@ -39,7 +39,7 @@ BIG = 400_000
 class BigSite(RecordingSite):
     """Answers every request with BIG bytes that name the request."""
 
-    def respond(self, request: Request, client: str) -> Deferred[Outcome]:
+    def respond(self, request: Request, client: str, kept: object = None) -> Deferred[Outcome]:
         self.requests.append(request)
         body = (request.path.encode() + b".") * (BIG // (len(request.path) + 1))
         return succeed(Outcome(Response(200, body, "text/plain")))

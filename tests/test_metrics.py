@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet.defer import Deferred, fail
@@ -19,7 +21,7 @@ from zope.interface.verify import verifyObject
 from tests.contexts import module_context
 from tests.servers import start_server
 from twistedspy.context import ModuleContext
-from twistedspy.http.stats import RequestStats
+from twistedspy.http.stats import LATENCY_BUCKETS, RequestStats
 from twistedspy.interfaces import IInfoModule, IMetricsSource
 from twistedspy.modules.cpu import CpuModule
 from twistedspy.modules.diskfree import DiskfreeModule, exported_mounts
@@ -313,6 +315,49 @@ class RequestStatsTests(TestCase):
             self.assertEqual(found[bucket, (("le", le), ("module", "meminfo"))], count, le)
         latency = "twistedspy_http_request_duration_seconds_sum"
         self.assertAlmostEqual(found[latency, (("module", "meminfo"),)], 20.004)
+
+    def test_families_are_prometheus_clients_own(self) -> None:
+        # The counts are kept without prometheus_client's locks; what a scrape sees must
+        # be exactly what its Counter and Histogram give for the same observations.
+        observations = [
+            ("/meminfo", 200, 0.0004),
+            ("/meminfo", 200, 0.001),
+            ("/nope", 404, 0.0025),
+            ("/-/healthy", 200, 7.0),
+            ("/meminfo", 304, 11.0),
+            (None, 400, 0.0),
+            ("/", 200, 0.3),
+        ]
+        self.patch(time, "time", lambda: 1_700_000_000.0)
+        stats = RequestStats(lambda: {"index", "meminfo"})
+        registry = CollectorRegistry(auto_describe=True)
+        counter = Counter(
+            "twistedspy_http_requests",
+            "Requests answered by twistedspy, by module and status code.",
+            ["module", "status"],
+            registry=registry,
+        )
+        histogram = Histogram(
+            "twistedspy_http_request_duration_seconds",
+            "Seconds from a whole request received to its response written, by module.",
+            ["module"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        stalls = Counter(
+            "twistedspy_reactor_stalls",
+            "Times the reactor was blocked for over 250 ms (journal event reactor-stall).",
+            registry=registry,
+        )
+        for path, status, seconds in observations:
+            stats.observe(path, status, seconds)
+            module = stats.module_label(path)
+            counter.labels(module, str(status)).inc()
+            histogram.labels(module).observe(seconds)
+        stats.count_stall()
+        stalls.inc()
+        self.assertEqual(stats.metrics(), list(registry.collect()))
+        self.assertEqual(exposition(stats.metrics()), generate_latest(registry))
 
     async def test_the_server_counts_its_requests(self) -> None:
         server = start_server(self)

@@ -39,7 +39,10 @@ class RecordingSite:
         self.held: list[Deferred[None]] = []
         self.hold = False
 
-    def respond(self, request: Request, client: str) -> Deferred[Outcome]:
+    def connection_login(self) -> object:
+        return None
+
+    def respond(self, request: Request, client: str, kept: object = None) -> Deferred[Outcome]:
         self.requests.append(request)
         outcome = Outcome(Response(200, request.path.encode() + b"|" + request.body, "text/plain"))
         if self.hold:

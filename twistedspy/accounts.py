@@ -112,10 +112,10 @@ class AccountsFile:
     """
     The accounts file, re-read whenever it changes.
 
-    Every `lookup` calls `os.stat` (about a microsecond; no clock to inject, and a change
-    is seen by the very next login rather than up to a second later). The file is read
-    again only when its inode, size or mtime_ns differ from the version last read, so an
-    atomic replace (new inode) and an in-place edit are both noticed.
+    Every `lookup` and `generation` calls `os.stat` (no clock to inject, and a change is
+    seen by the very next login rather than up to a second later). The file is read again
+    only when its inode, size or mtime_ns differ from the version last read, so an atomic
+    replace (new inode) and an in-place edit are both noticed.
 
     A changed file that cannot be read or parsed whole locks everyone out until it is
     fixed (fail closed): keeping the accounts last read would keep a user the edit meant
@@ -126,7 +126,11 @@ class AccountsFile:
 
     def __init__(self, path: Path, *, log: Logger | None = None) -> None:
         self.path = path
+        # os.stat on a str: Path.stat's own work is more than the system call's
+        self._where = os.fspath(path)
         self._log = log if log is not None else Logger()
+        #: how many times the file has been seen to change (see `generation`)
+        self._generation = 0
         # what the last failed reload saw, so one broken version is journalled once
         self._rejected: _Signature | str | None = None
         try:
@@ -162,6 +166,15 @@ class AccountsFile:
         self._refresh()
         return self._accounts.get(user)
 
+    def generation(self) -> int:
+        """
+        A number that changes whenever the file is seen to change (edited, replaced,
+        removed, broken or fixed): what was decided from an earlier version, such as a
+        connection's remembered login, is stale once it differs.
+        """
+        self._refresh()
+        return self._generation
+
     def health_problem(self) -> str | None:
         """Why no one can log in (one line, naming no user or path), or None."""
         self._refresh()
@@ -171,11 +184,13 @@ class AccountsFile:
 
     def _refresh(self) -> None:
         try:
-            seen: _Signature | None = _signature(self.path.stat())
+            seen: _Signature | None = _signature(os.stat(self._where))  # noqa: PTH116 (see _where)
         except OSError as error:
             seen = None
             why = f"cannot read the accounts file: {_reason(error)}"
             self._lock_out(str(error.errno), why)
+        if seen != self._seen:
+            self._generation += 1
         if seen is None or seen == self._seen:
             self._seen = seen
             return

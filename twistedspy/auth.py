@@ -11,6 +11,7 @@ the dispatcher serves pages to.
 from __future__ import annotations
 
 import binascii
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -294,6 +295,7 @@ class LoginThrottled(Exception):
         self.budget = budget
 
 
+@functools.lru_cache(maxsize=4096)
 def _budget_keys(client: str) -> tuple[str, str]:
     """
     The address and the network failures from `client` are counted against.
@@ -302,7 +304,8 @@ def _budget_keys(client: str) -> tuple[str, str]:
     2**64 fresh budgets; its network is the /56 a home or small site is typically given
     (RFC 6177 §3). An IPv4 client's network is its /24. An IPv4-mapped IPv6 address is
     its IPv4 address. A client that is not an IP address (a UNIX socket's peer) is its
-    own network.
+    own network. Remembered for the clients seen last: parsing an address costs more
+    than the rest of a throttle check.
     """
     try:
         address = ipaddress.ip_address(client)
@@ -338,6 +341,8 @@ class _SlidingWindow:
 
     def wait(self, key: str, now: float) -> float:
         """Seconds until `key` may try once more; 0 when it may now."""
+        if not self.failures and not self._pending and self.budget > 0:
+            return 0.0  # nobody has failed or is trying: every login's usual case
         self._forget_before(now - self._window)
         failures = self.failures.get(key, deque())
         while failures and failures[0] <= now - self._window:
@@ -416,8 +421,12 @@ class LoginThrottle:
         address, network = _budget_keys(client)
         return address, network, ""
 
-    def begin(self, client: str) -> None:
-        """Start an attempt from `client`, or raise `LoginThrottled`; then `end` it."""
+    def check(self, client: str) -> tuple[str, str, str]:
+        """
+        Raise `LoginThrottled` while a budget `client` counts against is spent; else its
+        keys. Counts nothing: alone, it is the check for a login that cannot fail (one a
+        connection reuses, `Gatekeeper.admit`).
+        """
         now = self._clock.seconds()
         keys = self._keys(client)
         waits = [
@@ -427,6 +436,11 @@ class LoginThrottle:
         wait, budget = max(waits)
         if wait > 0:
             raise LoginThrottled(max(1, math.ceil(wait)), budget)
+        return keys
+
+    def begin(self, client: str) -> None:
+        """Start an attempt from `client`, or raise `LoginThrottled`; then `end` it."""
+        keys = self.check(client)
         for (_, window), key in zip(self._budgets, keys, strict=True):
             window.begin(key)
 
@@ -478,6 +492,32 @@ class TrustedProxies:
 _ANONYMOUS = Anonymous()
 
 
+class ConnectionLogin:
+    """
+    The last login one connection made through the Portal, for its next requests that
+    carry exactly the same credentials (docs/security.md, "One login per connection").
+
+    It holds a keyed digest of the credentials as the request carried them, never the
+    password; the accounts file's generation when they were checked; how many more
+    requests may reuse it; and the Viewer. Only a login the Portal let in is kept: a
+    failed one never is, and any other credentials on the connection forget it.
+    """
+
+    # Class attributes as the empty state, and no __init__: one is made for every
+    # connection, most of which (with `Connection: close`) never use it.
+    digest: bytes = b""
+    generation: int = -1
+    uses_left: int = 0
+    viewer: Viewer | None = None
+
+    def forget(self) -> None:
+        self.digest, self.generation, self.uses_left, self.viewer = b"", -1, 0, None
+
+
+#: the digest Security off's one anonymous login is kept under
+_ANONYMOUS_DIGEST = b"anonymous"
+
+
 def _user_of(credentials: ICredentials) -> str | None:
     if IUsernamePassword.providedBy(credentials):
         username: bytes = credentials.username
@@ -497,16 +537,23 @@ class Gatekeeper:
         ignore_credentials: bool = False,
         proxies: TrustedProxies | None = None,
         accounts: AccountsFile | None = None,
+        reuse: int = 0,
     ) -> None:
         self._portal = portal
         self._throttle = throttle
         self._log = log
         self._proxies = proxies if proxies is not None else TrustedProxies()
         self._accounts = accounts
+        #: requests a connection may reuse a login for (CredentialReuse); 0: none
+        self._reuse = reuse
+        # Connections keep an HMAC of their credentials under a key that lives only in
+        # this process: a memory dump holds nothing to brute-force a password from.
+        self._reuse_secret = secrets.token_bytes(32)
         #: Security off: whatever a request carries, it is let in as anonymous
         self._ignore_credentials = ignore_credentials
-        #: whether anyone reads the debug event of each anonymous login (the journal in
-        #: verbose mode does; its mode is fixed for its life): asked once, not per request
+        #: whether anyone reads the debug events of anonymous and reused logins (the
+        #: journal in verbose mode does; its mode is fixed for its life): asked once, not
+        #: per request
         self._journal_anonymous = keeps(log, "authorization", LogLevel.debug)
 
     def health_problem(self) -> str | None:
@@ -519,22 +566,101 @@ class Gatekeeper:
         authorization: Callable[[], str | None],
         peer: str,
         forwarded_for: Sequence[str] = (),
-    ) -> Deferred[Viewer]:
+        kept: ConnectionLogin | None = None,
+    ) -> Viewer | Deferred[Viewer]:
         """
         The Viewer for what a request carries: `login` and `password` in `secrets`, or
         the `Authorization` header `authorization` reads (see `credentials_from`). With
         Security off nothing is read, not even an Authorization meant for something else,
         so nothing can fail: this is the one place that decides it.
+
+        `kept` is the connection's memory of its last login: the same credentials again,
+        within CredentialReuse requests and while the accounts file is unchanged, get its
+        Viewer at once (the throttle still asked), without the Portal; anything else goes
+        through the Portal, and a login it lets in is kept.
         """
+        reuse = self._reuse if kept is not None else 0
         if self._ignore_credentials:
-            return self.login(_ANONYMOUS, peer, forwarded_for)
-        try:
-            credentials = credentials_from(
-                secrets.get("login"), secrets.get("password"), authorization()
+            if not reuse:
+                return self.login(_ANONYMOUS, peer, forwarded_for)
+            assert kept is not None
+            if kept.uses_left > 0 and kept.viewer is not None:
+                kept.uses_left -= 1
+                if self._journal_anonymous:
+                    client = self._proxies.client_of(peer, forwarded_for)
+                    self._journal(None, client, "ok", LogLevel.debug)
+                return kept.viewer
+            return self.login(_ANONYMOUS, peer, forwarded_for).addCallback(
+                self._remember, kept, _ANONYMOUS_DIGEST, 0
             )
+        login, password = secrets.get("login"), secrets.get("password")
+        header = None if login or password else authorization()
+        digest = b""
+        if reuse and (login or password or header is not None):
+            assert kept is not None
+            digest = self._digest(login, password, header)
+            if kept.viewer is not None:
+                if (
+                    kept.uses_left > 0
+                    and kept.generation == self._generation()
+                    and hmac.compare_digest(kept.digest, digest)
+                ):
+                    return self._reused(kept, peer, forwarded_for)
+                kept.forget()
+        try:
+            credentials = credentials_from(login, password, header)
         except LoginFailed as error:
             return fail(error)
-        return self.login(credentials, peer, forwarded_for)
+        if not digest:
+            return self.login(credentials, peer, forwarded_for)
+        assert kept is not None
+        # The generation as it was before the check: a file changed meanwhile makes the
+        # kept login stale at once.
+        generation = self._generation()
+        return self.login(credentials, peer, forwarded_for).addCallback(
+            self._remember, kept, digest, generation
+        )
+
+    def _digest(self, login: str | None, password: str | None, header: str | None) -> bytes:
+        """A keyed digest of the credentials exactly as the request carried them."""
+        if header is not None:
+            material = b"h" + header.encode("utf-8", "surrogatepass")
+        else:
+            user = (login or "").encode("utf-8", "surrogatepass")
+            secret = (password or "").encode("utf-8", "surrogatepass")
+            material = b"q%d:" % len(user) + user + secret
+        return hmac.digest(self._reuse_secret, material, hashlib.sha256)
+
+    def _generation(self) -> int:
+        return 0 if self._accounts is None else self._accounts.generation()
+
+    def _reused(
+        self, kept: ConnectionLogin, peer: str, forwarded_for: Sequence[str]
+    ) -> Viewer | Deferred[Viewer]:
+        """The kept login once more: throttled as every login is, journalled in verbose mode."""
+        viewer = kept.viewer
+        assert viewer is not None
+        client = self._proxies.client_of(peer, forwarded_for)
+        via = {"via": peer} if client != peer else {}
+        try:
+            self._throttle.check(client)
+        except LoginThrottled as error:
+            self._journal(
+                viewer.user, client, "throttled", LogLevel.warn, budget=error.budget, **via
+            )
+            return fail(error)
+        kept.uses_left -= 1
+        if self._journal_anonymous:
+            self._journal(viewer.user, client, "ok", LogLevel.debug, **via)
+        return viewer
+
+    def _remember(
+        self, viewer: Viewer, kept: ConnectionLogin, digest: bytes, generation: int
+    ) -> Viewer:
+        """A login the Portal let in: kept for the connection's next CredentialReuse requests."""
+        kept.digest, kept.generation, kept.viewer = digest, generation, viewer
+        kept.uses_left = self._reuse
+        return viewer
 
     def login(
         self, credentials: ICredentials, peer: str, forwarded_for: Sequence[str] = ()
@@ -548,9 +674,10 @@ class Gatekeeper:
         # the proxy it came through, beside the client it named
         via = {"via": peer} if client != peer else {}
         if self._ignore_credentials:
-            # Security off: every request through the Portal as anonymous, all the same,
-            # without the throttle's bookkeeping (nothing to guess) and without the
-            # closures of the general case below (this is every request's path).
+            # Security off: through the Portal as anonymous, all the same, without the
+            # throttle's bookkeeping (nothing to guess) and without the closures of the
+            # general case below (every connection's first request, or every request
+            # with CredentialReuse 0).
             attempt = self._portal.login(_ANONYMOUS, None, IViewer)
             return attempt.addCallbacks(
                 self._anonymous_admitted,
@@ -634,7 +761,9 @@ def make_gatekeeper(
     throttle = LoginThrottle(clock)
     if not settings.security:
         portal = Portal(ViewerRealm(), [AllowAnonymousAccess()])
-        return Gatekeeper(portal, throttle, log, ignore_credentials=True)
+        return Gatekeeper(
+            portal, throttle, log, ignore_credentials=True, reuse=settings.credential_reuse
+        )
     accounts = AccountsFile(settings.account_file, log=log)
     checker = AccountsChecker(accounts, run_blocking)
     return Gatekeeper(
@@ -643,4 +772,5 @@ def make_gatekeeper(
         log,
         proxies=TrustedProxies(settings.trusted_proxies),
         accounts=accounts,
+        reuse=settings.credential_reuse,
     )

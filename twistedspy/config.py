@@ -95,6 +95,12 @@ def _client_count(text: str) -> int:
     return int(text)
 
 
+def _request_count(text: str) -> int:
+    if not re.fullmatch(r"[0-9]{1,10}", text):
+        raise _BadValue(f"{text!r} is not a whole number of requests (0 or more)")
+    return int(text)
+
+
 def _path(text: str) -> Path:
     return Path(text).expanduser()
 
@@ -215,6 +221,7 @@ KEYS: tuple[Key, ...] = (
     Key("Listen", "listen", "--listen", _endpoint),
     Key("Security", "security", "--security", _switch),
     Key("AccountFile", "account_file", "--accounts", _path, is_path=True),
+    Key("CredentialReuse", "credential_reuse", "--credential-reuse", _request_count),
     Key("MaxClients", "max_clients", "--max-clients", _client_count),
     Key(
         "MaxClientsPerAddress",

@@ -24,7 +24,14 @@ from twisted.internet.defer import Deferred, TimeoutError, fail, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from twistedspy.auth import WWW_AUTHENTICATE, Gatekeeper, LoginFailed, LoginThrottled, Viewer
+from twistedspy.auth import (
+    WWW_AUTHENTICATE,
+    ConnectionLogin,
+    Gatekeeper,
+    LoginFailed,
+    LoginThrottled,
+    Viewer,
+)
 from twistedspy.events import record_failure
 from twistedspy.http.negotiation import qualities
 from twistedspy.http.parser import HTTPError, Request
@@ -161,13 +168,15 @@ class Asking:
     #: passed (not once the page is made)
     format_error: PageError | None
     name: str
+    #: the connection's last login, which the login step may reuse (twistedspy/auth.py)
+    kept: ConnectionLogin | None = None
     #: whether the login step has let the request in (anonymously, with Security off)
     admitted: bool = False
     user: str | None = None
     module: IInfoModule | None = None
 
     @classmethod
-    def of(cls, request: Request, client: str) -> Asking:
+    def of(cls, request: Request, client: str, kept: ConnectionLogin | None = None) -> Asking:
         query, secrets = (
             Query.parse_apart(request.query, SECRET_KEYS) if request.query else (_NO_QUERY,) * 2
         )
@@ -178,7 +187,7 @@ class Asking:
         except PageError as error:
             format_error = error
         name = request.path.strip("/") or INDEX
-        return cls(request, client, query, secrets, as_json, format_error, name)
+        return cls(request, client, query, secrets, as_json, format_error, name, kept)
 
     def page_key(self) -> PageKey:
         """
@@ -263,14 +272,26 @@ class Dispatcher:
 
     # -- Site
 
-    def respond(self, request: Request, client: str) -> Outcome | Deferred[Outcome]:
-        """The answer; one ready at once (a health check, a cached page) as it is."""
+    def connection_login(self) -> ConnectionLogin:
+        """What a new connection keeps of its logins, given back with each of its requests."""
+        return ConnectionLogin()
+
+    def respond(
+        self, request: Request, client: str, kept: object = None
+    ) -> Outcome | Deferred[Outcome]:
+        """
+        The answer; one ready at once (a health check, a cached page) as it is. `kept` is
+        what `connection_login` made for the connection the request came on.
+        """
         if self.watchdog is not None:
             self.watchdog.wake()  # its heartbeat rests while no request comes
         if request.path.startswith("/-/"):
             # Health checks and static files: nothing to wait for, so no coroutine.
             return Outcome(self._public(request))
-        return self._through(Asking.of(request, client), 0)
+        # A request after which the connection closes has no next request to keep its
+        # login for.
+        login = kept if request.keep_alive and isinstance(kept, ConnectionLogin) else None
+        return self._through(Asking.of(request, client, login), 0)
 
     def error_response(self, error: HTTPError) -> Response:
         return self.renderer.error(error.status, error.message, as_json=False, close=True)
@@ -314,7 +335,12 @@ class Dispatcher:
             functools.partial(asking.request.header, "authorization"),
             asking.client,
             asking.request.header_values("x-forwarded-for"),
+            asking.kept,
         )
+        if isinstance(attempt, Viewer):
+            # The connection's login, reused: no Deferred at all.
+            asking.admitted, asking.user = True, attempt.user
+            return None
         answer = attempt.addCallbacks(
             self._logged_in, self._refused, callbackArgs=(asking,), errbackArgs=(asking,)
         )

@@ -33,6 +33,9 @@ class Settings:
     listen: str | None = None
     security: bool = False
     account_file: Path = Path("accounts")
+    #: requests a connection's login is reused for, with the same credentials, before it
+    #: goes through the Portal again (docs/security.md); 0 asks the Portal every request
+    credential_reuse: int = 100
     max_clients: int = 64
     #: connections served at once from one address (IPv6: one /64); None: MaxClients / 4
     max_clients_per_address: int | None = None

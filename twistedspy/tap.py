@@ -42,6 +42,13 @@ _PARAMETERS: tuple[tuple[str, str | None, str, str], ...] = (
         "[default: accounts]",
     ),
     (
+        "credential-reuse",
+        None,
+        "credential_reuse",
+        "requests a connection reuses its login for, with the same credentials, before the "
+        "next is checked again; 0 checks every request [default: 100]",
+    ),
+    (
         "max-clients",
         None,
         "max_clients",

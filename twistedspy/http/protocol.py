@@ -61,7 +61,12 @@ SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 class Site(Protocol):
     """The dispatcher, as the connection sees it."""
 
-    def respond(self, request: Request, client: str) -> Outcome | Deferred[Outcome]: ...
+    def connection_login(self) -> object:
+        """What the site keeps for one connection (its login), handed back with each request."""
+
+    def respond(
+        self, request: Request, client: str, kept: object = None
+    ) -> Outcome | Deferred[Outcome]: ...
     def error_response(self, error: HTTPError) -> Response: ...
     def journal_path(self, request: Request) -> str: ...
 
@@ -233,6 +238,8 @@ class HTTPChannel(LineReceiver):
         self._outgoing = b""
         self._offset = 0
         self._keep_alive_after = False
+        #: the site's memory of this connection's login (made once the factory is set)
+        self._kept: object = None
 
     @property
     def state(self) -> ConnectionState:
@@ -264,6 +271,7 @@ class HTTPChannel(LineReceiver):
 
     @override
     def connectionMade(self) -> None:
+        self._kept = self.factory.site.connection_login()
         self.setRawMode()
         self.consumer.registerProducer(_WriteBackPressure(self), True)
         self.factory.connection_opened(self)
@@ -412,7 +420,7 @@ class HTTPChannel(LineReceiver):
         self.due = _NEVER
         started = time.monotonic()
         self._journal_headers(request)
-        pending = self.factory.site.respond(request, self.client)
+        pending = self.factory.site.respond(request, self.client, self._kept)
         if isinstance(pending, Outcome):
             # Ready at once: written before the next request is parsed, without a
             # Deferred, and without pausing the transport (two epoll_ctl calls saved).
