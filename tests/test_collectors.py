@@ -4,6 +4,7 @@ queued for a thread, and same-named families from several sources become one."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -18,8 +19,10 @@ from tests.contexts import module_context
 from tests.test_metrics import samples, scrape
 from twistedspy.collectors import merged, run_collectors
 from twistedspy.modules.cpu import CpuModule, read_cpu_sample
+from twistedspy.modules.diskfree import DiskfreeModule
 from twistedspy.modules.meminfo import MeminfoModule
 from twistedspy.modules.metrics import MetricsModule
+from twistedspy.procfs.mounts import Mount
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -88,4 +91,34 @@ class OwnWorkTests(TestCase):
         self.assertLess(own, 1.0)
         self.assertEqual(
             found["twistedspy_scrape_collector_success", (("collector", "meminfo"),)], 1
+        )
+
+    async def test_diskfree_duration_is_its_calls_not_their_waits(self) -> None:
+        """
+        The mount table and each statvfs wait 2 s for a thread (by the clock): the
+        reported duration is the calls' own work, under a second, not 6 s.
+        """
+        clock = Clock()
+
+        def queued(f: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Deferred[T]:
+            return deferLater(clock, 2, f, *args, **kwargs)
+
+        context = replace(module_context(), reactor=clock, run_blocking=queued)
+        mounts = [Mount("/dev/sda1", "/", "ext4"), Mount("/dev/sdb1", "/data", "ext4")]
+        usage = os.statvfs_result((4096, 4096, 100, 50, 40, 10, 5, 5, 0, 255))
+        diskfree = DiskfreeModule(context, lambda: mounts, lambda path: usage, deadline=3)
+        metrics = MetricsModule(
+            replace(context, served=lambda: [diskfree]), timer=clock.seconds, sources=()
+        )
+        scraping = Deferred.fromCoroutine(scrape(metrics))
+        clock.pump([2, 2, 2])  # the mount table, the statvfs calls, the textfile collector
+        found = samples(await scraping)
+        own = found["twistedspy_scrape_collector_duration_seconds", (("collector", "diskfree"),)]
+        self.assertLess(own, 1.0)
+        self.assertEqual(
+            found[
+                "node_filesystem_avail_bytes",
+                (("device", "/dev/sdb1"), ("fstype", "ext4"), ("mountpoint", "/data")),
+            ],
+            40 * 4096,
         )
