@@ -20,8 +20,8 @@ from tests.test_metrics import samples, scrape
 from twistedspy.collectors import merged, run_collectors
 from twistedspy.modules.cpu import CpuModule, read_cpu_sample
 from twistedspy.modules.diskfree import DiskfreeModule
-from twistedspy.modules.meminfo import MeminfoModule
 from twistedspy.modules.metrics import MetricsModule
+from twistedspy.modules.version import VersionModule, read_system
 from twistedspy.procfs.mounts import Mount
 
 P = ParamSpec("P")
@@ -72,7 +72,8 @@ class OwnWorkTests(TestCase):
     async def test_duration_is_the_work_not_the_wait_for_a_thread(self) -> None:
         """
         A worker pool busy for 4 s (by the clock; the deadline is 5) before it runs the
-        meminfo collector: the reported duration is its own work, under a second, not 4 s.
+        version module's uname and os collectors: the reported duration is their own
+        work, under a second, not 4 s.
         """
         clock = Clock()
 
@@ -80,17 +81,17 @@ class OwnWorkTests(TestCase):
             return deferLater(clock, 4, f, *args, **kwargs)
 
         context = replace(module_context(), reactor=clock, run_blocking=queued)
-        meminfo = MeminfoModule(context)
+        version = VersionModule(context, read_system)
         metrics = MetricsModule(
-            replace(context, served=lambda: [meminfo]), timer=clock.seconds, sources=()
+            replace(context, served=lambda: [version]), timer=clock.seconds, sources=()
         )
         scraping = Deferred.fromCoroutine(scrape(metrics))
         clock.pump([4, 4])  # the modules' work, then the textfile collector's
         found = samples(await scraping)
-        own = found["twistedspy_scrape_collector_duration_seconds", (("collector", "meminfo"),)]
+        own = found["twistedspy_scrape_collector_duration_seconds", (("collector", "version"),)]
         self.assertLess(own, 1.0)
         self.assertEqual(
-            found["twistedspy_scrape_collector_success", (("collector", "meminfo"),)], 1
+            found["twistedspy_scrape_collector_success", (("collector", "version"),)], 1
         )
 
     async def test_diskfree_duration_is_its_calls_not_their_waits(self) -> None:
