@@ -217,7 +217,11 @@ class MetricsModule:
         results = await DeferredList([self._timed(s) for s in first], fireOnOneErrback=True)
         done = [r for _, r in results]
         if self._textfile in sources:
-            taken = names_taken(f for r in done for f in r.families)
+            taken = (
+                names_taken(f for r in done for f in r.families)
+                if self._textfile.reads_files
+                else set()
+            )
             done.append(await self._timed(self._textfile, taken))
         families = [f for r in done for f in r.families]
         families.extend(scrape_families(done))
