@@ -235,7 +235,8 @@ class MetricsModule:
             running: Deferred[list[Metric]] = self._textfile.metrics_beside(taken)
         else:
             running = _families(source)
-        running.addTimeout(self._deadline, self._context.reactor)
+        if not running.called:  # a source that answered at once needs no timer
+            running.addTimeout(self._deadline, self._context.reactor)
 
         def finished(result: list[Metric] | Failure) -> CollectorResult:
             # A source that measured its own work (collectors.Families) is reported by
