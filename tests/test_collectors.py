@@ -21,7 +21,13 @@ from twistedspy.collectors import merged, run_collectors
 from twistedspy.modules.cpu import CpuModule, read_cpu_sample
 from twistedspy.modules.diskfree import DiskfreeModule
 from twistedspy.modules.metrics import MetricsModule
-from twistedspy.modules.version import VersionModule, read_system
+from twistedspy.modules.version import (
+    IDENTITY_MAX_AGE,
+    Identity,
+    VersionModule,
+    read_identity,
+    read_system,
+)
 from twistedspy.procfs.mounts import Mount
 
 P = ParamSpec("P")
@@ -123,3 +129,26 @@ class OwnWorkTests(TestCase):
             ],
             40 * 4096,
         )
+
+
+class KeptFamiliesTests(TestCase):
+    async def test_version_families_are_read_once_a_max_age(self) -> None:
+        """uname and os serve scrapes for IDENTITY_MAX_AGE, then are read again."""
+        clock = Clock()
+        reads: list[float] = []
+
+        def identity() -> Identity:
+            reads.append(clock.seconds())
+            return read_identity()
+
+        context = replace(module_context(), reactor=clock)
+        version = VersionModule(context, read_system, identity)
+        first = await version.metrics()
+        clock.advance(IDENTITY_MAX_AGE - 1)
+        again = await version.metrics()
+        self.assertEqual(reads, [0])
+        self.assertEqual([f.name for f in again], [f.name for f in first])
+        self.assertEqual(again.seconds, 0.0)  # type: ignore[attr-defined]
+        clock.advance(1)
+        await version.metrics()
+        self.assertEqual(reads, [0, IDENTITY_MAX_AGE])
