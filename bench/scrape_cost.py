@@ -17,7 +17,11 @@ that mix, and the last scrape's per-collector durations are printed too.
 branch; this checkout's Python) in the same run, so that a change is measured side by
 side with the code it replaces.
 
+`--query Q` asks twistedspy for `/metrics?Q` (`exclude[]=processes`: the scrape without
+the process families).
+
 Run: PYTHONPATH=. python bench/scrape_cost.py [N] [--seconds 40] [--idle 20] [--before DIR]
+[--query Q]
 """
 
 from __future__ import annotations
@@ -73,6 +77,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=40)
     parser.add_argument("--idle", type=int, default=20, help="seconds left alone first")
     parser.add_argument("--before", type=Path, help="another twistedspy checkout, run too")
+    parser.add_argument("--query", default="", help="for twistedspy, e.g. exclude[]=processes")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="twistedspy-cost-"))
     trees = {"twistedspy": None} if args.before is None else {
@@ -82,7 +87,7 @@ def main() -> None:
             pids, urls = {}, {}
             for n, (name, root) in enumerate(trees.items()):
                 port = free_port()
-                urls[name] = f"http://127.0.0.1:{port}/metrics"
+                urls[name] = f"http://127.0.0.1:{port}/metrics" + (args.query and f"?{args.query}")
                 spy = [sys.executable, "-m", "twistedspy.cli", f"--port={port}",
                        f"--log-dir={folder}/logs{n}", f"--message-file={folder}/m{n}.jsonl",
                        f"--pidfile={folder}/twistd{n}.pid"]  # fmt: skip
