@@ -45,6 +45,11 @@ from bench.processes import sleepers
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
+def processes_now() -> int:
+    """Processes in /proc: other work on the machine adds to what every scan walks."""
+    return sum(entry.name.isdigit() for entry in Path("/proc").iterdir())
+
+
 def cpu_seconds(pid: int) -> float:
     """utime + stime of a process (proc(5) /proc/PID/stat fields 14 and 15)."""
     data = Path(f"/proc/{pid}/stat").read_bytes()
@@ -103,6 +108,7 @@ def main() -> None:
             time.sleep(args.idle)
             idle = {name: cpu_seconds(pid) - before[name] for name, pid in pids.items()}
             before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+            counts = [processes_now()]
             bodies = {}
             names = list(urls)
             started = time.monotonic()
@@ -111,12 +117,14 @@ def main() -> None:
                 for name in names[turn:] + names[:turn]:
                     bodies[name] = get(urls[name])
                 time.sleep(max(0.0, started + second + 1 - time.monotonic()))
+                counts.append(processes_now())
             spent = {name: cpu_seconds(pid) - before[name] for name, pid in pids.items()}
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
     print(f"{args.count} extra processes, every server on CPU 0; idle {args.idle} s, "
-          f"then {args.seconds} scrapes each, one a second")  # fmt: skip
+          f"then {args.seconds} scrapes each, one a second; "
+          f"{min(counts)}-{max(counts)} processes in /proc")  # fmt: skip
     print(f"{'':18} {'CPU ms/scrape':>14} {'idle CPU ms/s':>14} {'samples':>8} {'ratio':>6}")
     node_spent = spent["node_exporter"]
     for name, seconds in spent.items():
