@@ -4,6 +4,7 @@ queued for a thread, and same-named families from several sources become one."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -18,8 +19,16 @@ from tests.contexts import module_context
 from tests.test_metrics import samples, scrape
 from twistedspy.collectors import merged, run_collectors
 from twistedspy.modules.cpu import CpuModule, read_cpu_sample
-from twistedspy.modules.meminfo import MeminfoModule
+from twistedspy.modules.diskfree import DiskfreeModule
 from twistedspy.modules.metrics import MetricsModule
+from twistedspy.modules.version import (
+    IDENTITY_MAX_AGE,
+    Identity,
+    VersionModule,
+    read_identity,
+    read_system,
+)
+from twistedspy.procfs.mounts import Mount
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -69,7 +78,8 @@ class OwnWorkTests(TestCase):
     async def test_duration_is_the_work_not_the_wait_for_a_thread(self) -> None:
         """
         A worker pool busy for 4 s (by the clock; the deadline is 5) before it runs the
-        meminfo collector: the reported duration is its own work, under a second, not 4 s.
+        version module's uname and os collectors: the reported duration is their own
+        work, under a second, not 4 s.
         """
         clock = Clock()
 
@@ -77,15 +87,68 @@ class OwnWorkTests(TestCase):
             return deferLater(clock, 4, f, *args, **kwargs)
 
         context = replace(module_context(), reactor=clock, run_blocking=queued)
-        meminfo = MeminfoModule(context)
+        version = VersionModule(context, read_system)
         metrics = MetricsModule(
-            replace(context, served=lambda: [meminfo]), timer=clock.seconds, sources=()
+            replace(context, served=lambda: [version]), timer=clock.seconds, sources=()
         )
         scraping = Deferred.fromCoroutine(scrape(metrics))
-        clock.pump([4, 4])  # the modules' work, then the textfile collector's
+        clock.pump([4])  # the version module's work
         found = samples(await scraping)
-        own = found["twistedspy_scrape_collector_duration_seconds", (("collector", "meminfo"),)]
+        own = found["twistedspy_scrape_collector_duration_seconds", (("collector", "version"),)]
         self.assertLess(own, 1.0)
         self.assertEqual(
-            found["twistedspy_scrape_collector_success", (("collector", "meminfo"),)], 1
+            found["twistedspy_scrape_collector_success", (("collector", "version"),)], 1
         )
+
+    async def test_diskfree_duration_is_its_calls_not_their_waits(self) -> None:
+        """
+        Each statvfs waits 2 s for a thread (by the clock): the reported duration is the
+        calls' own work, under a second, not their waits.
+        """
+        clock = Clock()
+
+        def queued(f: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Deferred[T]:
+            return deferLater(clock, 2, f, *args, **kwargs)
+
+        context = replace(module_context(), reactor=clock, run_blocking=queued)
+        mounts = [Mount("/dev/sda1", "/", "ext4"), Mount("/dev/sdb1", "/data", "ext4")]
+        usage = os.statvfs_result((4096, 4096, 100, 50, 40, 10, 5, 5, 0, 255))
+        diskfree = DiskfreeModule(context, lambda: mounts, lambda path: usage, deadline=3)
+        metrics = MetricsModule(
+            replace(context, served=lambda: [diskfree]), timer=clock.seconds, sources=()
+        )
+        scraping = Deferred.fromCoroutine(scrape(metrics))
+        clock.pump([2])  # the statvfs calls
+        found = samples(await scraping)
+        own = found["twistedspy_scrape_collector_duration_seconds", (("collector", "diskfree"),)]
+        self.assertLess(own, 1.0)
+        self.assertEqual(
+            found[
+                "node_filesystem_avail_bytes",
+                (("device", "/dev/sdb1"), ("fstype", "ext4"), ("mountpoint", "/data")),
+            ],
+            40 * 4096,
+        )
+
+
+class KeptFamiliesTests(TestCase):
+    async def test_version_families_are_read_once_a_max_age(self) -> None:
+        """uname and os serve scrapes for IDENTITY_MAX_AGE, then are read again."""
+        clock = Clock()
+        reads: list[float] = []
+
+        def identity() -> Identity:
+            reads.append(clock.seconds())
+            return read_identity()
+
+        context = replace(module_context(), reactor=clock)
+        version = VersionModule(context, read_system, identity)
+        first = await version.metrics()
+        clock.advance(IDENTITY_MAX_AGE - 1)
+        again = await version.metrics()
+        self.assertEqual(reads, [0])
+        self.assertEqual([f.name for f in again], [f.name for f in first])
+        self.assertEqual(again.seconds, 0.0)  # type: ignore[attr-defined]
+        clock.advance(1)
+        await version.metrics()
+        self.assertEqual(reads, [0, IDENTITY_MAX_AGE])

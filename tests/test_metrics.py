@@ -11,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet.defer import Deferred, fail
@@ -23,10 +24,11 @@ from tests.servers import start_server
 from twistedspy.context import ModuleContext
 from twistedspy.http.stats import LATENCY_BUCKETS, RequestStats
 from twistedspy.interfaces import IInfoModule, IMetricsSource
+from twistedspy.modules import metrics
 from twistedspy.modules.cpu import CpuModule
 from twistedspy.modules.diskfree import DiskfreeModule, exported_mounts
 from twistedspy.modules.meminfo import MeminfoModule, meminfo_families
-from twistedspy.modules.metrics import CONTENT_TYPE, MetricsModule, exposition
+from twistedspy.modules.metrics import CONTENT_TYPE, Exposition, MetricsModule, exposition
 from twistedspy.modules.network import NetworkModule
 from twistedspy.modules.processes import ProcessesModule, process_families
 from twistedspy.modules.version import VersionModule, read_identity, read_system
@@ -143,6 +145,60 @@ class FamiliesTests(TestCase):
             exported_mounts(mounts),
             [Mount("/dev/sda1", "/", "ext4"), Mount("/dev/sdc1", "/data", "xfs")],
         )
+
+
+def gauges(value: float, help_text: str = "A gauge.") -> list[Metric]:
+    labelled = GaugeMetricFamily("labelled", "Labelled.", labels=["who"])
+    labelled.add_metric([HOSTILE], value)
+    labelled.add_metric(["b"], 2)
+    return [
+        GaugeMetricFamily("plain", help_text, value),
+        labelled,
+        CounterMetricFamily("counted", "Counted.", 7),
+    ]
+
+
+class ExpositionTests(TestCase):
+    """The kept text of unchanged families is what prometheus_client would write now."""
+
+    def test_each_scrape_is_written_as_new(self) -> None:
+        written = Exposition()
+        for families in (
+            gauges(1.0),
+            gauges(1.0),
+            gauges(2.0),
+            gauges(2.0, "Other help."),
+            gauges(-0.0),
+            gauges(0.0),
+            gauges(float("nan")),
+            gauges(float("nan")),
+            gauges(1.0)[1:],
+            gauges(3),
+        ):
+            self.assertEqual(written(families), exposition(families))
+
+    def test_a_kept_family_is_not_written_again(self) -> None:
+        written = Exposition()
+        first = written(gauges(1.0))
+        changed = gauges(5.0)
+        changed[2] = gauges(1.0)[2]
+        calls: list[str] = []
+
+        def counting(families: Sequence[Metric]) -> bytes:
+            calls.extend(f.name for f in families)
+            return exposition(families)
+
+        self.patch(metrics, "exposition", counting)
+        self.assertEqual(written(gauges(1.0)), first)
+        self.assertEqual(calls, [])
+        written(changed)
+        self.assertEqual(calls, ["plain", "labelled"])
+
+    def test_families_gone_are_forgotten(self) -> None:
+        written = Exposition()
+        for n in range(10):
+            written([GaugeMetricFamily(f"gauge_{n}", "A gauge.", n)])
+        self.assertLessEqual(len(written._written), 2)
 
 
 class GroundTruthTests(TestCase):

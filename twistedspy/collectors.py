@@ -13,9 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from time import perf_counter
+from typing import ParamSpec, TypeVar
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 #: a collector: reads what it needs and returns its families, or raises
 NodeCollector = Callable[[], Iterable[Metric]]
@@ -29,6 +33,21 @@ class Families(list[Metric]):
     """
 
     seconds: float = 0.0
+
+
+def timed_into(
+    spent: list[float], work: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs
+) -> T:
+    """
+    `work(*args, **kwargs)`, its seconds appended to `spent`: a source whose work runs
+    in several worker-thread calls sums them for its `Families.seconds` (an append is
+    atomic, so the calls may share one list).
+    """
+    started = perf_counter()
+    try:
+        return work(*args, **kwargs)
+    finally:
+        spent.append(perf_counter() - started)
 
 
 def run_collectors(collectors: Mapping[str, NodeCollector]) -> list[Metric]:

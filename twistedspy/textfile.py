@@ -22,7 +22,7 @@ from typing import Final
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 from zope.interface import implementer
 
@@ -160,7 +160,15 @@ class TextfileSource:
     def metrics(self) -> Deferred[list[Metric]]:
         return self.metrics_beside(frozenset())
 
+    @property
+    def reads_files(self) -> bool:
+        """Whether there is a folder to read: without one, what others took matters not."""
+        return self._directory is not None
+
     def metrics_beside(self, taken: Collection[str]) -> Deferred[list[Metric]]:
+        if self._directory is None:
+            # Nothing to read: on the reactor, sparing a hand-off to a thread.
+            return succeed(self._read(taken))
         # In the pool: the folder may be on any file system, a slow or hung one included.
         return self._run_blocking(self._read, taken)
 

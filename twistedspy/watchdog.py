@@ -5,12 +5,12 @@ While the reactor runs one piece of code, every client waits. A heartbeat every
 `BEAT` seconds notes when it ran; a beat that comes more than `STALL` seconds late means
 the reactor was kept from its timers that long. After `IDLE` seconds without a request
 the heartbeat rests, beating every `RESTING_BEAT` seconds, until the next request wakes
-it: twenty wake-ups a second cost an idle server 9.6 s of CPU an hour, one a second
-0.5 s (docs/performance.md, idle footprint); a stall while nobody asks is still seen if
-it holds the reactor past a resting beat's time. The journal then gets one
-`reactor-stall` event with the duration and, when the dispatcher had just called a
-module on the reactor for that long, the module's name; `/metrics` counts stalls, and
-`/-/healthy` answers 503 for a while after one (docs/architecture.md).
+it: every beat wakes the reactor, which costs CPU while idle and between scrapes alike
+(docs/performance.md); a stall while nobody asks is still seen if it holds the reactor
+past a resting beat's time. The journal then gets one `reactor-stall` event with the
+duration and, when the dispatcher had just called a module on the reactor for that
+long, the module's name; `/metrics` counts stalls, and `/-/healthy` answers 503 for a
+while after one (docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -32,8 +32,9 @@ T = TypeVar("T")
 
 #: seconds the reactor may be kept busy before it counts as stalled
 STALL = 0.25
-#: seconds between heartbeats while requests come: a stall is measured to within this much
-BEAT = 0.05
+#: seconds between heartbeats while requests come: a stall is measured to within this
+#: much, and one longer than STALL + BEAT is always seen
+BEAT = 0.1
 #: seconds without a request after which the heartbeat rests
 IDLE = 10.0
 #: seconds between heartbeats while it rests

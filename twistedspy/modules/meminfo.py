@@ -7,8 +7,10 @@ Read from /proc/meminfo directly (proc(5)); "used" is total minus available, as
 procps-ng `free` has counted it since 4.0.1, and "cached" includes reclaimable slab,
 as `free` shows it.
 
-The landing page's figures (`glance`) read /proc/meminfo on the reactor: the kernel
-builds it from counters in memory, a ~20 µs read, as cpu.py reads /proc/stat.
+The landing page's figures (`glance`) and the /metrics families read /proc/meminfo
+and /proc/vmstat on the reactor: the kernel builds both from counters in memory, as
+cpu.py reads /proc/stat, and a hand-off to a worker thread costs more CPU than the
+reads (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -170,7 +172,8 @@ GLANCE_COLUMNS: Final = (
 )
 
 
-# Reactor-safe: returns a Deferred; the file read goes to run_blocking.
+# Reactor-safe: the page returns a Deferred (its read goes to run_blocking); glance and
+# metrics read kernel memory on the reactor (module docstring).
 @implementer(IInfoModule, IMetricsSource, IGlance, IReactorSafe)
 class MeminfoModule:
     name = "meminfo"
@@ -188,21 +191,19 @@ class MeminfoModule:
         self._read: SharedCollection[Meminfo] = SharedCollection(
             lambda: context.run_blocking(source)
         )
-        self._families: SharedCollection[list[Metric]] = SharedCollection(
-            lambda: context.run_blocking(
-                run_collectors,
-                {
-                    "meminfo": lambda: meminfo_families(source()),
-                    "vmstat": lambda: vmstat_families(vmstat()),
-                },
-            )
-        )
+        self._vmstat = vmstat
 
     def collect(self, query: Query) -> Deferred[Page]:
         return self._read().addCallback(self._report)
 
-    def metrics(self) -> Deferred[list[Metric]]:
-        return self._families()
+    def metrics(self) -> list[Metric]:
+        # On the reactor (module docstring).
+        return run_collectors(
+            {
+                "meminfo": lambda: meminfo_families(self._source()),
+                "vmstat": lambda: vmstat_families(self._vmstat()),
+            }
+        )
 
     def _report(self, meminfo: Meminfo) -> Page:
         memory = Memory.from_meminfo(meminfo.values())

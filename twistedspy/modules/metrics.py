@@ -7,9 +7,9 @@ docs/writing-modules.md), and the service adds its request counts. Names and lab
 node_exporter's wherever it has the metric (so that dashboards made for it, such as
 Grafana's "Node Exporter Full", work unchanged); `twistedspy_*` names cover what it
 lacks, and each collector's duration and success are reported here. The exposition is
-written by `prometheus_client` (`generate_latest` over a registry made for each scrape),
-which also escapes label values: process, user, interface and mount names are whatever
-their owners chose.
+written by `prometheus_client` (`generate_latest`, family by family, a family unchanged
+since the previous scrape reusing its text: `Exposition`), which also escapes label
+values: process, user, interface and mount names are whatever their owners chose.
 
 Each collector runs with a deadline and fails alone: its
 `twistedspy_scrape_collector_success` is then 0 and the others are still served.
@@ -17,14 +17,16 @@ Each collector runs with a deadline and fails alone: its
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
+from prometheus_client.samples import Sample
 from twisted.internet.defer import Deferred, DeferredList, fail, succeed
 from twisted.plugin import IPlugin
 from twisted.python.failure import Failure
@@ -67,19 +69,79 @@ def scrape_families(results: Sequence[CollectorResult]) -> list[Metric]:
     return [duration, success]
 
 
+class _Fixed:
+    """A collector of given families, which is all `generate_latest` asks of a registry."""
+
+    def __init__(self, found: list[Metric]) -> None:
+        self.found = found
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self.found)
+
+
 def exposition(families: Iterable[Metric]) -> bytes:
     """The text format for these families, written by prometheus_client."""
+    return generate_latest(_Fixed(list(families)))
 
-    class Fixed:
-        def __init__(self, found: list[Metric]) -> None:
-            self.found = found
 
-        def collect(self) -> Iterator[Metric]:
-            return iter(self.found)
+@dataclass(frozen=True, slots=True)
+class _Written:
+    """One family's text, and what it was written from."""
 
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(Fixed(list(families)))
-    return generate_latest(registry)
+    documentation: str
+    type: str
+    unit: str
+    samples: list[Sample]
+    #: the sign of each zero value: 0.0 and -0.0 are equal, their text is not
+    zero_signs: list[float]
+    text: bytes
+
+
+def _zero_signs(samples: Sequence[Sample]) -> list[float]:
+    return [math.copysign(1.0, s.value) for s in samples if not s.value]
+
+
+class Exposition:
+    """
+    The text format of each scrape, written by prometheus_client family by family. A
+    family equal to the one of its name in an earlier scrape (same help, type and
+    samples: the facts that do not change, the counters that did not move) reuses the
+    text written then: comparing samples is cheaper than writing them
+    (docs/performance.md).
+    """
+
+    def __init__(self) -> None:
+        self._written: dict[str, _Written] = {}
+
+    def __call__(self, families: Sequence[Metric]) -> bytes:
+        parts = []
+        for family in families:
+            kept = self._written.get(family.name)
+            if (
+                kept is None
+                or kept.samples != family.samples
+                or kept.documentation != family.documentation
+                or kept.type != family.type
+                or kept.unit != family.unit
+                or kept.zero_signs != _zero_signs(family.samples)
+            ):
+                samples = list(family.samples)
+                kept = _Written(
+                    family.documentation,
+                    family.type,
+                    family.unit,
+                    samples,
+                    _zero_signs(samples),
+                    exposition([family]),
+                )
+                self._written[family.name] = kept
+            parts.append(kept.text)
+        if len(self._written) > 2 * len(families):
+            # Families that are gone (a textfile removed, a collect[]= scrape) are
+            # forgotten once they outnumber those served.
+            served = {f.name for f in families}
+            self._written = {n: w for n, w in self._written.items() if n in served}
+        return b"".join(parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +179,7 @@ class MetricsModule:
         self._textfile = TextfileSource(
             context.settings.textfile_dir, context.run_blocking, context.log
         )
+        self._exposition = Exposition()
 
     def add_source(self, source: IMetricsSource) -> None:
         self._sources.append(source)
@@ -154,11 +217,15 @@ class MetricsModule:
         results = await DeferredList([self._timed(s) for s in first], fireOnOneErrback=True)
         done = [r for _, r in results]
         if self._textfile in sources:
-            taken = names_taken(f for r in done for f in r.families)
+            taken = (
+                names_taken(f for r in done for f in r.families)
+                if self._textfile.reads_files
+                else set()
+            )
             done.append(await self._timed(self._textfile, taken))
         families = [f for r in done for f in r.families]
         families.extend(scrape_families(done))
-        return RawBody(exposition(merged(families)), CONTENT_TYPE)
+        return RawBody(self._exposition(merged(families)), CONTENT_TYPE)
 
     def _timed(
         self, source: IMetricsSource, taken: frozenset[str] | set[str] = frozenset()
@@ -168,7 +235,8 @@ class MetricsModule:
             running: Deferred[list[Metric]] = self._textfile.metrics_beside(taken)
         else:
             running = _families(source)
-        running.addTimeout(self._deadline, self._context.reactor)
+        if not running.called:  # a source that answered at once needs no timer
+            running.addTimeout(self._deadline, self._context.reactor)
 
         def finished(result: list[Metric] | Failure) -> CollectorResult:
             # A source that measured its own work (collectors.Families) is reported by

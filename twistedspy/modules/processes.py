@@ -275,7 +275,7 @@ def process_families(snapshot: ProcessSnapshot) -> list[Metric]:
 
 #: seconds a scan serves /metrics before the next scrape scans again: a thousand processes
 #: cost tens of milliseconds to walk, node_exporter's whole default scrape about ten
-SCAN_MAX_AGE: Final = 10.0
+SCAN_MAX_AGE: Final = 15.0
 
 
 def node_process_families(snapshot: ProcessSnapshot, limits: ProcessLimits) -> list[Metric]:

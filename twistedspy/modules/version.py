@@ -5,6 +5,11 @@ and for /metrics, node_exporter's uname and os families.
 /etc/issue is written for getty, whose backslash escapes (agetty(8), "ISSUE ESCAPES")
 would show raw on a web page: they are expanded where the value is known here and
 removed where it is not (a tty name means nothing over HTTP).
+
+The uname and os families are read in a thread (/etc/os-release is a file on disk) and
+then serve scrapes for IDENTITY_MAX_AGE seconds: they change with a new host name, a
+kernel or an upgrade, not from one scrape to the next, and a read costs a hand-off to a
+thread (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -22,13 +27,13 @@ from typing import Final
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.plugin import IPlugin
 from zope.interface import implementer
 
 import twisted
 from twistedspy import __version__
-from twistedspy.collectors import run_collectors
+from twistedspy.collectors import Families, run_collectors
 from twistedspy.context import ModuleContext
 from twistedspy.inflight import SharedCollection
 from twistedspy.interfaces import IInfoModule, IMetricsSource, IModuleFactory
@@ -137,6 +142,10 @@ def read_system(proc: str = PROC) -> SystemFacts:
         now=now,
         software=software_versions(),
     )
+
+
+#: seconds the uname and os families serve scrapes before they are read again
+IDENTITY_MAX_AGE: Final = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,13 +266,21 @@ class VersionModule:
         self._identity: SharedCollection[list[Metric]] = SharedCollection(
             lambda: context.run_blocking(lambda: identity_families(identity()))
         )
+        self._kept: tuple[float, list[Metric]] | None = None
 
     def collect(self, query: Query) -> Page:
         # Plain: it reads files (/etc/os-release...), so the dispatcher runs it in a thread.
         return version_report(self._source())
 
     def metrics(self) -> Deferred[list[Metric]]:
-        return self._identity()
+        now = self._context.reactor.seconds()
+        if self._kept is not None and now - self._kept[0] < IDENTITY_MAX_AGE:
+            return succeed(Families(self._kept[1]))  # no work done for this scrape: seconds 0
+        return self._identity().addCallback(self._keep, now)
+
+    def _keep(self, families: list[Metric], at: float) -> list[Metric]:
+        self._kept = (at, families)
+        return families
 
 
 @implementer(IPlugin, IModuleFactory)

@@ -34,31 +34,40 @@ class NetClass:
     numbers: Mapping[str, int]
 
 
-def _attribute(path: str) -> str | None:
+def _attribute(directory: int, name: str) -> str | None:
     try:
-        return read_text(path).rstrip("\n")
+        return read_text(name, directory).rstrip("\n")
     except OSError:  # EINVAL for what the device cannot say now
         return None
 
 
 def read_netclass(sys: str = SYS) -> tuple[NetClass, ...]:
-    """Every interface under /sys/class/net, in name order; files there are not devices."""
+    """
+    Every interface under /sys/class/net, in name order; files there are not devices.
+    Each attribute is opened from its device's directory, held open: the kernel then
+    walks `/sys/class/net/IFACE` (a symlink into /sys/devices) once per interface, not
+    once per attribute.
+    """
     base = f"{sys}/class/net"
     found = []
     for device in sorted(os.listdir(base)):  # noqa: PTH208 - plain strings, as read_text takes
-        path = f"{base}/{device}"
-        # bonding_masters, when the bonding driver is loaded, is a file, not a device
-        if not os.path.isdir(path):  # noqa: PTH112
+        try:
+            directory = os.open(f"{base}/{device}", os.O_RDONLY | os.O_DIRECTORY)
+        except NotADirectoryError:
+            # bonding_masters, when the bonding driver is loaded, is a file, not a device
             continue
-        text = {
-            name: value
-            for name in TEXT_ATTRIBUTES
-            if (value := _attribute(f"{path}/{name}")) is not None
-        }
-        numbers = {}
-        for name in NUMBER_ATTRIBUTES:
-            value = _attribute(f"{path}/{name}")
-            if value is not None and value.strip():
-                numbers[name] = int(value, 0)
+        try:
+            text = {
+                name: value
+                for name in TEXT_ATTRIBUTES
+                if (value := _attribute(directory, name)) is not None
+            }
+            numbers = {}
+            for name in NUMBER_ATTRIBUTES:
+                value = _attribute(directory, name)
+                if value is not None and value.strip():
+                    numbers[name] = int(value, 0)
+        finally:
+            os.close(directory)
         found.append(NetClass(device, text, numbers))
     return tuple(found)
