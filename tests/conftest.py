@@ -76,6 +76,8 @@ KINDS: Final[dict[str, tuple[str, ...]]] = {
     "test_pressure.py": UNIT,
     "test_pools.py": UNIT,
     "test_process_page.py": SYSTEM,
+    "test_process_worker.py": SYSTEM,
+    "test_process_worker.py::LargeBytesTests": UNIT,
     "test_processes.py": UNIT,
     "test_procfs.py": SYSTEM,
     "test_procfs_process.py": UNIT,

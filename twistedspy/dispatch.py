@@ -30,11 +30,11 @@ from twistedspy.http.negotiation import qualities
 from twistedspy.http.parser import HTTPError, Request
 from twistedspy.http.response import Outcome, Response, text_response
 from twistedspy.inflight import SingleFlight
-from twistedspy.interfaces import IFormModule, IInfoModule, IReactorSafe
+from twistedspy.interfaces import IFormModule, IInfoModule, IPageRenderer, IReactorSafe
 from twistedspy.pagecache import PageCache, PageKey, max_age_of
 from twistedspy.query import SECRET_KEYS, Query, Submission
-from twistedspy.render import NavItem, PageContext, Renderer, refresh_seconds
-from twistedspy.report import Committed, PageError, RawBody, Report
+from twistedspy.render import Renderer, refresh_seconds
+from twistedspy.report import Committed, NavItem, PageContext, PageError, RawBody, Report
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IReactorTime
@@ -457,11 +457,20 @@ class Dispatcher:
                 )
         else:
             query = asking.query
-            if runs_on_reactor(module, module.collect):
+            flight_key: Hashable = query.pairs()
+            if IPageRenderer.providedBy(module):
+                # The page comes back finished in the format asked for: the format is
+                # part of what a shared run gives.
+                render_page = functools.partial(
+                    module.render_page, as_json=asking.as_json, context=self._context()
+                )
+                start = functools.partial(self._on_reactor, module, render_page, query)
+                flight_key = (flight_key, asking.as_json)
+            elif runs_on_reactor(module, module.collect):
                 start = functools.partial(self._on_reactor, module, module.collect, query)
             else:
                 start = functools.partial(self.run_collection, _in_thread, module.collect, query)
-            pending = self._flight(module)(query.pairs(), start)
+            pending = self._flight(module)(flight_key, start)
         try:
             page = await self._within(pending, deadline)
         except Committed as committed:
