@@ -7,7 +7,8 @@ credentials (before the path is looked up, so an unknown path gets 401 and modul
 do not leak), the format, the module, the method, the cross-site check of a post, the
 page cache, and last the module's own answer and its rendering within one deadline.
 Each step answers or passes on. Where the modules run (a worker thread unless they
-declare `IReactorSafe`) is decided here too (docs/writing-modules.md).
+declare `IReactorSafe`) is decided here too, and whether a module renders its own page
+(`IPageRenderer`) (docs/writing-modules.md).
 """
 
 from __future__ import annotations
