@@ -5,11 +5,11 @@ Threads share the server's one GIL: a page that scans and renders thousands of r
 worker thread still takes the GIL from the reactor for most of its time, and small pages
 wait behind it (docs/performance.md, "The processes page under load"). A child process
 has a GIL of its own. The child is started with `spawnProcess` and speaks AMP
-(`twisted.protocols.amp`) over its stdin and stdout; the parent's side is a `Worker`, a
-Twisted Service that starts it with the server, restarts it with a growing delay when it
-dies, and ends it at stop. The child ends by itself when its stdin reaches end of file,
-so that it never outlives a parent that was killed (docs/architecture.md, "The process
-worker").
+(`twisted.protocols.amp`) over its stdin and stdout, one end of a socket pair; the
+parent's side is a `Worker`, a Twisted Service that starts it with the server, restarts
+it with a growing delay when it dies, and ends it at stop. The child ends by itself when
+its stdin reaches end of file, so that it never outlives a parent that was killed
+(docs/architecture.md, "The process worker").
 """
 
 from __future__ import annotations
@@ -18,15 +18,16 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.error import ProcessDone, ProcessExitedAlready
-from twisted.internet.protocol import ProcessProtocol
+from twisted.internet.protocol import Factory, ProcessProtocol
 from twisted.logger import Logger
 from twisted.protocols import amp
 from twisted.python.failure import Failure
@@ -36,12 +37,12 @@ import twistedspy
 
 if TYPE_CHECKING:
     from twisted.internet.base import DelayedCall
-    from twisted.internet.interfaces import IProcessTransport
+    from twisted.internet.interfaces import ITCPTransport
 
 #: seconds before the first restart; each failed start doubles it, up to RESTART_MAX
 RESTART_FIRST: Final = 0.2
 RESTART_MAX: Final = 30.0
-#: seconds a stopping child is given to leave after its stdin closes, before SIGKILL
+#: seconds a stopping child is given to leave after its socket closes, before SIGKILL
 STOP_GRACE: Final = 2.0
 
 
@@ -96,27 +97,15 @@ class Ready(amp.Command):
     requiresAnswer = False  # noqa: N815 - AMP's name
 
 
-class _Pipes:
-    """The child's stdin as the transport AMP writes to (AMP asks a transport for its
-    peer and host, which a process transport does not have)."""
+class _Connects(Factory):
+    """Hands the adopted socket to the one AMP protocol made for it."""
 
-    def __init__(self, process: IProcessTransport) -> None:
-        self._process = process
+    def __init__(self, protocol: amp.AMP) -> None:
+        self._protocol = protocol
 
-    def write(self, data: bytes) -> None:
-        self._process.write(data)
-
-    def writeSequence(self, data: Sequence[bytes]) -> None:  # noqa: N802 - Twisted's name
-        self._process.writeSequence(data)
-
-    def loseConnection(self) -> None:  # noqa: N802 - Twisted's name
-        self._process.closeStdin()
-
-    def getPeer(self) -> str:  # noqa: N802 - Twisted's name
-        return f"child {self._process.pid}"
-
-    def getHost(self) -> str:  # noqa: N802 - Twisted's name
-        return f"parent {os.getpid()}"
+    @override
+    def buildProtocol(self, addr: object) -> amp.AMP:
+        return self._protocol
 
 
 class _ParentSide(amp.AMP):
@@ -131,7 +120,7 @@ class _ParentSide(amp.AMP):
 
 
 class _Child(ProcessProtocol):
-    """One run of the child: its stdout feeds AMP, its end tells the Worker."""
+    """One run of the child: its end tells the Worker."""
 
     def __init__(self, worker: Worker) -> None:
         self.worker = worker
@@ -141,24 +130,18 @@ class _Child(ProcessProtocol):
         self.ended: Deferred[None] = Deferred()
 
     @override
-    def connectionMade(self) -> None:
-        assert self.transport is not None
-        self.amp.makeConnection(_Pipes(self.transport))  # type: ignore[no-untyped-call]
-
-    @override
-    def outReceived(self, data: bytes) -> None:
-        self.amp.dataReceived(data)  # type: ignore[no-untyped-call]
-
-    @override
     def processEnded(self, reason: Failure) -> None:
-        self.amp.connectionLost(reason)  # type: ignore[no-untyped-call]
+        # The socket closes with the child; should anything still hold it, it is cut.
+        if self.amp.transport is not None:
+            cast("ITCPTransport", self.amp.transport).abortConnection()
         self.ended.callback(None)
         self.worker._ended(self, reason)
 
 
 class Worker(Service):
     """
-    The parent's side: starts `argv` as a child speaking AMP on stdin and stdout, and
+    The parent's side: starts `argv` as a child speaking AMP on its stdin and stdout (a
+    socket), and
     keeps one running while the service runs.
 
     `call` sends one command and fires with its answer; it fails with
@@ -214,11 +197,23 @@ class Worker(Service):
         here = str(Path(twistedspy.__file__).resolve().parent.parent)
         paths = [here, *filter(None, [os.environ.get("PYTHONPATH")])]
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
-        # fd 2 is the server's own stderr (twistd's log): a traceback in the child lands
-        # where the server's would.
-        self._reactor.spawnProcess(
-            child, self.argv[0], self.argv, env=env, childFDs={0: "w", 1: "r", 2: 2}
-        )
+        # The child's stdin and stdout are one end of a socket pair, not two pipes:
+        # Twisted reads a pipe 8 KiB at a time and a socket 64 KiB, and a page is
+        # megabytes. fd 2 is the server's own stderr (twistd's log): a traceback in the
+        # child lands where the server's would.
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        with ours, theirs:
+            self._reactor.spawnProcess(
+                child,
+                self.argv[0],
+                self.argv,
+                env=env,
+                childFDs={0: theirs.fileno(), 1: theirs.fileno(), 2: 2},
+            )
+            # It takes a copy of the descriptor; ours closes with the block.
+            self._reactor.adoptStreamConnection(
+                ours.fileno(), socket.AF_UNIX, _Connects(child.amp)
+            )
 
     def _ended(self, child: _Child, reason: Failure) -> None:
         if child is not self._child:
@@ -268,7 +263,7 @@ class Worker(Service):
 
     @override
     def stopService(self) -> Deferred[None]:
-        """Close the child's stdin (it leaves at end of file); SIGKILL past STOP_GRACE."""
+        """Close the child's socket (it leaves at end of file); SIGKILL past STOP_GRACE."""
         super().stopService()  # type: ignore[no-untyped-call]
         if self._restart is not None and self._restart.active():
             self._restart.cancel()
@@ -276,8 +271,8 @@ class Worker(Service):
         child = self._child
         if child is None:
             return succeed(None)
-        assert child.transport is not None
-        child.transport.closeStdin()
+        if child.amp.transport is not None:
+            child.amp.transport.loseConnection()
         late = self._reactor.callLater(STOP_GRACE, _signal, child, signal.SIGKILL)
         return child.ended.addCallback(lambda _: late.cancel() if late.active() else None)
 
