@@ -78,6 +78,7 @@ KINDS: Final[dict[str, tuple[str, ...]]] = {
     "test_process_page.py": SYSTEM,
     "test_process_worker.py": SYSTEM,
     "test_process_worker.py::LargeBytesTests": UNIT,
+    "test_process_worker.py::RowsTests": UNIT,
     "test_processes.py": UNIT,
     "test_procfs.py": SYSTEM,
     "test_procfs_process.py": UNIT,

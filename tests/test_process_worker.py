@@ -18,7 +18,15 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests.daemons import start_cli
 from tests.servers import RunningServer, start_server
-from twistedspy.modules.processes import MakePage, ProcessesModule
+from twistedspy.modules.processes import (
+    MakePage,
+    ProcessesModule,
+    ProcessRow,
+    glance_rows,
+    rows_from_json,
+    rows_to_json,
+)
+from twistedspy.procfs.processes import ProcessSample
 from twistedspy.query import Query
 from twistedspy.worker import Worker
 
@@ -57,6 +65,27 @@ class LargeBytesTests(SynchronousTestCase):
     def test_no_bytes(self) -> None:
         box = MakePage.makeResponse({"body": b"", "content_type": "text/html"}, None)
         self.assertEqual(MakePage.parseResponse(box, None)["body"], b"")
+
+
+class RowsTests(SynchronousTestCase):
+    def test_the_landing_pages_rows_cross_whole(self) -> None:
+        samples = [
+            ProcessSample(1, "init", "S", "root", "root", 4096, 1.5, 1, 10.0, ("/sbin/init",)),
+            ProcessSample(2, "kworker/0:1", "I", "root", "root", None, 0.0, 1, 11.0, ()),
+            ProcessSample(3, "a\udcff) (b", "D", None, None, None, None, None, None, None),
+        ]
+        rows = [ProcessRow(samples[0], 12.5), ProcessRow(samples[1], None),
+                ProcessRow(samples[2], 0.0, 61.0)]  # fmt: skip
+        self.assertEqual(rows_from_json(rows_to_json(rows)), rows)
+
+    def test_the_landing_page_gets_its_top_and_the_stuck(self) -> None:
+        rows = [
+            ProcessRow(ProcessSample(n, f"p{n}", "S", "u", "g", n, 0.0, 1, 0.0, ()), float(n))
+            for n in range(1, 30)
+        ]
+        stuck = ProcessRow(ProcessSample(99, "d", "D", "u", "g", 0, 0.0, 1, 0.0, ()), 0.0, 5.0)
+        kept = glance_rows([*rows, stuck])
+        self.assertEqual([r.sample.pid for r in kept], [25, 26, 27, 28, 29, 99])
 
 
 class ServedTests(TestCase):

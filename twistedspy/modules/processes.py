@@ -533,7 +533,7 @@ def glance_rows(rows: Sequence[ProcessRow]) -> list[ProcessRow]:
         for r in select_rows(rows, ProcessQuery(sort=key, descending=True, limit=TOP))
     }
     chosen.update((id(r), r) for r in rows if r.d_seconds)
-    return sorted(chosen.values(), key=lambda r: r.sample.pid)  # fmt: skip
+    return sorted(chosen.values(), key=lambda r: r.sample.pid)
 
 
 def rows_to_json(rows: Iterable[ProcessRow]) -> bytes:
