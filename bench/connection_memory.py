@@ -44,7 +44,7 @@ sys.stdin.read()
 class FixedSite:
     """Every request answered with the same short page."""
 
-    def respond(self, request: Request, client: str) -> Outcome:
+    def respond(self, request: Request, client: str, kept: object = None) -> Outcome:
         return Outcome(Response(200, b"ok\n", "text/plain"))
 
     def error_response(self, error: HTTPError) -> Response:

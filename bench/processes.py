@@ -3,7 +3,8 @@
 With N extra sleeping processes (default 1000, started and killed here), in one run:
 
 - `ps -eo pid,comm,stat,user,group,rss` wall time;
-- GET /processes (HTML) from twistedspy, started here on a free loopback port;
+- GET /processes (HTML) from twistedspy, started here on a free loopback port (its
+  page is made in the server's child process, docs/architecture.md);
 - the same page from bench/peer_processes.py (twisted.web + psutil + Jinja2);
 - p99 latency of GET /version while four clients hammer /processes (wrk when installed,
   otherwise four client threads), on each server.
@@ -15,7 +16,9 @@ same run; /version p99 under that load <= 10 ms on twistedspy.
 `--before DIR` also serves the same page from another checkout of twistedspy (with its
 own `.venv`, e.g. the main branch), in the same run, its rounds taken in turn with this
 one's, so that a change is measured side by side with the code it replaces.
-Run: PYTHONPATH=. python bench/processes.py [N] [--rounds R] [--before DIR]
+`--load-page` names what the four clients ask for (`/processes?sort=cpu&limit=50`, say,
+to see what a page that writes fewer rows would do).
+Run: PYTHONPATH=. python bench/processes.py [N] [--rounds R] [--before DIR] [--load-page P]
 """
 
 from __future__ import annotations
@@ -120,21 +123,29 @@ def server(argv: list[str], port: int, root: Path = ROOT) -> Iterator[None]:
         process.wait(timeout=15)
 
 
-def hammer_with_wrk(port: int, seconds: float) -> subprocess.Popen[bytes] | None:
+def hammer_with_wrk(port: int, seconds: float, page: str) -> subprocess.Popen[str] | None:
     wrk = shutil.which("wrk")
     if wrk is None:
         return None
     return subprocess.Popen(
         [wrk, f"-t{HAMMERS}", f"-c{HAMMERS}", f"-d{seconds:.0f}s", "--timeout", "30s",
-         f"http://127.0.0.1:{port}/processes"],
-        stdout=subprocess.DEVNULL,
+         f"http://127.0.0.1:{port}{page}"],
+        stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
 
 
-def hammer_with_threads(port: int, stop: threading.Event) -> list[threading.Thread]:
+def pages_per_second(wrk_output: str) -> float | None:
+    """What wrk's clients got: the more pages a second, the busier the server was."""
+    for line in wrk_output.splitlines():
+        if line.startswith("Requests/sec:"):
+            return float(line.split()[1])
+    return None
+
+
+def hammer_with_threads(port: int, stop: threading.Event, page: str) -> list[threading.Thread]:
     def client() -> None:
         while not stop.is_set():
-            get(port, "/processes")
+            get(port, page)
 
     threads = [threading.Thread(target=client, daemon=True) for _ in range(HAMMERS)]
     for t in threads:
@@ -142,11 +153,14 @@ def hammer_with_threads(port: int, stop: threading.Event) -> list[threading.Thre
     return threads
 
 
-def version_under_load(port: int, seconds: float = LOAD_SECONDS) -> tuple[float, float, int]:
-    """(median, p99) ms of GET /version while four clients ask for /processes."""
+def version_under_load(
+    port: int, page: str = "/processes", seconds: float = LOAD_SECONDS
+) -> tuple[float, float, int, float | None]:
+    """(median, p99) ms of GET /version while four clients ask for `page`, the number
+    of samples, and the pages a second the four clients got (with wrk)."""
     stop = threading.Event()
-    wrk = hammer_with_wrk(port, seconds + 2)
-    threads = [] if wrk is not None else hammer_with_threads(port, stop)
+    wrk = hammer_with_wrk(port, seconds + 2, page)
+    threads = [] if wrk is not None else hammer_with_threads(port, stop, page)
     time.sleep(1.0)  # let the load build up
     latencies = []
     deadline = time.monotonic() + seconds
@@ -156,11 +170,11 @@ def version_under_load(port: int, seconds: float = LOAD_SECONDS) -> tuple[float,
             time.sleep(0.01)
     finally:
         stop.set()
-        if wrk is not None:
-            wrk.wait()
+        output = wrk.communicate()[0] if wrk is not None else ""
         for t in threads:
             t.join()
-    return statistics.median(latencies), percentile(latencies, 0.99), len(latencies)
+    median, p99 = statistics.median(latencies), percentile(latencies, 0.99)
+    return median, p99, len(latencies), pages_per_second(output)
 
 
 def main() -> int:
@@ -168,6 +182,9 @@ def main() -> int:
     parser.add_argument("count", nargs="?", type=int, default=1000, help="extra sleepers")
     parser.add_argument("--rounds", type=int, default=15, help="runs for each median")
     parser.add_argument("--before", type=Path, help="another checkout to measure beside")
+    parser.add_argument(
+        "--load-page", default="/processes", help="what the four clients ask for (a query)"
+    )
     args = parser.parse_args()
     python = sys.executable
     spy_port, peer_port, before_port = free_port(), free_port(), free_port()
@@ -199,10 +216,10 @@ def main() -> int:
         ports = [spy_port, peer_port, before_port][: len(page_ms)]
         sizes = [len(get(port, "/processes")) for port in ports]
         before_load = None
-        spy_load = version_under_load(spy_port)
+        spy_load = version_under_load(spy_port, args.load_page)
         if args.before is not None:
-            before_load = version_under_load(before_port)
-        peer_load = version_under_load(peer_port)
+            before_load = version_under_load(before_port, args.load_page)
+        peer_load = version_under_load(peer_port, args.load_page)
     hammer = "wrk -t4 -c4" if shutil.which("wrk") else "4 client threads"
     spy_ms = page_ms[0]
     page_ok = spy_ms <= 1.0 * ps_ms
@@ -213,13 +230,14 @@ def main() -> int:
     names = ["twistedspy", "twisted.web+psutil+Jinja2", str(args.before)]
     for name, ms, size in zip(names, page_ms, sizes, strict=False):
         print(f"{name + ' GET /processes':40} {ms:8.1f}  {ms / ps_ms:6.2f}  {size:10}")
-    print(f"GET /version while {hammer} hammer /processes:")
-    print(f"{'':40} {'median':>8}  {'p99':>6}  samples")
+    print(f"GET /version while {hammer} hammer {args.load_page}:")
+    print(f"{'':40} {'median':>8}  {'p99':>6}  samples  pages/s")
     loads = [("twistedspy", spy_load), ("peer", peer_load)]
     if before_load is not None:
         loads.insert(1, (str(args.before), before_load))
-    for name, (median, p99, samples) in loads:
-        print(f"{name:40} {median:8.1f}  {p99:6.1f}  {samples}")
+    for name, (median, p99, samples, rate) in loads:
+        pages = "" if rate is None else f"{rate:7.1f}"
+        print(f"{name:40} {median:8.1f}  {p99:6.1f}  {samples:7}  {pages}")
     print(f"bar /processes <= 1.0 x ps: {'met' if page_ok else 'MISSED'}")
     print(f"bar /version p99 <= 10 ms under load: {'met' if load_ok else 'MISSED'}")
     return 0 if page_ok and load_ok else 1

@@ -33,8 +33,8 @@ from twistedspy.procfs.mounts import parse_mounts
 from twistedspy.procfs.netdev import parse_net_dev
 from twistedspy.procfs.processes import ProcessSample, ProcessSnapshot
 from twistedspy.query import Query
-from twistedspy.render import NavItem, PageContext, Renderer
-from twistedspy.report import Page, Report
+from twistedspy.render import Renderer
+from twistedspy.report import NavItem, Page, PageContext, Report
 from twistedspy.settings import Settings
 
 GOLDEN = Path(__file__).parent / "golden"

@@ -38,8 +38,8 @@ from twistedspy.modules.message import (
     read_tail,
 )
 from twistedspy.query import Query
-from twistedspy.render import PageContext, Renderer
-from twistedspy.report import Form, PageError, Report
+from twistedspy.render import Renderer
+from twistedspy.report import Form, PageContext, PageError, Report
 from twistedspy.settings import Settings
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}

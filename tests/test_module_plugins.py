@@ -40,7 +40,8 @@ HELLO = (Path(__file__).resolve().parent / "fixtures" / "hello.py.txt").read_tex
 
 RENDER_HELLO = """
 from twistedspy.registry import discover
-from twistedspy.render import PageContext, Renderer
+from twistedspy.render import Renderer
+from twistedspy.report import PageContext
 from twistedspy.query import Query
 plugin = discover()["hello"]
 report = plugin.collect(Query((("who", "<x>"),)))

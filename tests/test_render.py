@@ -9,15 +9,14 @@ from twisted.trial.unittest import TestCase
 
 from twistedspy.query import Query
 from twistedspy.render import (
-    NavItem,
-    PageContext,
     Renderer,
     _cell_html,
     human_bytes,
     human_seconds,
+    remembered_rows_html,
     table_rows_html,
 )
-from twistedspy.report import Cell, Column, Link, Mark, Report, Table
+from twistedspy.report import Cell, Column, Link, Mark, NavItem, PageContext, Report, Table
 
 HOSTILE = '<img src=x onerror=alert(1)>"&'
 CONTEXT = PageContext("host<1>", [NavItem("version", "Version")], 0.0)
@@ -104,6 +103,17 @@ class PageTests(TestCase):
                         table_rows_html([[value]], [column]),
                         f"<tr>{_cell_html(value, column)}</tr>\n",
                     )
+
+    def test_remembered_rows_are_the_rows_written_afresh(self) -> None:
+        columns = [Column("n", "int"), Column("name"), Column("use", "percent")]
+        first: list[tuple[Cell, ...]] = [(1, "a", 5.0), (2, "<b>", Mark(95.0, "why"))]
+        body, kept = remembered_rows_html(first, columns, {})
+        self.assertEqual(body, table_rows_html(first, columns))
+        second: list[tuple[Cell, ...]] = [(2, "<b>", 1.0), (1, "a", 5.0), (4, "d", None)]
+        again, kept = remembered_rows_html(second, columns, {**kept, (1, "a", 5.0): "kept\n"})
+        lines = table_rows_html(second, columns).splitlines(keepends=True)
+        self.assertEqual(again, "".join([lines[0], "kept\n", lines[2]]))  # found, not written
+        self.assertEqual(set(kept), set(second))  # the row gone from the page is forgotten
 
     def test_json_keeps_raw_values(self) -> None:
         document = json.loads(Renderer().json("m", self.report, CONTEXT).body)

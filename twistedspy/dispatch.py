@@ -7,7 +7,8 @@ credentials (before the path is looked up, so an unknown path gets 401 and modul
 do not leak), the format, the module, the method, the cross-site check of a post, the
 page cache, and last the module's own answer and its rendering within one deadline.
 Each step answers or passes on. Where the modules run (a worker thread unless they
-declare `IReactorSafe`) is decided here too (docs/writing-modules.md).
+declare `IReactorSafe`) is decided here too, and whether a module renders its own page
+(`IPageRenderer`) (docs/writing-modules.md).
 """
 
 from __future__ import annotations
@@ -37,11 +38,11 @@ from twistedspy.http.negotiation import qualities
 from twistedspy.http.parser import HTTPError, Request
 from twistedspy.http.response import Outcome, Response, text_response
 from twistedspy.inflight import SingleFlight
-from twistedspy.interfaces import IFormModule, IInfoModule, IReactorSafe
+from twistedspy.interfaces import IFormModule, IInfoModule, IPageRenderer, IReactorSafe
 from twistedspy.pagecache import PageCache, PageKey, max_age_of
 from twistedspy.query import SECRET_KEYS, Query, Submission
-from twistedspy.render import NavItem, PageContext, Renderer, refresh_seconds
-from twistedspy.report import Committed, PageError, RawBody, Report
+from twistedspy.render import Renderer, refresh_seconds
+from twistedspy.report import Committed, NavItem, PageContext, PageError, RawBody, Report
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IReactorTime
@@ -483,11 +484,20 @@ class Dispatcher:
                 )
         else:
             query = asking.query
-            if runs_on_reactor(module, module.collect):
+            flight_key: Hashable = query.pairs()
+            if IPageRenderer.providedBy(module):
+                # The page comes back finished in the format asked for: the format is
+                # part of what a shared run gives.
+                render_page = functools.partial(
+                    module.render_page, as_json=asking.as_json, context=self._context()
+                )
+                start = functools.partial(self._on_reactor, module, render_page, query)
+                flight_key = (flight_key, asking.as_json)
+            elif runs_on_reactor(module, module.collect):
                 start = functools.partial(self._on_reactor, module, module.collect, query)
             else:
                 start = functools.partial(self.run_collection, _in_thread, module.collect, query)
-            pending = self._flight(module)(query.pairs(), start)
+            pending = self._flight(module)(flight_key, start)
         try:
             page = await self._within(pending, deadline)
         except Committed as committed:

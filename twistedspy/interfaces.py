@@ -89,6 +89,26 @@ class IReactorSafe(Interface):
 
 
 if TYPE_CHECKING:
+    from twistedspy.report import PageContext
+
+
+class IPageRenderer(Interface):
+    """
+    A module that may hand back its GET and HEAD pages already rendered.
+
+    Where it is provided, the dispatcher calls `render_page` instead of `collect`, on the
+    reactor (so the module also provides `IReactorSafe`), with the format and what the
+    layout shows around the page. A `RawBody` in the answer is served as it is; a
+    `Report` is rendered by the server as any other. It exists so that a page too big to
+    build beside the reactor can be built in another process (docs/architecture.md, "The
+    process worker").
+    """
+
+    def render_page(query: Query, as_json: bool, context: PageContext) -> Page | Deferred[Page]:
+        """The page for `query` in JSON or HTML, finished or as a Report to render."""
+
+
+if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
 
 

@@ -13,7 +13,7 @@ import functools
 import json
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from http import HTTPStatus
@@ -30,6 +30,7 @@ from twistedspy.report import (
     Cell,
     Column,
     Link,
+    PageContext,
     Report,
     Series,
     Table,
@@ -50,21 +51,6 @@ _environment = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class NavItem:
-    name: str
-    title: str
-
-
-@dataclass(frozen=True, slots=True)
-class PageContext:
-    """What every page shows beside the report itself."""
-
-    host: str
-    nav: Sequence[NavItem]
-    now: float
 
 
 def human_bytes(value: float) -> str:
@@ -225,6 +211,33 @@ def table_rows_html(rows: Sequence[Sequence[Cell]], columns: Sequence[Column]) -
     return Markup("".join(lines))  # noqa: S704 - built from escaped text only
 
 
+def remembered_rows_html(
+    rows: Sequence[Sequence[Cell]],
+    columns: Sequence[Column],
+    before: Mapping[Sequence[Cell], str],
+) -> tuple[Markup, dict[Sequence[Cell], str]]:
+    """
+    `table_rows_html`, taking each row's line from `before` where the same cells were
+    written last time, and what to pass as `before` next time. A sleeping process's row
+    is the same from one scan to the next, so most lines of a big page are found, not
+    written. Only for tables whose columns each hold one type of value (or None): cells
+    are compared with `==`, for which 1, 1.0 and True are alike.
+    """
+    writers: list[Callable[[Cell], str]] | None = None
+    kept: dict[Sequence[Cell], str] = {}
+    lines = []
+    for row in rows:
+        line = before.get(row)
+        if line is None:
+            if writers is None:
+                writers = [_cell_writer(column) for column in columns]
+            cells = "".join([write(c) for write, c in zip(writers, row, strict=True)])
+            line = f"<tr>{cells}</tr>\n"
+        kept[row] = line
+        lines.append(line)
+    return Markup("".join(lines)), kept  # noqa: S704 - built from escaped text only
+
+
 @dataclass(frozen=True, slots=True)
 class _ColumnView:
     name: str
@@ -276,8 +289,22 @@ class _SeriesView:
 class Renderer:
     """Renders reports and errors for one running service."""
 
-    def __init__(self, host: str | None = None) -> None:
+    def __init__(self, host: str | None = None, *, remember_rows: bool = False) -> None:
         self.host = host or socket.gethostname()
+        #: with `remember_rows`, each table's lines as last written, by title and columns
+        #: (`remembered_rows_html`); None otherwise
+        self._lines: dict[tuple[str, tuple[Column, ...]], dict[Sequence[Cell], str]] | None = (
+            {} if remember_rows else None
+        )
+
+    def _body(
+        self, title: str, rows: Sequence[Sequence[Cell]], columns: tuple[Column, ...]
+    ) -> Markup:
+        if self._lines is None:
+            return table_rows_html(rows, columns)
+        key = (title, columns)
+        body, self._lines[key] = remembered_rows_html(rows, columns, self._lines.get(key, {}))
+        return body
 
     def _common(self, context: PageContext | None, title: str, current: str) -> dict[str, object]:
         """What the layout shows around a page; without a context, nothing of the machine."""
@@ -296,7 +323,7 @@ class Renderer:
                 "title": table.title,
                 "columns": [_column_view(c, query) for c in table.column_list],
                 "count": len(table.rows),
-                "body": table_rows_html(table.rows, table.column_list),
+                "body": self._body(table.title, table.rows, table.column_list),
             }
             for table in report.tables
         ]

@@ -196,3 +196,18 @@ class RawBody:
 
 
 Page: TypeAlias = Report | RawBody
+
+
+@dataclass(frozen=True, slots=True)
+class NavItem:
+    name: str
+    title: str
+
+
+@dataclass(frozen=True, slots=True)
+class PageContext:
+    """What every page shows beside the report itself."""
+
+    host: str
+    nav: Sequence[NavItem]
+    now: float

@@ -9,10 +9,22 @@ The scan is twistedspy/procfs/processes.py's, which reads /proc directly (its do
 says why and how fast); /metrics uses the same reader without the command lines, which
 its sums do not need.
 
-The module is also a Service: while the server runs it scans every five seconds, in a
-worker thread (about 55 ms of one CPU per 1000 processes, so some 1 % of a CPU), and
-keeps the latest rows, from which the landing page takes its top five without scanning
-(`glance`). A page request still scans afresh, sharing any scan in flight.
+The page of every process is scanned, sorted and rendered in a child process (a
+`twistedspy.worker.Worker` running this file as `python -m twistedspy.modules.processes`):
+in a thread of the server the page's Python held the GIL the reactor needs, and small
+pages waited behind it (docs/architecture.md, "The process worker"). The child keeps the
+CPU % bookkeeping and answers with the page's bytes. While no child runs (it died and is
+being restarted), the page is made in the server's threads as before, so a request still
+gets its page.
+
+The module is also a Service: while the server runs it asks for a scan every five
+seconds (in the child, or in a thread without one) and keeps the few rows the landing
+page's top five and stuck processes need (`glance`), so the landing page never scans.
+A page request scans afresh.
+
+The page of one process and the /metrics families stay in the server: the first reads a
+dozen small files of one process, the second is a stat-only scan at most every
+SCAN_MAX_AGE seconds whose families the metrics module merges as objects.
 
 The page of one process is `/processes?pid=N` rather than a path of its own: the
 dispatcher maps one path segment to one module, the process page is this module's data,
@@ -22,17 +34,21 @@ and a query keeps the login, format and refresh parameters working as on every p
 from __future__ import annotations
 
 import grp
+import json
 import pwd
+import sys
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Final
+from dataclasses import asdict, dataclass, field
+from typing import Any, Final
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from twisted.internet.defer import Deferred, succeed
 from twisted.plugin import IPlugin
+from twisted.protocols import amp
 from twisted.python.failure import Failure
+from typing_extensions import override
 from zope.interface import implementer
 
 from twistedspy.collectors import Families, run_collectors
@@ -44,6 +60,7 @@ from twistedspy.interfaces import (
     IInfoModule,
     IMetricsSource,
     IModuleFactory,
+    IPageRenderer,
     IReactorSafe,
 )
 from twistedspy.masking import shown_command_line
@@ -52,18 +69,23 @@ from twistedspy.procfs.kernel import ProcessLimits, read_process_limits
 from twistedspy.procfs.process import Ids, ProcessDetail, ProcessGone, read_process
 from twistedspy.procfs.processes import ProcessSample, ProcessSnapshot, ProcfsProcessSource
 from twistedspy.query import Query
+from twistedspy.render import Renderer
 from twistedspy.report import (
     Cell,
     Column,
     InvalidQuery,
     Link,
+    NavItem,
     Page,
+    PageContext,
     PageError,
+    RawBody,
     Report,
     Table,
     cell_mark,
 )
 from twistedspy.thresholds import DEFAULT, Thresholds
+from twistedspy.worker import LargeBytes, Worker, WorkerUnavailable, child_argv, serve_stdio
 
 ProcessSource = Callable[[], ProcessSnapshot]
 
@@ -487,8 +509,128 @@ def parse_pid(text: str) -> int:
     return int(text)
 
 
-# Reactor-safe: returns a Deferred; the scans and the reports are built in threads.
-@implementer(IInfoModule, IMetricsSource, IGlance, IReactorSafe)
+def processes_report(
+    rows: Sequence[ProcessRow], wanted: ProcessQuery, thresholds: Thresholds = DEFAULT
+) -> Report:
+    """The page of every process: `rows` filtered, sorted and limited as `wanted` says."""
+    chosen = select_rows(rows, wanted)
+    order = "descending" if wanted.descending else "ascending"
+    notes = (
+        f"{len(chosen)} of {len(rows)} processes, sorted by {wanted.sort} ({order}). "
+        "CPU % is measured since the previous sample (100 % = one CPU); "
+        "secrets in command lines are masked. A PID leads to that process's page.",
+    )
+    cells = [process_cells(r, thresholds) for r in chosen]
+    table = Table("Processes", COLUMNS, cells)
+    return Report(title=ProcessesModule.title, tables=(table,), notes=notes)
+
+
+def glance_rows(rows: Sequence[ProcessRow]) -> list[ProcessRow]:
+    """The rows `glance` can show: the top by CPU and by memory, and those in state D."""
+    chosen = {
+        id(r): r
+        for key in ("cpu", "rss")
+        for r in select_rows(rows, ProcessQuery(sort=key, descending=True, limit=TOP))
+    }
+    chosen.update((id(r), r) for r in rows if r.d_seconds)
+    return sorted(chosen.values(), key=lambda r: r.sample.pid)
+
+
+def rows_to_json(rows: Iterable[ProcessRow]) -> bytes:
+    return json.dumps(
+        [[*(getattr(r.sample, f) for f in ProcessSample.__slots__), r.cpu_percent, r.d_seconds]
+         for r in rows]
+    ).encode("utf-8")  # fmt: skip
+
+
+def rows_from_json(data: bytes) -> list[ProcessRow]:
+    rows = []
+    for *fields, cpu_percent, d_seconds in json.loads(data):
+        values = dict(zip(ProcessSample.__slots__, fields, strict=True))
+        if values["cmdline"] is not None:
+            values["cmdline"] = tuple(values["cmdline"])
+        rows.append(ProcessRow(ProcessSample(**values), cpu_percent, d_seconds))
+    return rows
+
+
+def context_to_json(context: PageContext) -> str:
+    nav = [(n.name, n.title) for n in context.nav]
+    return json.dumps({"host": context.host, "nav": nav, "now": context.now})
+
+
+def context_from_json(text: str) -> PageContext:
+    found = json.loads(text)
+    nav = tuple(NavItem(name, title) for name, title in found["nav"])
+    return PageContext(found["host"], nav, found["now"])
+
+
+# --- the child process: the scans, the CPU % and the page's bytes -------------------------
+
+
+class MakePage(amp.Command):
+    """Scan, and render the page of every process for a query in one format."""
+
+    arguments = [(b"query", amp.Unicode()), (b"as_json", amp.Boolean()),
+                 (b"context", amp.Unicode())]  # fmt: skip
+    response = [(b"body", LargeBytes()), (b"content_type", amp.Unicode())]
+
+
+class TakeSample(amp.Command):
+    """Scan, and answer the rows the landing page shows (`glance_rows`)."""
+
+    arguments = []
+    response = [(b"rows", LargeBytes())]
+
+
+class PageMaker(amp.AMP):
+    """The child's side: one scan at a time, each measured against the one before."""
+
+    def __init__(self, source: ProcessSource, thresholds: Thresholds) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self._source = source
+        self._thresholds = thresholds
+        self._cpu = CpuTracker()
+        # Its types are fixed per column, as remembering rows needs.
+        self._renderer = Renderer(remember_rows=True)
+
+    def rows(self) -> list[ProcessRow]:
+        return self._cpu.rows(self._source())
+
+    @MakePage.responder
+    def make_page(self, query: str, as_json: bool, context: str) -> dict[str, object]:
+        asked = Query(tuple((k, v) for k, v in json.loads(query)))
+        report = processes_report(self.rows(), ProcessQuery.parse(asked), self._thresholds)
+        page_context = context_from_json(context)
+        if as_json:
+            response = self._renderer.json(ProcessesModule.name, report, page_context)
+        else:
+            response = self._renderer.html(ProcessesModule.name, report, asked, page_context)
+        return {"body": response.body, "content_type": response.content_type}
+
+    @TakeSample.responder
+    def take_sample(self) -> dict[str, object]:
+        return {"rows": rows_to_json(glance_rows(self.rows()))}
+
+
+def worker_argv(thresholds: Thresholds, proc: str) -> list[str]:
+    """How the server starts the child: this file, with what the page needs to know."""
+    module = __spec__.name if __spec__ is not None else __name__
+    return child_argv(module, json.dumps(asdict(thresholds)), proc)
+
+
+def worker_main(argv: Sequence[str]) -> None:
+    thresholds = Thresholds(**json.loads(argv[1]))
+    maker = PageMaker(ProcfsProcessSource(argv[2]), thresholds)
+    maker.rows()  # the first sample, so that the first page already shows CPU %
+    serve_stdio(lambda: maker)
+
+
+# --- the module ---------------------------------------------------------------------------
+
+
+# Reactor-safe: returns a Deferred; the scans and the pages are made in the child process
+# or in threads.
+@implementer(IInfoModule, IMetricsSource, IGlance, IPageRenderer, IReactorSafe)
 class ProcessesModule(PolledModule):
     name = "processes"
     title = "Processes"
@@ -504,11 +646,15 @@ class ProcessesModule(PolledModule):
         proc: str = PROC,
         totals: ProcessSource | None = None,
         interval: float = SAMPLE_INTERVAL,
+        *,
+        worker: Worker | None = None,
     ) -> None:
         self._context = context
         self._proc = proc
         self._thresholds = Thresholds.of(context.settings)
         self._source: ProcessSource = source if source is not None else ProcfsProcessSource(proc)
+        #: the child process that makes the page of every process; None: threads make it
+        self.worker = worker
         if totals is None:
             # /metrics: stat files only, half the cost (ProcfsProcessSource says what it
             # gives up); the page reads status too
@@ -526,18 +672,48 @@ class ProcessesModule(PolledModule):
         )
         self._latest: tuple[float, list[Metric]] | None = None
         self._cpu = CpuTracker()
-        #: the rows of the latest scan, whoever asked for it (module docstring)
+        #: the rows of the latest scan the landing page can show (module docstring)
         self.latest: list[ProcessRow] = []
         self._scan: SharedCollection[list[ProcessRow]] = SharedCollection(self._start_scan)
+        self._sample: SharedCollection[list[ProcessRow]] = SharedCollection(self._take_sample)
         super().__init__(context.reactor, context.log, interval, "process sample")
         #: fires once the first sample, taken now so that the first request already
-        #: has an interval to measure CPU % over, is in
-        self.primed: Deferred[None] = self._scan().addCallbacks(
-            lambda _: None, lambda f: context.log.failure("first process sample failed", f)
+        #: has an interval to measure CPU % over, is in (the child takes its own)
+        self.primed: Deferred[None] = (
+            succeed(None)
+            if worker is not None
+            else self._scan().addCallbacks(
+                lambda _: None, lambda f: context.log.failure("first process sample failed", f)
+            )
         )
 
+    @override
+    def startService(self) -> None:
+        super().startService()
+        if self.worker is not None:
+            self.worker.startService()
+
+    @override
+    def stopService(self) -> Deferred[None]:  # type: ignore[override]
+        super().stopService()
+        return self.worker.stopService() if self.worker is not None else succeed(None)
+
     def poll(self) -> Deferred[list[ProcessRow]]:
-        return self._scan()
+        return self._sample()
+
+    def _take_sample(self) -> Deferred[list[ProcessRow]]:
+        if self.worker is None:
+            return self._scan()
+        asked = self.worker.call(TakeSample)
+
+        def answered(answer: dict[str, Any]) -> list[ProcessRow]:
+            return self._keep_rows(rows_from_json(answer["rows"]))
+
+        def without_child(failure: Failure) -> Deferred[list[ProcessRow]]:
+            failure.trap(WorkerUnavailable)
+            return self._scan()
+
+        return asked.addCallbacks(answered, without_child)
 
     def _start_scan(self) -> Deferred[list[ProcessRow]]:
         # CpuTracker runs in the worker thread too; SharedCollection guarantees one at a time.
@@ -545,8 +721,30 @@ class ProcessesModule(PolledModule):
         return scan.addCallback(self._keep_rows)
 
     def _keep_rows(self, rows: list[ProcessRow]) -> list[ProcessRow]:
-        self.latest = rows
+        self.latest = glance_rows(rows)
         return rows
+
+    def render_page(self, query: Query, as_json: bool, context: PageContext) -> Deferred[Page]:
+        """The page of every process from the child, finished; anything else (one
+        process's page, no child running) as a Report the server renders."""
+        if query.get("pid") is not None or self.worker is None:
+            return self.collect(query)
+        ProcessQuery.parse(query)  # a bad query is 400 here, without asking the child
+        asked = self.worker.call(
+            MakePage,
+            query=json.dumps(query.pairs()),
+            as_json=as_json,
+            context=context_to_json(context),
+        )
+
+        def answered(answer: dict[str, Any]) -> Page:
+            return RawBody(answer["body"], answer["content_type"])
+
+        def without_child(failure: Failure) -> Deferred[Page]:
+            failure.trap(WorkerUnavailable)
+            return self.collect(query)
+
+        return asked.addCallbacks(answered, without_child)
 
     def collect(self, query: Query) -> Deferred[Page]:
         pid = query.get("pid")
@@ -556,7 +754,9 @@ class ProcessesModule(PolledModule):
         # Sorting and a thousand rows of cells take milliseconds: in the pool too, so the
         # reactor keeps answering small pages while a big one is built.
         compute = self._context.run_computation or self._context.run_blocking
-        return self._scan().addCallback(lambda rows: compute(self._report, rows, wanted))
+        return self._scan().addCallback(
+            lambda rows: compute(processes_report, rows, wanted, self._thresholds)
+        )
 
     def glance(self) -> Sequence[Table]:
         """The top five by CPU and by memory, and the stuck ones, from the latest scan."""
@@ -585,18 +785,6 @@ class ProcessesModule(PolledModule):
         self._latest = (at, families)
         return families
 
-    def _report(self, rows: list[ProcessRow], wanted: ProcessQuery) -> Page:
-        chosen = select_rows(rows, wanted)
-        order = "descending" if wanted.descending else "ascending"
-        notes = (
-            f"{len(chosen)} of {len(rows)} processes, sorted by {wanted.sort} ({order}). "
-            "CPU % is measured since the previous sample (100 % = one CPU); "
-            "secrets in command lines are masked. A PID leads to that process's page.",
-        )
-        cells = [process_cells(r, self._thresholds) for r in chosen]
-        table = Table("Processes", COLUMNS, cells)
-        return Report(title=self.title, tables=(table,), notes=notes)
-
     def _detail(self, pid: int) -> Deferred[Page]:
         def read() -> Page:
             return process_report(read_process(pid, self._proc))
@@ -617,4 +805,16 @@ class ProcessesFactory:
     name = "processes"
 
     def build(self, context: ModuleContext) -> IInfoModule:
-        return ProcessesModule(context)
+        thresholds = Thresholds.of(context.settings)
+        worker = Worker(
+            context.reactor,
+            worker_argv(thresholds, PROC),
+            context.log,
+            context.settings.module_timeout,
+            "process page worker",
+        )
+        return ProcessesModule(context, worker=worker)
+
+
+if __name__ == "__main__":
+    worker_main(sys.argv)
