@@ -44,6 +44,9 @@ sys.stdin.read()
 class FixedSite:
     """Every request answered with the same short page."""
 
+    def connection_login(self) -> object:
+        return None
+
     def respond(self, request: Request, client: str, kept: object = None) -> Outcome:
         return Outcome(Response(200, b"ok\n", "text/plain"))
 
