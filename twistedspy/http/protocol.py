@@ -187,6 +187,7 @@ class HTTPChannel(LineReceiver):
         "_buffer",
         "_busyReceiving",
         "_keep_alive_after",
+        "_kept",
         "_line_due",
         "_offset",
         "_outgoing",
