@@ -7,11 +7,12 @@ watchdog has gone to rest) and its CPU a second is noted: the work it does with 
 scrape (twistedspy's page samplers). Then they are scraped in turn, one at a time, once
 a second each for `--seconds` (default 40), the order turning each second: a Prometheus
 scraping every second, the shortest interval in common use. Each server's CPU time
-(utime + stime of /proc/PID/stat, which counts in 10 ms ticks, hence many scrapes) over
-that run, divided by its scrapes, is its CPU per scrape; it includes whatever the server
-does between scrapes. The process families reuse a scan for SCAN_MAX_AGE seconds
-(twistedspy/modules/processes.py), so only some scrapes walk /proc: the figures are
-that mix, and the last scrape's per-collector durations are printed too.
+(its process and its live descendants, such as twistedspy's processes-page child; /proc
+counts in 10 ms ticks, hence many scrapes) over that run, divided by its scrapes, is its
+CPU per scrape; it includes whatever the server does between scrapes. The process
+families reuse a scan for SCAN_MAX_AGE seconds (twistedspy/modules/processes.py), so
+only some scrapes walk /proc: the figures are that mix, and the last scrape's
+per-collector durations are printed too.
 
 `--before DIR` also runs twistedspy from another checkout (its own tree, e.g. the main
 branch; this checkout's Python) in the same run, so that a change is measured side by
@@ -51,10 +52,34 @@ def processes_now() -> int:
 
 
 def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process (proc(5) /proc/PID/stat fields 14 and 15)."""
-    data = Path(f"/proc/{pid}/stat").read_bytes()
-    fields = data[data.rindex(b")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
+    """
+    CPU seconds of a process and every live descendant, found by their ppid at this reading.
+
+    twistedspy's processes page runs in a child process, whose CPU the parent's own
+    utime + stime leave out. A child's time reaches its parent's cutime + cstime only when
+    it is reaped, so each live process counts its utime + stime (proc(5) /proc/PID/stat
+    fields 14 and 15) and cutime + cstime (16 and 17): a descendant that ended and was
+    reaped between readings still counts, once.
+    """
+    children: dict[int, list[int]] = {}
+    ticks: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            data = (entry / "stat").read_bytes()
+        except OSError:  # gone since the listing
+            continue
+        fields = data[data.rindex(b")") + 2 :].split()
+        number = int(entry.name)
+        children.setdefault(int(fields[1]), []).append(number)
+        ticks[number] = sum(int(f) for f in fields[11:15])
+    total, pending = 0, [pid]
+    while pending:
+        number = pending.pop()
+        total += ticks.get(number, 0)
+        pending += children.get(number, [])
+    return total / TICKS
 
 
 @contextlib.contextmanager
