@@ -179,6 +179,17 @@ class ServedTests(TestCase):
         again = await server.request("GET", "/processes")
         self.assertEqual(again.status, 200)
 
+    async def test_the_child_loads_no_tls(self) -> None:
+        """Twisted's TLS packages are a quarter of the child's memory, and it needs none."""
+        server, _module, worker = self.serve()
+        child = await self.running_child(worker)
+        reply = await server.request("GET", "/processes?format=json")
+        self.assertEqual(reply.status, 200)
+        self.assertEqual(self.made_here, [])
+        # cryptography's compiled core: mapped here (this process serves), not there
+        self.assertIn("/cryptography/", Path("/proc/self/maps").read_text())
+        self.assertNotIn("/cryptography/", Path(f"/proc/{child}/maps").read_text())
+
     async def test_stop_leaves_no_child(self) -> None:
         server, _module, worker = self.serve()
         child = await self.running_child(worker)

@@ -48,7 +48,8 @@ STOP_GRACE: Final = 2.0
 
 def child_argv(module: str, *arguments: str) -> list[str]:
     """
-    The command line that runs `module` as the child, with `arguments` in sys.argv[1:].
+    The command line that runs `module` as the child, with `arguments` in sys.argv[1:],
+    through `twistedspy.child` (which leaves Twisted's TLS out of the child).
 
     In a session of its own (setsid(1) execs, keeping the PID): a Ctrl+C in a terminal
     reaches the whole foreground process group, and would interrupt the child with a
@@ -56,7 +57,8 @@ def child_argv(module: str, *arguments: str) -> list[str]:
     closes its stdin instead.
     """
     setsid = shutil.which("setsid")
-    return [*([setsid] if setsid else []), sys.executable, "-m", module, *arguments]
+    launcher = [sys.executable, "-m", "twistedspy.child", module]
+    return [*([setsid] if setsid else []), *launcher, *arguments]
 
 
 class WorkerUnavailable(Exception):

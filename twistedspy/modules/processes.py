@@ -10,7 +10,7 @@ says why and how fast); /metrics uses the same reader without the command lines,
 its sums do not need.
 
 The page of every process is scanned, sorted and rendered in a child process (a
-`twistedspy.worker.Worker` running this file as `python -m twistedspy.modules.processes`):
+`twistedspy.worker.Worker` running this file through `python -m twistedspy.child`):
 in a thread of the server the page's Python held the GIL the reactor needs, and small
 pages waited behind it (docs/architecture.md, "The process worker"). The child keeps the
 CPU % bookkeeping and answers with the page's bytes. While no child runs (it died and is
