@@ -17,7 +17,7 @@ from twisted.trial.unittest import TestCase
 
 from tests.contexts import module_context
 from tests.test_metrics import samples, scrape
-from twistedspy.collectors import merged, run_collectors
+from twistedspy.collectors import Families, PartlyCollected, joined, merged, run_collectors
 from twistedspy.modules.cpu import CpuModule, read_cpu_sample
 from twistedspy.modules.diskfree import DiskfreeModule
 from twistedspy.modules.metrics import MetricsModule
@@ -49,6 +49,26 @@ class RunCollectorsTests(TestCase):
         self.assertEqual(
             {s.labels["collector"]: s.value for s in success.samples}, {"good": 1, "broken": 0}
         )
+
+    def test_a_partly_collected_collector_keeps_its_families_and_fails(self) -> None:
+        """As a node_exporter collector that sent metrics, then returned an error."""
+
+        def partly() -> list[GaugeMetricFamily]:
+            raise PartlyCollected([GaugeMetricFamily("read", "r", 1)], "one chip gone")
+
+        found = run_collectors({"partly": partly})
+        self.assertIn("read", [f.name for f in found])
+        (success,) = (f for f in found if f.name == "node_scrape_collector_success")
+        self.assertEqual([s.value for s in success.samples], [0])
+
+    def test_joined_answers_make_one_with_both_parts_seconds(self) -> None:
+        a, b = run_collectors({"a": list}), run_collectors({"b": list})
+        assert isinstance(a, Families) and isinstance(b, Families)
+        a.seconds, b.seconds = 0.25, 0.5
+        both = joined(a, b)
+        self.assertEqual(both.seconds, 0.75)
+        (success,) = (f for f in both if f.name == "node_scrape_collector_success")
+        self.assertEqual([s.labels["collector"] for s in success.samples], ["a", "b"])
 
     def test_merged_joins_same_names_and_keeps_the_parts(self) -> None:
         a = run_collectors({"a": list})

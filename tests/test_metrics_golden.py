@@ -111,7 +111,7 @@ def fixture_server(clock: Clock) -> tuple[MetricsModule, RequestStats]:
     metrics = MetricsModule(context, timer=lambda: 0.0, sources=sources)
     served += [
         IndexModule(context),
-        CpuModule(context, lambda: read_cpu_sample(PROC), PROC),
+        CpuModule(context, lambda: read_cpu_sample(PROC), PROC, SYS),
         DiskfreeModule(context, lambda: read_mounts(PROC), STATVFS.__getitem__),
         DiskioModule(
             context,

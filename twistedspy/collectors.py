@@ -25,6 +25,18 @@ T = TypeVar("T")
 NodeCollector = Callable[[], Iterable[Metric]]
 
 
+class PartlyCollected(Exception):
+    """
+    Raised by a collector that read part of what it reads: node_exporter serves what a
+    collector sent before it returned its error, and reports the collector's success
+    as 0 (its hwmon collector, when one chip's directory cannot be read).
+    """
+
+    def __init__(self, families: Iterable[Metric], reason: str) -> None:
+        super().__init__(reason)
+        self.families = list(families)
+
+
 class Families(list[Metric]):
     """
     Families, with the seconds the work that built them took, measured where it ran (a
@@ -72,6 +84,9 @@ def run_collectors(collectors: Mapping[str, NodeCollector]) -> list[Metric]:
         try:
             found.extend(collect())
             ok = True
+        except PartlyCollected as partly:
+            found.extend(partly.families)
+            ok = False
         except Exception:  # a collector fails alone: its success says so
             ok = False
         seconds = perf_counter() - started
@@ -80,6 +95,17 @@ def run_collectors(collectors: Mapping[str, NodeCollector]) -> list[Metric]:
         success.add_metric([name], 1 if ok else 0)
     found += [duration, success]
     found.seconds = total
+    return found
+
+
+def joined(*parts: list[Metric]) -> Families:
+    """
+    Several `run_collectors` answers as one source's: the families, the
+    node_scrape_collector_* ones joined, and the seconds of each part's own work (a
+    part run in a worker thread measured there).
+    """
+    found = Families(merged([family for part in parts for family in part]))
+    found.seconds = sum(part.seconds for part in parts if isinstance(part, Families))
     return found
 
 

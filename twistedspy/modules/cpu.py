@@ -11,6 +11,11 @@ ring of what the sparklines draw, taken every five seconds by the module's own s
 `run_blocking`: the kernel builds both from counters in memory (no disk, no mount that
 can hang), and the read and parse take about 50 µs on 2 CPUs (bench/metrics.py),
 less than handing the work to a thread and back would cost.
+
+node_exporter's hwmon collector is served here too: its readings are mostly the CPU's
+temperatures (coretemp, k10temp) beside those of the fans that cool it, and no page of
+its own shows them. Its files are read through `run_blocking`: a hwmon read may be a
+transaction on a slow bus (I2C, an NVMe admin command), not kernel memory.
 """
 
 from __future__ import annotations
@@ -21,14 +26,16 @@ import time
 from array import array
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Final
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
+from twisted.internet.defer import Deferred
 from twisted.plugin import IPlugin
 from zope.interface import implementer
 
-from twistedspy.collectors import run_collectors
+from twistedspy.collectors import PartlyCollected, joined, run_collectors
 from twistedspy.context import ModuleContext
 from twistedspy.history import Recorder, SampledModule, Sampler, column
 from twistedspy.interfaces import (
@@ -38,7 +45,8 @@ from twistedspy.interfaces import (
     IModuleFactory,
     IReactorSafe,
 )
-from twistedspy.procfs import PROC
+from twistedspy.procfs import PROC, SYS
+from twistedspy.procfs.hwmon import HwmonReading, clean_name, read_hwmon, si_value
 from twistedspy.procfs.interrupts import (
     CpuSchedule,
     Interrupt,
@@ -275,6 +283,114 @@ GLANCE_COLUMNS: Final = (
 )
 
 
+#: node_exporter's families for a sensor's special kinds: name, HELP, no property
+_HWMON_SPECIAL: Final = {
+    "beep_enable": ("node_hwmon_beep_enabled", "Hardware beep enabled"),
+    "vrm": ("node_hwmon_voltage_regulator_version", "Hardware voltage regulator"),
+    "update_interval": ("node_hwmon_update_interval_seconds", "Hardware monitor update interval"),
+}
+_POWER_INTERVALS: Final = ("average_interval", "average_interval_min", "average_interval_max")
+
+
+def hwmon_family(kind: str, prop: str, bare: bool) -> tuple[str, str]:
+    """
+    node_exporter 1.5's family name and HELP for one property of a sensor of `kind`
+    (`bare`: the sensor also has a file without a property, such as `pwm1` beside
+    `pwm1_enable`), in the order its hwmon collector decides them.
+    """
+    name = f"node_hwmon_{kind}"
+    if prop == "input":
+        if bare:
+            name += "_input"
+    elif prop:
+        name += f"_{clean_name(prop)}"
+    if prop in ("fault", "alarm"):
+        return name, f"Hardware sensor {prop} status ({kind})"
+    if prop == "beep":
+        return f"{name}_enabled", "Hardware monitor sensor has beeping enabled"
+    if kind in ("in", "cpu"):
+        return f"{name}_volts", f"Hardware monitor for voltage ({prop})"
+    if kind == "temp" and prop != "type":
+        return f"{name}_celsius", f"Hardware monitor for temperature ({prop or 'input'})"
+    if kind == "curr":
+        return f"{name}_amps", f"Hardware monitor for current ({prop})"
+    if kind == "energy":
+        return f"{name}_joule_total", f"Hardware monitor for joules used so far ({prop})"
+    if kind == "power" and prop == "accuracy":
+        return name, "Hardware monitor power meter accuracy, as a ratio"
+    if kind == "power" and prop in _POWER_INTERVALS:
+        return f"{name}_seconds", f"Hardware monitor power usage update interval ({prop})"
+    if kind == "power":
+        return f"{name}_watt", f"Hardware monitor for power usage in watts ({prop})"
+    if kind == "humidity":
+        return name, (
+            "Hardware monitor for humidity, as a ratio (multiply with 100.0 to get the "
+            f"humidity as a percentage) ({prop})"
+        )
+    if kind == "fan" and prop in ("input", "min", "max", "target"):
+        return f"{name}_rpm", f"Hardware monitor for fan revolutions per minute ({prop})"
+    return name, f"Hardware monitor {kind} element {prop}"
+
+
+def hwmon_families(reading: HwmonReading) -> list[Metric]:
+    """
+    /sys/class/hwmon as node_exporter's hwmon collector: one family per name it would
+    make, families by name and samples by labels as its registry orders them. A chip
+    that could not be read fails the collector, after the others' families, as
+    node_exporter does.
+    """
+    samples: dict[str, tuple[str, list[tuple[list[str], float]]]] = {}
+
+    def add(name: str, help_text: str, labels: list[str], value: float) -> None:
+        # the first HELP wins: node_exporter's would refuse the scrape on a second one
+        samples.setdefault(name, (help_text, []))[1].append((labels, value))
+
+    for chip in reading.chips:
+        if chip.chip_name is not None:
+            add(
+                "node_hwmon_chip_names",
+                "Annotation metric for human-readable chip names",
+                [chip.chip, chip.chip_name],
+                1,
+            )
+        for sensor in chip.sensors:
+            labels = [chip.chip, sensor.name]
+            if sensor.label is not None:
+                add(
+                    "node_hwmon_sensor_label",
+                    "Label for given chip and sensor",
+                    [chip.chip, sensor.label, sensor.name],
+                    1,
+                )
+            special = _HWMON_SPECIAL.get(sensor.kind)
+            if special is not None:
+                value = si_value(sensor.kind, "", sensor.text.get("", ""))
+                if value is not None:
+                    add(*special, labels, value)
+                continue
+            for prop in sensor.text:
+                value = None if prop == "label" else sensor.value(prop)
+                if value is not None:
+                    add(*hwmon_family(sensor.kind, prop, "" in sensor.text), labels, value)
+    families: list[Metric] = []
+    for name, (help_text, found) in sorted(samples.items()):
+        label_names = {
+            "node_hwmon_chip_names": ["chip", "chip_name"],
+            "node_hwmon_sensor_label": ["chip", "label", "sensor"],
+        }.get(name, ["chip", "sensor"])
+        family: GaugeMetricFamily | CounterMetricFamily
+        if name.endswith("_total"):
+            family = CounterMetricFamily(name, help_text, labels=label_names)
+        else:
+            family = GaugeMetricFamily(name, help_text, labels=label_names)
+        for labels, value in sorted(found, key=lambda sample: sample[0]):
+            family.add_metric(labels, value)
+        families.append(family)
+    if reading.unreadable:
+        raise PartlyCollected(families, f"unreadable: {', '.join(reading.unreadable)}")
+    return families
+
+
 # Reactor-safe: /proc/stat is kernel counters in memory, no disk (docs/writing-modules.md).
 @implementer(IInfoModule, IMetricsSource, IGlance, IReactorSafe)
 class CpuModule(SampledModule):
@@ -285,10 +401,16 @@ class CpuModule(SampledModule):
     description = "Load averages, overall and per-CPU utilisation, and the last ten minutes."
 
     def __init__(
-        self, context: ModuleContext, source: CpuSource = read_cpu_sample, proc: str = PROC
+        self,
+        context: ModuleContext,
+        source: CpuSource = read_cpu_sample,
+        proc: str = PROC,
+        sys: str = SYS,
     ) -> None:
         self._source = source
         self._proc = proc
+        self._sys = sys
+        self._run_blocking = context.run_blocking
         self._ticks = os.sysconf("SC_CLK_TCK")
         self._thresholds = Thresholds.of(context.settings)
         self.readings = Recorder(source, cpu_point)
@@ -349,11 +471,11 @@ class CpuModule(SampledModule):
         )
         return [Table("CPU", GLANCE_COLUMNS, (row,))]
 
-    def metrics(self) -> list[Metric]:
+    def metrics(self) -> list[Metric] | Deferred[list[Metric]]:
         # On the reactor, as the page reads it (module docstring): kernel memory, ~50 µs
         # for /proc/stat and /proc/loadavg, as much again for /proc/interrupts on 2 CPUs.
         sample = self._source()
-        return run_collectors(
+        found = run_collectors(
             {
                 "cpu": lambda: cpu_families(sample.stat, self._ticks),
                 "loadavg": lambda: loadavg_families(sample.load),
@@ -362,6 +484,13 @@ class CpuModule(SampledModule):
                 "schedstat": lambda: schedstat_families(read_schedstat(self._proc)),
             }
         )
+        hwmon = {"hwmon": lambda: hwmon_families(read_hwmon(self._sys))}
+        if not Path(self._sys, "class", "hwmon").is_dir():
+            # No hwmon: read_hwmon fails at once, and the collector is listed with
+            # success 0 and no families, as node_exporter 1.5 lists it.
+            return joined(found, run_collectors(hwmon))
+        threaded: Deferred[list[Metric]] = self._run_blocking(run_collectors, hwmon)
+        return threaded.addCallback(lambda read: joined(found, read))
 
 
 @implementer(IPlugin, IModuleFactory)
