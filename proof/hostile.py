@@ -43,11 +43,20 @@ REQUEST_TIMEOUT = 10.0
 
 
 def server_sockets(server: SpyProcess) -> int:
-    """Sockets the server process holds open (its listening socket included)."""
+    """
+    TCP sockets the server process holds open (its listening socket included), not the
+    Unix socket it speaks to its process worker over.
+    """
+    tcp = set()
+    for table in ("tcp", "tcp6"):
+        with contextlib.suppress(FileNotFoundError):
+            lines = Path(f"/proc/{server.pid}/net/{table}").read_text().splitlines()[1:]
+            tcp.update(line.split()[9] for line in lines)
     count = 0
     for fd in Path(f"/proc/{server.pid}/fd").iterdir():
         with contextlib.suppress(OSError):
-            if fd.readlink().name.startswith("socket:"):
+            link = fd.readlink().name
+            if link.startswith("socket:[") and link[8:-1] in tcp:
                 count += 1
     return count
 
