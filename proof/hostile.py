@@ -47,7 +47,7 @@ def server_sockets(server: SpyProcess) -> int:
     TCP sockets the server process holds open (its listening socket included), not the
     Unix socket it speaks to its process worker over.
     """
-    tcp = set()
+    tcp: set[str] = set()
     for table in ("tcp", "tcp6"):
         with contextlib.suppress(FileNotFoundError):
             lines = Path(f"/proc/{server.pid}/net/{table}").read_text().splitlines()[1:]

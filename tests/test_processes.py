@@ -7,15 +7,22 @@ import pwd
 import shutil
 import subprocess
 import time
+from dataclasses import replace
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, maybeDeferred
-from twisted.internet.task import deferLater
+from twisted.internet.task import Clock, deferLater
 from twisted.trial.unittest import TestCase
 
 from tests.contexts import collect_report, module_context
 from tests.support import require_tool
-from twistedspy.modules.processes import COLUMNS, ProcessesModule
+from twistedspy.history import SAMPLE_INTERVAL
+from twistedspy.modules.processes import (
+    COLUMNS,
+    RESTING_INTERVAL,
+    WATCHED_FOR,
+    ProcessesModule,
+)
 from twistedspy.modules.processes import process_link as link
 from twistedspy.procfs.processes import (
     ProcessSample,
@@ -185,10 +192,7 @@ class SharedScanTests(TestCase):
             gate.addCallback(waiting.callback)
             return waiting.addCallback(lambda _: f(*args, **kwargs))
 
-        context = module_context()
-        from dataclasses import replace
-
-        context = replace(context, run_blocking=run_blocking)  # type: ignore[arg-type]
+        context = replace(module_context(), run_blocking=run_blocking)  # type: ignore[arg-type]
         module = ProcessesModule(context, FixedSource(ProcessSnapshot(1.0, (sample(1, 0.0),))))
         first = module.collect(Query())
         second = module.collect(Query())
@@ -199,6 +203,50 @@ class SharedScanTests(TestCase):
         report = self.successResultOf(second)
         assert isinstance(report, Report)
         self.assertEqual(report.tables[0].rows[0][0], link(1))
+
+
+class SamplerRestTests(TestCase):
+    """The sampler behind the landing page scans every 5 s while pages are looked at."""
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.scans: list[float] = []
+
+        def source() -> ProcessSnapshot:
+            self.scans.append(self.clock.seconds())
+            return ProcessSnapshot(self.clock.seconds(), (sample(1, self.clock.seconds()),))
+
+        context = replace(
+            module_context(),
+            reactor=self.clock,
+            run_blocking=maybeDeferred,  # type: ignore[arg-type]
+        )
+        self.module = ProcessesModule(context, source)
+        self.module.startService()
+        self.addCleanup(self.module.stopService)
+
+    def scans_over(self, seconds: float) -> int:
+        before = len(self.scans)
+        for _ in range(round(seconds / SAMPLE_INTERVAL)):
+            self.clock.advance(SAMPLE_INTERVAL)
+        return len(self.scans) - before
+
+    def test_unwatched_it_rests(self) -> None:
+        self.assertEqual(self.scans, [0.0])  # the first sample, at the start
+        self.assertEqual(self.scans_over(SAMPLE_INTERVAL), 1)  # CPU % from the start on
+        self.assertEqual(self.scans_over(10 * RESTING_INTERVAL), 10)
+
+    def test_the_landing_page_wakes_it_until_no_one_looks(self) -> None:
+        self.scans_over(3 * RESTING_INTERVAL)
+        self.module.glance()
+        self.assertEqual(self.scans_over(WATCHED_FOR), WATCHED_FOR / SAMPLE_INTERVAL)
+        self.assertEqual(self.scans_over(10 * RESTING_INTERVAL), 10)
+
+    def test_a_process_page_wakes_it_too(self) -> None:
+        self.scans_over(3 * RESTING_INTERVAL)
+        self.successResultOf(self.module.collect(Query()))
+        self.assertEqual(self.scans, [0.0, 5.0, 65.0, 125.0, 180.0])  # the last the page's
+        self.assertEqual(self.scans_over(6 * SAMPLE_INTERVAL), 6)
 
 
 class LiveTests(TestCase):

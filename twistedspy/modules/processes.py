@@ -20,7 +20,11 @@ gets its page.
 The module is also a Service: while the server runs it asks for a scan every five
 seconds (in the child, or in a thread without one) and keeps the few rows the landing
 page's top five and stuck processes need (`glance`), so the landing page never scans.
-A page request scans afresh.
+A page request scans afresh. While no one has looked at the landing page or a process
+page for WATCHED_FOR seconds (a server only Prometheus asks, say), the sampler rests,
+scanning once every RESTING_INTERVAL seconds: a scan of every process is the largest
+part of what an unwatched server spends (docs/performance.md). The landing page that
+wakes it shows the rows of the last rested scan, CPU % over up to that interval.
 
 The page of one process and the /metrics families stay in the server: the first reads a
 dozen small files of one process, the second is a stat-only scan at most every
@@ -294,6 +298,12 @@ def process_families(snapshot: ProcessSnapshot) -> list[Metric]:
         )
     return families
 
+
+#: seconds after the last look at the landing page or a process page that the process
+#: sampler keeps scanning every SAMPLE_INTERVAL; then it rests (module docstring)
+WATCHED_FOR: Final = 600.0
+#: seconds between the resting sampler's scans
+RESTING_INTERVAL: Final = 60.0
 
 #: seconds a scan serves /metrics before the next scrape scans again: a thousand processes
 #: cost tens of milliseconds to walk, node_exporter's whole default scrape about ten
@@ -676,6 +686,10 @@ class ProcessesModule(PolledModule):
         self.latest: list[ProcessRow] = []
         self._scan: SharedCollection[list[ProcessRow]] = SharedCollection(self._start_scan)
         self._sample: SharedCollection[list[ProcessRow]] = SharedCollection(self._take_sample)
+        #: when a page last showed this module's rows, and when the sampler last scanned:
+        #: unwatched from the start, so a server no one looks at rests from the start
+        self._watched_at = context.reactor.seconds() - WATCHED_FOR
+        self._sampled_at: float | None = None
         super().__init__(context.reactor, context.log, interval, "process sample")
         #: fires once the first sample, taken now so that the first request already
         #: has an interval to measure CPU % over, is in (the child takes its own)
@@ -699,7 +713,15 @@ class ProcessesModule(PolledModule):
         return self.worker.stopService() if self.worker is not None else succeed(None)
 
     def poll(self) -> Deferred[list[ProcessRow]]:
+        now = self._context.reactor.seconds()
+        resting = now - self._watched_at > WATCHED_FOR
+        if resting and self._sampled_at is not None and now - self._sampled_at < RESTING_INTERVAL:
+            return succeed(self.latest)
+        self._sampled_at = now
         return self._sample()
+
+    def _watched(self) -> None:
+        self._watched_at = self._context.reactor.seconds()
 
     def _take_sample(self) -> Deferred[list[ProcessRow]]:
         if self.worker is None:
@@ -727,6 +749,7 @@ class ProcessesModule(PolledModule):
     def render_page(self, query: Query, as_json: bool, context: PageContext) -> Deferred[Page]:
         """The page of every process from the child, finished; anything else (one
         process's page, no child running) as a Report the server renders."""
+        self._watched()
         if query.get("pid") is not None or self.worker is None:
             return self.collect(query)
         ProcessQuery.parse(query)  # a bad query is 400 here, without asking the child
@@ -747,6 +770,7 @@ class ProcessesModule(PolledModule):
         return asked.addCallbacks(answered, without_child)
 
     def collect(self, query: Query) -> Deferred[Page]:
+        self._watched()
         pid = query.get("pid")
         if pid is not None:
             return self._detail(parse_pid(pid))
@@ -760,6 +784,7 @@ class ProcessesModule(PolledModule):
 
     def glance(self) -> Sequence[Table]:
         """The top five by CPU and by memory, and the stuck ones, from the latest scan."""
+        self._watched()
         rows = self.latest
         tables = [
             Table("Top processes by CPU", TOP_COLUMNS, top_rows(rows, "cpu")),
