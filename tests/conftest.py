@@ -47,6 +47,8 @@ KINDS: Final[dict[str, tuple[str, ...]]] = {
     "test_fuzz_regressions.py": UNIT,
     "test_golden.py": UNIT,
     "test_hostile.py": (*SYSTEM, "slow"),
+    "test_hwmon.py": UNIT,
+    "test_hwmon.py::FamiliesTests": SYSTEM,
     "test_index.py": UNIT,
     "test_inflight.py": UNIT,
     "test_integration.py": SYSTEM,
