@@ -6,7 +6,8 @@ connects, sends `GET /-/healthy`, reads the whole answer, and then stays open, i
 reports, per server:
 
 - the seconds from the first connect to the last answer (accept time);
-- the server's resident memory (`VmRSS`) grown while the N connections are open, per
+- the server's resident memory (`VmRSS`, summed over its process tree: twistedspy's
+  processes page runs in a child process) grown while the N connections are open, per
   connection (the server answered one request on one connection before, so its start-up
   is not counted).
 
@@ -38,6 +39,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from bench.procstat import free_port, rss_kib
 
 REPO = Path(__file__).resolve().parent.parent
 SERVER_CPU = "0"
@@ -85,20 +88,6 @@ def raise_file_limit(needed: int) -> None:
     if hard != resource.RLIM_INFINITY and hard < needed:
         raise SystemExit(f"RLIMIT_NOFILE hard limit {hard} is below the {needed} needed")
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise SystemExit(f"no VmRSS for {pid}")
 
 
 def request_bytes(port: int) -> bytes:

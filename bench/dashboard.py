@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.metrics import NODE_EXPORTER, free_port, running
+from bench.metrics import NODE_EXPORTER, running
+from bench.procstat import free_port
 
 PANELS = Path(__file__).resolve().parent / "node-exporter-full-panels.json"
 SCRAPE_INTERVAL = 2

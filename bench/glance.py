@@ -27,7 +27,8 @@ import time
 from functools import partial
 from pathlib import Path
 
-from bench.processes import free_port, get, percentile, server, sleepers, timed_ms
+from bench.processes import get, percentile, server, sleepers, timed_ms
+from bench.procstat import free_port
 from twistedspy.history import SAMPLE_INTERVAL
 from twistedspy.procfs.processes import ProcfsProcessSource
 

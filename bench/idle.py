@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.processes import free_port
+from bench.procstat import free_port
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent

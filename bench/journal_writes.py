@@ -4,7 +4,8 @@ Each round starts twistedspy (and, with --baseline, twistedspy from another sour
 pinned to CPU 0, loads `/-/healthy` with `wrk -t1 -c32` on CPU 1 over keep-alive, and
 reads from /proc/PID/io how many write-like system calls the server made meanwhile
 (`syscw`: write(2) and its kin; socket sends are sendmsg/sendto, not counted), and its
-CPU time (utime + stime, all threads). Every request is journalled, so writes per
+CPU time (utime + stime, all threads, of its process tree: twistedspy's processes page
+runs in a child process). Every request is journalled, so writes per
 request is the journal's batching at work: one would be a write an event.
 
 Run: PYTHONPATH=. python bench/journal_writes.py [--rounds 3] [--duration 5]
@@ -22,11 +23,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.connections import SERVER_CPU, free_port, wait_ready
+from bench.connections import SERVER_CPU, wait_ready
+from bench.procstat import cpu_seconds, free_port
 
 REPO = Path(__file__).resolve().parent.parent
 LOAD_CPU = "1"
-_TICK = os.sysconf("SC_CLK_TCK")
 
 
 def write_calls(pid: int) -> int:
@@ -34,12 +35,6 @@ def write_calls(pid: int) -> int:
         if line.startswith("syscw:"):
             return int(line.split()[1])
     raise SystemExit(f"no syscw for {pid}")
-
-
-def cpu_seconds(pid: int) -> float:
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / _TICK
 
 
 def one_run(tree: Path, duration: int) -> tuple[float, float]:

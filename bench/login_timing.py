@@ -22,7 +22,6 @@ import base64
 import http.client
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,16 +31,11 @@ from pathlib import Path
 
 import bcrypt
 
+from bench.procstat import free_port
+
 #: the slowest account's cost, and the cheap accounts'
 COST, CHEAP_COST = 10, 4
 PASSWORD = "correct horse battery staple"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def login_ms(port: int, user: str, password: str, source: str = "127.0.0.1") -> tuple[int, float]:

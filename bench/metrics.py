@@ -21,7 +21,6 @@ import argparse
 import contextlib
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -36,6 +35,7 @@ from twisted.internet.task import Clock
 from twisted.logger import Logger
 
 from bench.processes import sleepers
+from bench.procstat import free_port
 from twistedspy.history import SAMPLE_INTERVAL, Recorder, Sampler
 from twistedspy.modules.cpu import cpu_point, read_cpu_sample
 from twistedspy.modules.network import read_network_sample, traffic_point
@@ -44,13 +44,6 @@ ROUNDS = 20
 NODE_EXPORTER = "/usr/bin/prometheus-node-exporter"
 #: node_exporter collectors that give what twistedspy exports under node_* names
 SAME_FACTS = ("cpu", "loadavg", "stat", "meminfo", "filesystem", "netdev", "uname", "os", "time")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def get(url: str) -> bytes:

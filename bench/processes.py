@@ -28,7 +28,6 @@ import contextlib
 import http.client
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -39,18 +38,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from bench.procstat import free_port
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 PS = ["ps", "-eo", "pid,comm,stat,user,group,rss"]
 HAMMERS = 4
 LOAD_SECONDS = 8.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def get(port: int, path: str) -> bytes:

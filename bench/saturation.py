@@ -32,7 +32,8 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
 from twisted.logger import Logger
 
-from bench.metrics import free_port, get, running
+from bench.metrics import get, running
+from bench.procstat import free_port
 from twistedspy.context import ModuleContext
 from twistedspy.modules.sockets import SocketOwners, SocketsModule
 from twistedspy.settings import Settings

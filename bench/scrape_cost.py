@@ -40,46 +40,14 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench.metrics import NODE_EXPORTER, free_port, get, wait_for
+from bench.metrics import NODE_EXPORTER, get, wait_for
 from bench.processes import sleepers
-
-TICKS = os.sysconf("SC_CLK_TCK")
+from bench.procstat import cpu_seconds, free_port
 
 
 def processes_now() -> int:
     """Processes in /proc: other work on the machine adds to what every scan walks."""
     return sum(entry.name.isdigit() for entry in Path("/proc").iterdir())
-
-
-def cpu_seconds(pid: int) -> float:
-    """
-    CPU seconds of a process and every live descendant, found by their ppid at this reading.
-
-    twistedspy's processes page runs in a child process, whose CPU the parent's own
-    utime + stime leave out. A child's time reaches its parent's cutime + cstime only when
-    it is reaped, so each live process counts its utime + stime (proc(5) /proc/PID/stat
-    fields 14 and 15) and cutime + cstime (16 and 17): a descendant that ended and was
-    reaped between readings still counts, once.
-    """
-    children: dict[int, list[int]] = {}
-    ticks: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            data = (entry / "stat").read_bytes()
-        except OSError:  # gone since the listing
-            continue
-        fields = data[data.rindex(b")") + 2 :].split()
-        number = int(entry.name)
-        children.setdefault(int(fields[1]), []).append(number)
-        ticks[number] = sum(int(f) for f in fields[11:15])
-    total, pending = 0, [pid]
-    while pending:
-        number = pending.pop()
-        total += ticks.get(number, 0)
-        pending += children.get(number, [])
-    return total / TICKS
 
 
 @contextlib.contextmanager
