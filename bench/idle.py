@@ -4,11 +4,14 @@ Starts the three servers on free loopback ports (twistedspy with every module, a
 contrib/twistedspy.service runs it: `twistd spy`, glibc's per-thread caches off; Debian's
 prometheus-node-exporter with its default collectors; `glances -w`, from the virtual
 environment named by `--glances`, when there is one), asks each for one page so that it is
-known to serve, then leaves them alone and samples each process every `--interval` seconds
-for `--seconds`: resident memory (VmRSS) and CPU time used (utime + stime, all threads).
-Prints RSS after start, at the end, the least-squares RSS slope over the second half (growth
-while idle), and CPU seconds per hour of idling; then the bars: idle RSS <= 2 x node_exporter's
-and idle CPU <= node_exporter's.
+known to serve, then leaves them alone and samples each server every `--interval` seconds
+for `--seconds`: resident memory (VmRSS) and CPU time used (utime + stime, all threads) of
+its process tree (bench/procstat.py: twistedspy's processes page runs in a child process,
+which is part of its footprint). Prints the tree's RSS after start, at the end, the
+least-squares RSS slope over the second half (growth while idle), and CPU seconds per hour
+of idling; then RSS (start > end) and CPU an hour for the server's own process (reaped
+children in its CPU) and its live descendants apart; then the bars, on the trees: idle RSS <= 2 x
+node_exporter's and idle CPU <= node_exporter's.
 Run: PYTHONPATH=. python bench/idle.py [--seconds 3600] [--interval 30] [--glances VENV]
 """
 
@@ -29,28 +32,27 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.procstat import free_port
+from bench.procstat import Usage, free_port, tree
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(slots=True)
 class Watched:
     name: str
     process: subprocess.Popen[bytes]
-    #: (seconds since idling began, RSS bytes, CPU seconds)
+    #: (seconds since idling began, RSS bytes, CPU seconds), of the whole tree
     samples: list[tuple[float, int, float]] = field(default_factory=list)
+    #: the server's own process, then its descendants, at the first and the latest sample
+    first: list[Usage] = field(default_factory=list)
+    last: list[Usage] = field(default_factory=list)
 
-
-def rss_and_cpu(pid: int) -> tuple[int, float]:
-    """VmRSS (bytes) and utime + stime (seconds) from /proc/PID (proc(5))."""
-    with open(f"/proc/{pid}/status", "rb") as status:
-        rss = next(int(line.split()[1]) * 1024 for line in status if line.startswith(b"VmRSS:"))
-    with open(f"/proc/{pid}/stat", "rb") as stat:
-        fields = stat.read().rsplit(b")", 1)[1].split()
-    return rss, (int(fields[11]) + int(fields[12])) / TICKS
+    def sample(self, now: float) -> None:
+        self.last = tree(self.process.pid)
+        self.first = self.first or self.last
+        rss = sum(u.rss_kib for u in self.last) * 1024
+        self.samples.append((now, rss, sum(u.cpu_seconds for u in self.last)))
 
 
 def wait_for(url: str) -> None:
@@ -129,7 +131,7 @@ def main() -> int:
         while True:
             now = time.monotonic() - began
             for w in watched:
-                w.samples.append((now, *rss_and_cpu(w.process.pid)))
+                w.sample(now)
             if now >= args.seconds:
                 break
             time.sleep(min(args.interval, max(0.0, args.seconds - now)))
@@ -145,6 +147,17 @@ def main() -> int:
         results[w.name] = (rss1, per_hour)
         print(f"{w.name:14} {rss0 / 2**20:14.1f} {rss1 / 2**20:12.1f} "
               f"{slope_kib_per_hour(half):21.1f} {per_hour:11.2f}")  # fmt: skip
+    print(f"{'apart':14} {'own RSS MiB':>14} {'descendants':>12} {'their RSS MiB':>14} "
+          f"{'own CPU s/hour':>15} {'descendants CPU s/hour':>23}")  # fmt: skip
+    for w in watched:
+        (t0, _, cpu0), (t1, _, cpu1) = w.samples[0], w.samples[-1]
+        hours = (t1 - t0) / 3600 or 1.0
+        own = (w.last[0].cpu_seconds - w.first[0].cpu_seconds) / hours
+        own_rss = f"{w.first[0].rss_kib / 1024:.1f} > {w.last[0].rss_kib / 1024:.1f}"
+        rest = [sum(u.rss_kib for u in found[1:]) / 1024 for found in (w.first, w.last)]
+        print(f"{w.name:14} {own_rss:>14} {len(w.last) - 1:12} "
+              f"{f'{rest[0]:.1f} > {rest[1]:.1f}':>14} {own:15.2f} "
+              f"{(cpu1 - cpu0) / hours - own:23.2f}")  # fmt: skip
     if "node_exporter" not in results:
         return 0
     rss_ok = results["twistedspy"][0] <= 2 * results["node_exporter"][0]
