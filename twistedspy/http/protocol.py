@@ -42,7 +42,7 @@ from twistedspy.http.parser import (
     RequestParser,
     RequestTimeout,
 )
-from twistedspy.http.response import DateCache, Outcome, Response, serialize
+from twistedspy.http.response import DateCache, Outcome, Response, WireCache, serialize
 from twistedspy.http.stats import RequestStats
 
 if TYPE_CHECKING:
@@ -479,7 +479,7 @@ class HTTPChannel(LineReceiver):
             return
         response = self.factory.with_extra_headers(outcome.response)
         keep_alive = not response.close and self._keeps_alive(request)
-        data = serialize(
+        data = self.factory.wire(
             response,
             now=self.factory.clock.seconds(),
             date=self.factory.date,
@@ -624,6 +624,8 @@ class HTTPFactory(ServerFactory):
         self.keepalive_timeout = keepalive_timeout
         self.log = log
         self.date = DateCache()
+        #: the bytes of the responses sent this second, to send again
+        self.wire = WireCache()
         # Every open connection, waiting ones included; a dict, as a set's table is
         # several times larger.
         self._connections: dict[HTTPChannel, None] = {}
