@@ -285,7 +285,8 @@ class RequestParser:
         self._data = b""
         self._pos = 0
         self._scanned = 0
-        self._assembler = RequestAssembler()
+        # feed()'s, made by its first call: the connection assembles requests itself.
+        self._assembler: RequestAssembler | None = None
         # Only a parser with the default limits may take or give a remembered head: the
         # same bytes may be refused under other limits.
         self._memo = (max_line, max_fields, max_body, max_header_bytes) == _DEFAULT_LIMITS
@@ -367,9 +368,12 @@ class RequestParser:
         want whole requests; the connection takes the same events one at a time.
         """
         self.receive_data(data)
+        assembler = self._assembler
+        if assembler is None:
+            assembler = self._assembler = RequestAssembler()
         done: list[Request] = []
         while (event := self.next_event()) is not NEED_DATA:
-            request = self._assembler.add(event)
+            request = assembler.add(event)
             if request is not None:
                 done.append(request)
         return done
