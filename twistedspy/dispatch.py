@@ -282,6 +282,7 @@ class Dispatcher:
         self._flights: dict[str, tuple[IInfoModule, SingleFlight[object]]] = {}
         package = files("twistedspy") / "static"
         self._healthy = text_response(200, "twistedspy is healthy.\n")
+        self._healthy_outcome = Outcome(self._healthy)
         self._static = {
             path: Response(200, (package / name).read_bytes(), content_type)
             for path, (name, content_type) in STATIC.items()
@@ -316,7 +317,10 @@ class Dispatcher:
             self.watchdog.wake()  # its heartbeat rests while no request comes
         if request.path.startswith("/-/"):
             # Health checks and static files: nothing to wait for, so no coroutine.
-            return Outcome(self._public(request))
+            response = self._public(request)
+            if response is self._healthy:
+                return self._healthy_outcome
+            return Outcome(response)
         # A request after which the connection closes has no next request to keep its
         # login for.
         login = kept if request.keep_alive and isinstance(kept, ConnectionLogin) else None

@@ -147,8 +147,11 @@ class Request:
 
     def header(self, name: str) -> str | None:
         """The last value of a field, or None."""
-        values = self.header_values(name)
-        return values[-1] if values else None
+        name = name.lower()
+        for field, value in reversed(self.headers):
+            if field == name:
+                return value
+        return None
 
     def header_values(self, name: str) -> list[str]:
         """Every value of a field, in order."""
@@ -258,6 +261,27 @@ class RequestParser:
     in the stream is unknown). This is the only code that finds where lines and bodies
     end: the connection, the tests and the fuzzer all go through it.
     """
+
+    # The connection makes one for each request it reads: slots make that cheaper.
+    __slots__ = (
+        "_assembler",
+        "_body_left",
+        "_checked",
+        "_data",
+        "_empty_lines",
+        "_error",
+        "_fields",
+        "_head",
+        "_header_bytes",
+        "_max_body",
+        "_max_fields",
+        "_max_header_bytes",
+        "_max_line",
+        "_memo",
+        "_pos",
+        "_scanned",
+        "_state",
+    )
 
     def __init__(
         self,
