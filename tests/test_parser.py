@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from twisted.trial.unittest import SynchronousTestCase
 
 from twistedspy.http import (
+    MAX_LINE,
     NEED_DATA,
     BadRequest,
     BodyData,
@@ -654,3 +655,70 @@ class RememberedLinesTests(SynchronousTestCase):
             parser_module._known_hosts,
         ):
             self.assertLessEqual(len(table), parser_module._KNOWN_MAX)
+
+
+class RememberedHeadsTests(SynchronousTestCase):
+    """A whole request head parsed once is looked up by its exact bytes next time."""
+
+    def setUp(self) -> None:
+        parser_module._known_requests.clear()
+
+    def test_same_bytes_same_request(self) -> None:
+        data = get(b"/version", b"Accept: text/html")
+        [first] = feed_whole(data)
+        self.assertIn(data, parser_module._known_requests)
+        [second] = feed_whole(data)
+        self.assertIs(second, first)
+        self.assertEqual(second, RequestParser(max_line=MAX_LINE - 1).feed(data)[0])
+
+    def test_one_byte_differs(self) -> None:
+        [first] = feed_whole(get(b"/version"))
+        [second] = feed_whole(get(b"/versioN"))
+        [third] = feed_whole(get(b"/version", b"Connection: close"))
+        self.assertEqual(second.path, "/versioN")
+        self.assertTrue(first.keep_alive)
+        self.assertFalse(third.keep_alive)
+
+    def test_pipelined_heads_each_looked_up(self) -> None:
+        data = get(b"/a") + get(b"/b") + get(b"/a")
+        first = feed_whole(data)
+        self.assertEqual([r.path for r in first], ["/a", "/b", "/a"])
+        second = feed_whole(data)
+        self.assertEqual(second, first)
+        self.assertIs(second[0], first[0])
+        self.assertIs(second[2], first[0])
+
+    def test_a_refused_head_stays_refused(self) -> None:
+        for _ in range(2):
+            self.assertRaises(BadRequest, feed_whole, get(b"/x", b"Host: bad host"))
+        self.assertEqual(parser_module._known_requests, {})
+
+    def test_other_limits_neither_take_nor_give(self) -> None:
+        data = get(b"/" + b"a" * 200)
+        feed_whole(data)
+        parser = RequestParser(max_line=100)
+        self.assertRaises(URITooLong, parser.feed, data)
+        parser_module._known_requests.clear()
+        RequestParser(max_line=MAX_LINE - 1).feed(data)
+        self.assertEqual(parser_module._known_requests, {})
+
+    def test_not_kept(self) -> None:
+        """Queries, credentials, bodies, bare LFs and leading empty lines are not kept."""
+        feed_whole(get(b"/index?login=alice&password=s3cret"))
+        feed_whole(get(b"/", b"Authorization: Basic c2VjcmV0"))
+        feed_whole(get(b"/", b"Cookie: session=s3cret"))
+        feed_whole(b"POST /f HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nab")
+        feed_whole(b"GET / HTTP/1.1\nHost: h\n\n")
+        feed_whole(b"\r\n" + get(b"/"))
+        feed_whole(get(b"/", b"X-Long: " + b"y" * 2000))
+        self.assertEqual(parser_module._known_requests, {})
+
+    def test_a_head_in_pieces_is_parsed(self) -> None:
+        data = get(b"/version")
+        [first] = feed_whole(data)
+        self.assertEqual(feed_bytewise(data), [first])
+
+    def test_table_is_bounded(self) -> None:
+        for n in range(3 * parser_module._KNOWN_REQUESTS_MAX):
+            feed_whole(get(b"/p%d" % n))
+        self.assertLessEqual(len(parser_module._known_requests), parser_module._KNOWN_REQUESTS_MAX)

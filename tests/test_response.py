@@ -13,6 +13,7 @@ from twistedspy.http.response import (
     SERVER,
     DateCache,
     Response,
+    WireCache,
     serialize,
     with_gzip,
 )
@@ -72,3 +73,56 @@ class SerializeTests(TestCase):
     def test_unknown_status(self) -> None:
         wire = serialize(Response(299, b"", "text/plain"), now=NOW, date=DateCache())
         self.assertTrue(wire.startswith(b"HTTP/1.1 299 Unknown\r\n"))
+
+
+class WireCacheTests(TestCase):
+    """The bytes of a response sent again within the same second are made once."""
+
+    def test_same_response_same_bytes(self) -> None:
+        wire, date = WireCache(), DateCache()
+        response = Response(200, b"ok\n", "text/plain; charset=utf-8")
+        first = wire(response, now=NOW, date=date)
+        self.assertEqual(first, serialize(response, now=NOW, date=DateCache()))
+        self.assertIs(wire(response, now=NOW + 0.5, date=date), first)
+
+    def test_each_way_of_sending_apart(self) -> None:
+        wire, date = WireCache(), DateCache()
+        response = Response(200, b"x" * 2000, "text/html; charset=utf-8")
+        for options in (
+            {},
+            {"head": True},
+            {"keep_alive": False},
+            {"announce_keep_alive": True},
+            {"accept_encoding": "gzip"},
+            {"accept_encoding": "br"},
+        ):
+            self.assertEqual(
+                wire(response, now=NOW, date=date, **options),
+                serialize(response, now=NOW, date=DateCache(), **options),
+            )
+
+    def test_next_second_new_date(self) -> None:
+        wire, date = WireCache(), DateCache()
+        response = Response(200, b"ok\n", "text/plain; charset=utf-8")
+        first = wire(response, now=NOW, date=date)
+        later = wire(response, now=NOW + 1, date=date)
+        self.assertEqual(later, serialize(response, now=NOW + 1, date=DateCache()))
+        self.assertNotEqual(later, first)
+
+    def test_by_identity(self) -> None:
+        """An equal response is another object: never given an entry that is not its own."""
+        wire, date = WireCache(), DateCache()
+        one = Response(200, b"one", "text/plain")
+        self.assertEqual(wire(one, now=NOW, date=date), serialize(one, now=NOW, date=date))
+        for n in range(100):
+            other = Response(200, b"%d" % n, "text/plain")
+            self.assertEqual(wire(other, now=NOW, date=date), serialize(other, now=NOW, date=date))
+
+    def test_bounded(self) -> None:
+        wire, date = WireCache(), DateCache()
+        kept = [Response(200, b"%d" % n, "text/plain") for n in range(100)]
+        for response in kept:
+            wire(response, now=NOW, date=date)
+        self.assertLessEqual(len(wire._entries), 32)
+        wire(Response(200, b"y" * 20000, "text/plain"), now=NOW + 1, date=date)
+        self.assertEqual(wire._entries, {})

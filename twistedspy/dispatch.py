@@ -81,10 +81,15 @@ def is_loopback_name(name: str) -> bool:
         return False
 
 
+#: Host values whose verdict HostPolicy keeps at most
+_VERDICTS_MAX = 256
+
+
 class HostPolicy:
     """The allow-list for the `Host` header, against DNS rebinding (docs/security.md)."""
 
     def __init__(self, settings: Settings) -> None:
+        self._verdicts: dict[str, bool] = {}
         self._any = False
         self._names: frozenset[str] | None = None
         if settings.allowed_hosts is not None:
@@ -100,6 +105,17 @@ class HostPolicy:
         if self._any or not host:
             # No Host at all (HTTP/1.0): not a browser, so not a rebinding attack.
             return True
+        # The same few Host values come with every request: each judged once (bounded,
+        # cleared when full, as the policy never changes).
+        verdict = self._verdicts.get(host)
+        if verdict is None:
+            verdict = self._judge(host)
+            if len(self._verdicts) >= _VERDICTS_MAX:
+                self._verdicts.clear()
+            self._verdicts[host] = verdict
+        return verdict
+
+    def _judge(self, host: str) -> bool:
         name = host_name(host)
         if self._names is not None and name in self._names:
             return True
@@ -113,6 +129,11 @@ def wants_json(request: Request, query: Query) -> bool:
         if chosen not in ("json", "html"):
             raise PageError("format must be html or json", 400)
         return chosen == "json"
+    return accepts_json(request)
+
+
+def accepts_json(request: Request) -> bool:
+    """Whether the request's `Accept` prefers JSON to HTML."""
     accept = request.header("accept")
     if not accept:
         return False
@@ -178,16 +199,19 @@ class Asking:
 
     @classmethod
     def of(cls, request: Request, client: str, kept: ConnectionLogin | None = None) -> Asking:
-        query, secrets = (
-            Query.parse_apart(request.query, SECRET_KEYS) if request.query else (_NO_QUERY,) * 2
-        )
+        name = request.path.strip("/") or INDEX
+        if not request.query:
+            # No format= nor refresh= to check: the common case, without the query's steps.
+            return cls(
+                request, client, _NO_QUERY, _NO_QUERY, accepts_json(request), None, name, kept
+            )
+        query, secrets = Query.parse_apart(request.query, SECRET_KEYS)
         as_json, format_error = False, None
         try:
             as_json = wants_json(request, query)
             refresh_seconds(query)
         except PageError as error:
             format_error = error
-        name = request.path.strip("/") or INDEX
         return cls(request, client, query, secrets, as_json, format_error, name, kept)
 
     def page_key(self) -> PageKey:
@@ -196,6 +220,10 @@ class Asking:
         one user to another; login and password are not, as the module never sees them.
         """
         return (self.name, self.as_json, self.query.pairs(), self.user)
+
+    def authorization(self) -> str | None:
+        """The request's `Authorization` value, read only if the login step needs it."""
+        return self.request.header("authorization")
 
 
 def runs_on_reactor(module: IInfoModule, method: Callable[..., object]) -> bool:
@@ -254,6 +282,7 @@ class Dispatcher:
         self._flights: dict[str, tuple[IInfoModule, SingleFlight[object]]] = {}
         package = files("twistedspy") / "static"
         self._healthy = text_response(200, "twistedspy is healthy.\n")
+        self._healthy_outcome = Outcome(self._healthy)
         self._static = {
             path: Response(200, (package / name).read_bytes(), content_type)
             for path, (name, content_type) in STATIC.items()
@@ -288,7 +317,10 @@ class Dispatcher:
             self.watchdog.wake()  # its heartbeat rests while no request comes
         if request.path.startswith("/-/"):
             # Health checks and static files: nothing to wait for, so no coroutine.
-            return Outcome(self._public(request))
+            response = self._public(request)
+            if response is self._healthy:
+                return self._healthy_outcome
+            return Outcome(response)
         # A request after which the connection closes has no next request to keep its
         # login for.
         login = kept if request.keep_alive and isinstance(kept, ConnectionLogin) else None
@@ -333,7 +365,7 @@ class Dispatcher:
     def _log_in(self, asking: Asking) -> Answer | Deferred[Answer]:
         attempt = self.gatekeeper.admit(
             asking.secrets,
-            functools.partial(asking.request.header, "authorization"),
+            asking.authorization,
             asking.client,
             asking.request.header_values("x-forwarded-for"),
             asking.kept,

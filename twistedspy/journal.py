@@ -200,13 +200,30 @@ def format_event(event: Mapping[str, Any], when: float) -> str | None:
         ]
     else:
         return None
-    level_name = level.name if level in _LEVELS else str(level)
-    head = f"{local_timestamp(when)} {level_name} {format_value(name)}"
-    line = f"{head} {format_fields(pairs)}\n" if pairs else head + "\n"
+    # The level and event name, as written, and the time: each made once and reused.
+    head = _heads.get((level, name))
+    if head is None:
+        level_name = level.name if level in _LEVELS else str(level)
+        head = f" {level_name} {format_value(name)}"
+        if len(_heads) < 256:
+            _heads[level, name] = head
+    second, micros = _split(when)
+    entry = _seconds._entry
+    if entry[0] != second:
+        entry = _seconds(second)
+    line = (
+        f"{entry[2]}.{micros // 1000:03d}{entry[3]}{head} {format_fields(pairs)}\n"
+        if pairs
+        else f"{entry[2]}.{micros // 1000:03d}{entry[3]}{head}\n"
+    )
     failure = event.get("log_failure")
-    if isinstance(failure, Failure):
+    if failure is not None and isinstance(failure, Failure):
         line += "".join(f"  {row}\n" for row in failure.getTraceback().splitlines())
     return line
+
+
+#: (level, event name) -> " level event", as a line writes them after the time
+_heads: dict[tuple[object, str], str] = {}
 
 
 @implementer(ILogObserver)
@@ -309,7 +326,9 @@ class JournalObserver:
         if text is None:
             return
         data = text.encode("utf-8", "backslashreplace")
-        name = journal_file_name(when)
+        # The day's file, by the whole second (format_event has just made its entry).
+        entry = _seconds._entry
+        name = entry[1] if entry[0] == math.floor(when) else journal_file_name(when)
         complaint = None
         with self._lock:
             if self._closed:

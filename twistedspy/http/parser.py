@@ -36,6 +36,7 @@ MAX_HEADER_BYTES = 65536
 """Most bytes in all header lines of one request together (each line plus its CRLF)."""
 MAX_EMPTY_LINES = 8
 """Empty lines tolerated before a request line (RFC 9112 §2.2 says to ignore "at least one")."""
+_DEFAULT_LIMITS = (MAX_LINE, MAX_FIELDS, MAX_BODY, MAX_HEADER_BYTES)
 
 
 #: Request lines, paths and Host values seen already, with what parsing them gave: the
@@ -46,6 +47,18 @@ _known_heads: dict[bytes, _RequestHead] = {}
 _known_paths: dict[str, _Target] = {}
 _known_hosts: dict[str, bool] = {}
 _KNOWN_MAX = 1024
+
+#: Whole request heads (request line to the empty line, CRLFs and all) that parsed to a
+#: request without a body, with the `RequestHead` event they gave: a client polling the
+#: same page sends the same bytes each time, and the parse of given bytes by a parser with
+#: the default limits never differs. Never a head with a query or credentials in it (they
+#: would outlive their request), and never one longer than `_HEAD_WINDOW`: the lookup
+#: searches at most that far for the head's end, once per request.
+_known_requests: dict[bytes, RequestHead] = {}
+_KNOWN_REQUESTS_MAX = 256
+_HEAD_WINDOW = 1024
+#: header fields whose values must not be kept beyond their request
+_SECRET_FIELDS = frozenset({"authorization", "proxy-authorization", "cookie"})
 
 
 def _remember(table: dict[Any, Any], key: object, value: object) -> None:
@@ -134,8 +147,11 @@ class Request:
 
     def header(self, name: str) -> str | None:
         """The last value of a field, or None."""
-        values = self.header_values(name)
-        return values[-1] if values else None
+        name = name.lower()
+        for field, value in reversed(self.headers):
+            if field == name:
+                return value
+        return None
 
     def header_values(self, name: str) -> list[str]:
         """Every value of a field, in order."""
@@ -246,6 +262,27 @@ class RequestParser:
     end: the connection, the tests and the fuzzer all go through it.
     """
 
+    # The connection makes one for each request it reads: slots make that cheaper.
+    __slots__ = (
+        "_assembler",
+        "_body_left",
+        "_checked",
+        "_data",
+        "_empty_lines",
+        "_error",
+        "_fields",
+        "_head",
+        "_header_bytes",
+        "_max_body",
+        "_max_fields",
+        "_max_header_bytes",
+        "_max_line",
+        "_memo",
+        "_pos",
+        "_scanned",
+        "_state",
+    )
+
     def __init__(
         self,
         *,
@@ -272,7 +309,11 @@ class RequestParser:
         self._data = b""
         self._pos = 0
         self._scanned = 0
-        self._assembler = RequestAssembler()
+        # feed()'s, made by its first call: the connection assembles requests itself.
+        self._assembler: RequestAssembler | None = None
+        # Only a parser with the default limits may take or give a remembered head: the
+        # same bytes may be refused under other limits.
+        self._memo = (max_line, max_fields, max_body, max_header_bytes) == _DEFAULT_LIMITS
 
     @property
     def between_requests(self) -> bool:
@@ -312,6 +353,24 @@ class RequestParser:
         if state is _State.FAILED:
             assert self._error is not None
             raise self._error
+        # A head may be looked up once, before any of its bytes has been searched (so a
+        # head trickling in a byte at a time is not searched again with each byte).
+        memo_from = -1
+        if (
+            self._memo
+            and state is _State.REQUEST_LINE
+            and self._scanned == self._pos
+            and not self._empty_lines
+        ):
+            data, start = self._data, self._pos
+            end = data.find(b"\r\n\r\n", start, start + _HEAD_WINDOW) + 4
+            if end > 3:
+                known = _known_requests.get(data[start:end])
+                if known is not None:
+                    self._pos = self._scanned = end
+                    self._state = _State.DONE
+                    return known
+            memo_from = start
         try:
             while (line := self._next_line()) is not None:
                 if self._state is _State.REQUEST_LINE:
@@ -319,6 +378,8 @@ class RequestParser:
                 else:
                     head = self._header_line(line)
                     if head is not None:
+                        if memo_from >= 0:
+                            self._memorize(head, memo_from)
                         return head
         except HTTPError as error:
             self._state, self._error = _State.FAILED, error
@@ -331,12 +392,33 @@ class RequestParser:
         want whole requests; the connection takes the same events one at a time.
         """
         self.receive_data(data)
+        assembler = self._assembler
+        if assembler is None:
+            assembler = self._assembler = RequestAssembler()
         done: list[Request] = []
         while (event := self.next_event()) is not NEED_DATA:
-            request = self._assembler.add(event)
+            request = assembler.add(event)
             if request is not None:
                 done.append(request)
         return done
+
+    def _memorize(self, head: RequestHead, start: int) -> None:
+        """Remember a head parsed whole from `start` in this call, if it may be kept."""
+        raw = self._data[start : self._pos]
+        request = head.request
+        if (
+            head.body_length
+            or self._empty_lines
+            or len(raw) > _HEAD_WINDOW
+            or not raw.endswith(b"\r\n\r\n")
+            or request.query
+            or b"?" in raw[: raw.find(b"\n")]
+            or any(name in _SECRET_FIELDS for name, _ in request.headers)
+        ):
+            return
+        if len(_known_requests) >= _KNOWN_REQUESTS_MAX:
+            _known_requests.clear()
+        _known_requests[raw] = head
 
     # -- the states -------------------------------------------------------------------
 

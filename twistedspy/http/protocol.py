@@ -42,7 +42,14 @@ from twistedspy.http.parser import (
     RequestParser,
     RequestTimeout,
 )
-from twistedspy.http.response import DateCache, Outcome, Response, serialize
+from twistedspy.http.response import (
+    GZIP_THRESHOLD,
+    DateCache,
+    Outcome,
+    Response,
+    WireCache,
+    serialize,
+)
 from twistedspy.http.stats import RequestStats
 
 if TYPE_CHECKING:
@@ -445,7 +452,7 @@ class HTTPChannel(LineReceiver):
 
     def _journal_headers(self, request: Request) -> None:
         """The `headers` event, kept in verbose mode only (docs/operations.md)."""
-        if not keeps(self.factory.log, "headers"):
+        if not self.factory.journals_headers:
             return
         fields: dict[str, object] = {"client": self.client}
         fields["path"] = self.factory.site.journal_path(request)
@@ -477,26 +484,30 @@ class HTTPChannel(LineReceiver):
         if self._state is not _DISPATCHED:
             # The client went away while the answer was being prepared.
             return
-        response = self.factory.with_extra_headers(outcome.response)
+        factory = self.factory
+        response = factory.with_extra_headers(outcome.response)
         keep_alive = not response.close and self._keeps_alive(request)
-        data = serialize(
+        data = factory.wire(
             response,
-            now=self.factory.clock.seconds(),
-            date=self.factory.date,
+            now=factory.clock.seconds(),
+            date=factory.date,
             head=request.method == "HEAD",
             keep_alive=keep_alive,
             announce_keep_alive=keep_alive and request.version == (1, 0),
-            accept_encoding=request.header("accept-encoding"),
+            # Read only where it matters: a short body is never compressed.
+            accept_encoding=(
+                request.header("accept-encoding") if len(response.body) > GZIP_THRESHOLD else None
+            ),
         )
         seconds = time.monotonic() - started
-        self.factory.stats.observe(request.path, response.status, seconds)
+        factory.stats.observe(request.path, response.status, seconds)
         record(
-            self.factory.log,
+            factory.log,
             "request",
             client=self.client,
             user=outcome.user or "-",
             method=request.method,
-            path=self.factory.site.journal_path(request),
+            path=factory.site.journal_path(request),
             status=response.status,
             bytes=len(data),
             ms=round(seconds * 1000, 1),
@@ -508,11 +519,12 @@ class HTTPChannel(LineReceiver):
 
     def _send_more(self) -> None:
         """Hand the response to the transport a chunk at a time, while it has room."""
+        link = self.link
         while self._offset < len(self._outgoing) and not self._write_blocked:
             chunk = self._outgoing[self._offset : self._offset + SEND_CHUNK]
             self._offset += len(chunk)
             # May call write_blocked() before it returns.
-            self.link.write(chunk)
+            link.write(chunk)
         if self._offset < len(self._outgoing):
             # The client has RequestTimeout to take each chunk, or the connection is dropped.
             self._expire_in(self.factory.request_timeout)
@@ -623,7 +635,11 @@ class HTTPFactory(ServerFactory):
         self.request_line_timeout = request_line_timeout
         self.keepalive_timeout = keepalive_timeout
         self.log = log
+        self._headers_asked: Logger | None = None
+        self._headers_kept = False
         self.date = DateCache()
+        #: the bytes of the responses sent this second, to send again
+        self.wire = WireCache()
         # Every open connection, waiting ones included; a dict, as a set's table is
         # several times larger.
         self._connections: dict[HTTPChannel, None] = {}
@@ -641,6 +657,14 @@ class HTTPFactory(ServerFactory):
         self._sweep: LoopingCall | None = None
         #: header fields every response on this factory's listener carries (HSTS on TLS)
         self.extra_headers: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def journals_headers(self) -> bool:
+        """Whether the journal keeps `headers` events: asked once per `log`, not per request."""
+        log = self.log
+        if self._headers_asked is not log:
+            self._headers_asked, self._headers_kept = log, keeps(log, "headers")
+        return self._headers_kept
 
     @property
     def connections(self) -> KeysView[HTTPChannel]:

@@ -187,3 +187,62 @@ def _type_lines(content_type: str) -> bytes:
         if len(_TYPE_LINES) < 64:  # modules choose types; keep the table small regardless
             _TYPE_LINES[content_type] = lines
     return lines
+
+
+class WireCache:
+    """
+    The bytes of the responses sent within the current second, by the response object
+    and how it was sent: a page from the page cache or the health check is the same
+    `Response` again and again, and so are its bytes until the Date changes.
+
+    Keyed by identity (a frozen Response never changes), with the response kept in the
+    entry so that its identity cannot pass to another object. Small responses only, at
+    most `_WIRE_ENTRIES`, and all let go of when the second changes.
+    """
+
+    __slots__ = ("_entries", "_second")
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._entries: dict[tuple[int, bool, bool, bool, bool], tuple[Response, bytes]] = {}
+
+    def __call__(
+        self,
+        response: Response,
+        *,
+        now: float,
+        date: DateCache,
+        head: bool = False,
+        keep_alive: bool = True,
+        announce_keep_alive: bool = False,
+        accept_encoding: str | None = None,
+    ) -> bytes:
+        """`serialize`'s bytes for these arguments."""
+        second = int(now)
+        if second != self._second:
+            self._second = second
+            self._entries = {}
+        gzipped = len(response.body) > GZIP_THRESHOLD and accepts_gzip(accept_encoding)
+        key = (id(response), head, keep_alive, announce_keep_alive, gzipped)
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] is response:
+            return entry[1]
+        data = serialize(
+            response,
+            now=now,
+            date=date,
+            head=head,
+            keep_alive=keep_alive,
+            announce_keep_alive=announce_keep_alive,
+            accept_encoding="gzip" if gzipped else None,
+        )
+        if len(data) <= _WIRE_LONGEST:
+            if len(self._entries) >= _WIRE_ENTRIES:
+                self._entries = {}
+            self._entries[key] = (response, data)
+        return data
+
+
+#: WireCache's bounds: entries, and bytes of one response
+_WIRE_ENTRIES = 32
+_WIRE_LONGEST = 16384
