@@ -3,8 +3,9 @@
 One run starts both servers, each pinned to CPU 0 (`taskset -c 0`), and loads them in
 turn with `wrk` pinned to CPU 1, with keep-alive and with `Connection: close`, over
 several rounds, alternating which server goes first. For each run it prints requests/s,
-p50/p99 latency, and the server's CPU time per request (utime + stime of the whole
-server process from /proc/PID/stat, threads included, divided by wrk's request count):
+p50/p99 latency, and the server's CPU time per request (utime + stime of the server's
+process tree, threads and child process included: bench/procstat.py, divided by wrk's
+request count):
 on a noisy machine that is the steadier figure. Then the ratios twistedspy/twisted.web
 per round and their median.
 
@@ -40,7 +41,6 @@ import json
 import os
 import platform
 import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -52,6 +52,7 @@ from pathlib import Path
 import bcrypt
 
 import twisted
+from bench.procstat import cpu_seconds, free_port
 
 REPO = Path(__file__).resolve().parent.parent
 SERVER_CPU = "0"
@@ -69,7 +70,6 @@ BAR = {
 #: the account both servers check with Security on (bcrypt cost 10: the first login of
 #: each connection costs one check, later ones are remembered by both)
 USER, PASSWORD, COST = "bench", "bench-password", 10
-_TICK = os.sysconf("SC_CLK_TCK")
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
 
 
@@ -83,20 +83,6 @@ class Load:
     p99_ms: float
     cpu_us: float
     errors: int
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process and all its threads (proc(5), fields 14 and 15)."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / _TICK
 
 
 def wait_ready(
