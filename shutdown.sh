@@ -1,6 +1,6 @@
 #!/bin/sh
-# Stop a twistedspy daemon (SPEC §1, §6): send SIGINT to the pid in the pidfile, then wait
-# until that process has exited.
+# Stop a twistedspy daemon (docs/operations.md, "Stopping"): send SIGINT to the pid in the
+# pidfile, then wait until that process has exited.
 #
 # Usage: ./shutdown.sh [PIDFILE]     (default: twistd.pid)
 # SHUTDOWN_WAIT sets the wait in seconds (default 30).
