@@ -204,11 +204,12 @@ def table_rows_html(rows: Sequence[Sequence[Cell]], columns: Sequence[Column]) -
     of the page's time (bench/processes.py). Every value passes through `escape`.
     """
     writers = [_cell_writer(column) for column in columns]
-    lines = [
-        "<tr>" + "".join([write(c) for write, c in zip(writers, row, strict=True)]) + "</tr>\n"
-        for row in rows
-    ]
+    lines = [_row_html(writers, row) for row in rows]
     return Markup("".join(lines))  # noqa: S704 - built from escaped text only
+
+
+def _row_html(writers: Sequence[Callable[[Cell], str]], row: Sequence[Cell]) -> str:
+    return "<tr>" + "".join([write(c) for write, c in zip(writers, row, strict=True)]) + "</tr>\n"
 
 
 def remembered_rows_html(
@@ -231,8 +232,7 @@ def remembered_rows_html(
         if line is None:
             if writers is None:
                 writers = [_cell_writer(column) for column in columns]
-            cells = "".join([write(c) for write, c in zip(writers, row, strict=True)])
-            line = f"<tr>{cells}</tr>\n"
+            line = _row_html(writers, row)
         kept[row] = line
         lines.append(line)
     return Markup("".join(lines)), kept  # noqa: S704 - built from escaped text only
