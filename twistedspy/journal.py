@@ -208,9 +208,7 @@ def format_event(event: Mapping[str, Any], when: float) -> str | None:
         if len(_heads) < 256:
             _heads[level, name] = head
     second, micros = _split(when)
-    entry = _seconds._entry
-    if entry[0] != second:
-        entry = _seconds(second)
+    entry = _seconds(second)
     line = (
         f"{entry[2]}.{micros // 1000:03d}{entry[3]}{head} {format_fields(pairs)}\n"
         if pairs
@@ -326,9 +324,8 @@ class JournalObserver:
         if text is None:
             return
         data = text.encode("utf-8", "backslashreplace")
-        # The day's file, by the whole second (format_event has just made its entry).
-        entry = _seconds._entry
-        name = entry[1] if entry[0] == math.floor(when) else journal_file_name(when)
+        # The day's file (format_event has just made this second's entry).
+        name = journal_file_name(when)
         complaint = None
         with self._lock:
             if self._closed:
