@@ -749,9 +749,9 @@ class ProcessesModule(PolledModule):
     def render_page(self, query: Query, as_json: bool, context: PageContext) -> Deferred[Page]:
         """The page of every process from the child, finished; anything else (one
         process's page, no child running) as a Report the server renders."""
-        self._watched()
         if query.get("pid") is not None or self.worker is None:
             return self.collect(query)
+        self._watched()
         ProcessQuery.parse(query)  # a bad query is 400 here, without asking the child
         asked = self.worker.call(
             MakePage,
