@@ -143,8 +143,7 @@ class _Child(ProcessProtocol):
 class Worker(Service):
     """
     The parent's side: starts `argv` as a child speaking AMP on its stdin and stdout (a
-    socket), and
-    keeps one running while the service runs.
+    socket), and keeps one running while the service runs.
 
     `call` sends one command and fires with its answer; it fails with
     `WorkerUnavailable` at once while no child runs, and when the child dies first. A
