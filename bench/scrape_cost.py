@@ -2,17 +2,16 @@
 processes (default 1000).
 
 The servers run pinned to CPU 0 (`taskset -c 0`), node_exporter with its default
-collectors. First each is left alone for `--idle` seconds (default 20, after the stall
-watchdog has gone to rest) and its CPU a second is noted: the work it does with no
-scrape (twistedspy's page samplers). Then they are scraped in turn, one at a time, once
-a second each for `--seconds` (default 40), the order turning each second: a Prometheus
-scraping every second, the shortest interval in common use. Each server's CPU time
-(its process and its live descendants, such as twistedspy's processes-page child; /proc
-counts in 10 ms ticks, hence many scrapes) over that run, divided by its scrapes, is its
-CPU per scrape; it includes whatever the server does between scrapes. The process
-families reuse a scan for SCAN_MAX_AGE seconds (twistedspy/modules/processes.py), so
-only some scrapes walk /proc: the figures are that mix, and the last scrape's
-per-collector durations are printed too.
+collectors. First each is left alone for `--idle` seconds (default 20) and its CPU a
+second is noted: the work it does with no scrape (twistedspy's page samplers). Then they
+are scraped in turn, one at a time, once a second each for `--seconds` (default 40), the
+order turning each second: a Prometheus scraping every second, the shortest interval in
+common use. Each server's CPU time (its process and its live descendants, such as
+twistedspy's processes-page child; /proc counts in 10 ms ticks, hence many scrapes) over
+that run, divided by its scrapes, is its CPU per scrape; it includes whatever the server
+does between scrapes. The process families reuse a scan for SCAN_MAX_AGE seconds
+(twistedspy/modules/processes.py), so only some scrapes walk /proc: the figures are that
+mix, and the last scrape's per-collector durations are printed too.
 
 `--before DIR` also runs twistedspy from another checkout (its own tree, e.g. the main
 branch; this checkout's Python) in the same run, so that a change is measured side by
@@ -96,7 +95,7 @@ def main() -> None:
             pids["node_exporter"] = servers.enter_context(pinned(node, urls["node_exporter"]))
             for url in urls.values():  # warm up
                 get(url)
-            time.sleep(11)  # past the watchdog's IDLE: resting, as an idle server's is
+            time.sleep(2)  # the warm-up's answers written
             before = {name: cpu_seconds(pid) for name, pid in pids.items()}
             time.sleep(args.idle)
             idle = {name: cpu_seconds(pid) - before[name] for name, pid in pids.items()}

@@ -6,13 +6,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.task import Clock
 from twisted.logger import Logger
 from twisted.trial.unittest import TestCase
 
 from tests.test_accounts import EventList
-from twistedspy.watchdog import BEAT, IDLE, RESTING_BEAT, STALL, StallWatchdog
+from twistedspy.watchdog import BEAT, STALL, StallWatchdog
 
 
 class StallWatchdogTests(TestCase):
@@ -23,7 +24,6 @@ class StallWatchdogTests(TestCase):
         self.watchdog = StallWatchdog(
             self.clock, Logger(observer=self.events), self.count, now=self.clock.seconds
         )
-        self.watchdog.start()
         self.addCleanup(self.watchdog.stop)
 
     def count(self) -> None:
@@ -32,44 +32,106 @@ class StallWatchdogTests(TestCase):
     def stalls(self) -> list[dict[str, object]]:
         return [dict(e["spy_fields"]) for e in self.events if e["spy_event"] == "reactor-stall"]
 
-    def idle(self, seconds: float) -> None:
+    def run_for(self, seconds: float) -> None:
+        """The reactor runs freely: its timers fire on time."""
         for _ in range(round(seconds / BEAT)):
             self.clock.advance(BEAT)
 
-    def test_a_minute_idle_is_no_stall(self) -> None:
-        self.idle(60)
+    def held(self, seconds: float) -> None:
+        """The reactor is held: time passes, and no timer fires meanwhile."""
+        self.clock.rightNow += seconds
+
+    def pending(self) -> Deferred[str]:
+        """A request taken whose answer is not ready yet."""
+        answer: Deferred[str] = Deferred()
+        self.assertIs(self.watchdog.answered(self.watchdog.asked(), answer), answer)
+        return answer
+
+    def test_an_idle_server_is_not_woken_at_all(self) -> None:
+        """No request in flight, no timer: an idle server costs no CPU (docs/performance.md)."""
+        self.run_for(60)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
         self.assertEqual((self.stalls(), self.counted), ([], 0))
         self.assertIsNone(self.watchdog.check(10)())
 
+    def test_the_heartbeat_beats_while_an_answer_is_pending_and_stops_with_the_last(self) -> None:
+        first, second = self.pending(), self.pending()
+        (beat,) = self.clock.getDelayedCalls()
+        self.assertAlmostEqual(beat.getTime(), BEAT)
+        self.run_for(1)
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+        first.callback("page")
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)  # the second still waits
+        second.callback("page")
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertEqual(self.stalls(), [])
+
     def test_a_module_blocking_the_reactor_is_one_stall_with_its_name(self) -> None:
-        self.idle(1)
+        answer = self.pending()
 
         def blocking() -> str:
-            # Time passes, and no timer fires meanwhile: the reactor is held.
-            self.clock.rightNow += 0.6
+            self.held(0.6)
             return "page"
 
         self.assertEqual(self.watchdog.timed("blocker", blocking), "page")
-        self.idle(1)
+        self.run_for(1)  # the beat that the module made late does not count it again
+        answer.callback("page")
         self.assertEqual(self.stalls(), [{"seconds": "0.600", "module": "blocker"}])
         self.assertEqual(self.counted, 1)
         self.assertEqual(self.watchdog.check(10)(), "the reactor was blocked for 0.60 s, 1 s ago")
-        self.idle(10)
+        self.run_for(10)
         self.assertIsNone(self.watchdog.check(10)())
 
     def test_a_late_beat_without_a_module_is_a_stall_of_unknown_cause(self) -> None:
+        answer = self.pending()
         self.clock.advance(BEAT)
-        self.clock.rightNow += 1.0
-        self.clock.advance(BEAT)
+        self.held(1.0)
+        self.clock.advance(0)
+        answer.callback("page")
         (stall,) = self.stalls()
         self.assertEqual(stall["module"], "-")
-        self.assertAlmostEqual(float(str(stall["seconds"])), 1.0, places=3)
+        # measured from when the next beat was due: to within a beat
+        self.assertAlmostEqual(float(str(stall["seconds"])), 1.0 - BEAT, places=3)
 
-    def test_a_quick_module_call_is_no_stall(self) -> None:
+    def test_a_stall_just_before_the_last_answer_is_judged_with_it(self) -> None:
+        """The answer came on the turn the held reactor ran first, before the late beat."""
+        answer = self.pending()
+        self.held(0.6)
+        answer.callback("page")
+        (stall,) = self.stalls()
+        self.assertAlmostEqual(float(str(stall["seconds"])), 0.6 - BEAT, places=3)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_an_answer_made_at_once_is_timed_whole(self) -> None:
+        asked_at = self.watchdog.asked()
+        self.held(0.4)
+        self.assertEqual(self.watchdog.answered(asked_at, "page"), "page")
+        (stall,) = self.stalls()
+        self.assertAlmostEqual(float(str(stall["seconds"])), 0.4, places=3)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_an_answer_made_at_once_around_a_blocking_module_is_one_stall(self) -> None:
+        asked_at = self.watchdog.asked()
+        self.watchdog.timed("blocker", self.held, 0.6)
+        self.watchdog.answered(asked_at, "page")
+        self.assertEqual(self.stalls(), [{"seconds": "0.600", "module": "blocker"}])
+
+    def test_quick_work_is_no_stall(self) -> None:
         self.watchdog.timed("quick", time.sleep, 0)
-        self.clock.rightNow += STALL / 2
-        self.idle(1)
+        asked_at = self.watchdog.asked()
+        self.held(STALL / 2)
+        self.watchdog.answered(asked_at, "page")
+        answer = self.pending()
+        self.run_for(1)
+        self.held(STALL / 2)
+        answer.callback("page")
         self.assertEqual(self.stalls(), [])
+
+    def test_a_failed_answer_ends_the_watch_too(self) -> None:
+        answer = self.pending()
+        answer.addErrback(lambda _: None)
+        answer.errback(RuntimeError("the page failed"))
+        self.assertEqual(self.clock.getDelayedCalls(), [])
 
     def recorded_delays(self) -> list[float]:
         """The delays the heartbeat asks the clock for, from now on."""
@@ -83,34 +145,10 @@ class StallWatchdogTests(TestCase):
         self.clock.callLater = recording  # type: ignore[method-assign, assignment]
         return asked
 
-    def test_the_heartbeat_rests_while_nobody_asks_and_wakes_for_a_request(self) -> None:
-        """An idle server wakes once a second, not twenty times (docs/performance.md)."""
+    def test_a_request_a_second_answered_at_once_costs_no_timer(self) -> None:
+        """A scrape a second of a cached page wakes the reactor for nothing else."""
         delays = self.recorded_delays()
-        self.idle(1)
-        self.assertEqual(delays[-1], BEAT)
-        self.idle(IDLE + 1)
-        self.assertEqual(delays[-1], RESTING_BEAT)
-        self.watchdog.wake()
-        self.assertEqual(delays[-1], BEAT)
-        self.idle(IDLE / 2)
-        self.watchdog.wake()
-        self.idle(IDLE / 2 + 1)
-        self.assertEqual(delays[-1], BEAT)  # asked within IDLE: still awake
-        self.idle(IDLE)
-        self.assertEqual(delays[-1], RESTING_BEAT)
-        self.assertEqual(self.stalls(), [])
-
-    def test_a_stall_while_resting_is_seen_to_within_a_resting_beat(self) -> None:
-        self.idle(IDLE + 1)
-        self.clock.rightNow += 3.0
-        self.clock.advance(0)
-        (stall,) = self.stalls()
-        self.assertGreaterEqual(float(str(stall["seconds"])), 3.0 - RESTING_BEAT)
-
-    def test_a_stall_just_after_waking_is_measured_as_before(self) -> None:
-        self.idle(IDLE + 1)
-        self.watchdog.wake()
-        self.clock.rightNow += 0.6
-        self.clock.advance(0)
-        (stall,) = self.stalls()
-        self.assertAlmostEqual(float(str(stall["seconds"])), 0.6 - BEAT, places=3)
+        for _ in range(15):
+            self.watchdog.answered(self.watchdog.asked(), "page")
+            self.run_for(1)
+        self.assertEqual(delays, [])

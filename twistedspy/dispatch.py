@@ -271,7 +271,8 @@ class Dispatcher:
         self.run_collection = run_collection
         #: renders pages off the reactor (see ModuleContext.run_computation)
         self.run_computation = run_computation
-        #: times what modules run on the reactor, so a stall names its module
+        #: watches the reactor while answers are made, and times what modules run on it,
+        #: so that a stall names its module
         self.watchdog = watchdog
         self.hosts = HostPolicy(settings)
         #: finished pages of modules that declare `max_age` (see twistedspy.pagecache)
@@ -313,8 +314,6 @@ class Dispatcher:
         The answer; one ready at once (a health check, a cached page) as it is. `kept` is
         what `connection_login` made for the connection the request came on.
         """
-        if self.watchdog is not None:
-            self.watchdog.wake()  # its heartbeat rests while no request comes
         if request.path.startswith("/-/"):
             # Health checks and static files: nothing to wait for, so no coroutine.
             response = self._public(request)
@@ -324,7 +323,13 @@ class Dispatcher:
         # A request after which the connection closes has no next request to keep its
         # login for.
         login = kept if request.keep_alive and isinstance(kept, ConnectionLogin) else None
-        return self._through(Asking.of(request, client, login), 0)
+        asking = Asking.of(request, client, login)
+        if self.watchdog is None:
+            return self._through(asking, 0)
+        # Watched from here until its answer is ready: a stall meanwhile keeps a client
+        # waiting (twistedspy/watchdog.py).
+        asked_at = self.watchdog.asked()
+        return self.watchdog.answered(asked_at, self._through(asking, 0))
 
     def error_response(self, error: HTTPError) -> Response:
         return self.renderer.error(error.status, error.message, as_json=False, close=True)

@@ -232,7 +232,6 @@ class SpyService(MultiService):
         sys.setswitchinterval(0.001)
         for pool in self.pools.all():
             pool.start()
-        self.watchdog.start()
         # The journal writes a reactor turn's lines at its end: what is logged while the
         # reactor shuts down, after the last turn, is written here (docs/operations.md).
         self._journal_flush = self.reactor.addSystemEventTrigger(

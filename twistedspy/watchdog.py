@@ -1,16 +1,22 @@
 # -*- test-case-name: tests.test_watchdog -*-
 """Noticing a blocked reactor: a module or a bug that runs on it for too long.
 
-While the reactor runs one piece of code, every client waits. A heartbeat every
-`BEAT` seconds notes when it ran; a beat that comes more than `STALL` seconds late means
-the reactor was kept from its timers that long. After `IDLE` seconds without a request
-the heartbeat rests, beating every `RESTING_BEAT` seconds, until the next request wakes
-it: every beat wakes the reactor, which costs CPU while idle and between scrapes alike
-(docs/performance.md); a stall while nobody asks is still seen if it holds the reactor
-past a resting beat's time. The journal then gets one `reactor-stall` event with the
-duration and, when the dispatcher had just called a module on the reactor for that
-long, the module's name; `/metrics` counts stalls, and `/-/healthy` answers 503 for a
-while after one (docs/architecture.md).
+While the reactor runs one piece of code, every client waits. The watchdog watches while
+a client does: from the moment the dispatcher takes a request until its answer is ready.
+An answer made at once (a cached page, a module that answered on the reactor) is timed
+whole; while answers are pending, a heartbeat every `BEAT` seconds notes when it ran, and
+a beat more than `STALL` seconds late means the reactor was kept from its timers that
+long; a beat due but not yet run when the last answer is ready is judged then. Every
+module method the dispatcher calls on the reactor is timed too, which names the module.
+
+With no request in flight nothing beats, so a server between scrapes (or idle) is not
+woken at all: each wake-up costs CPU (docs/performance.md). A stall then delays no answer
+being made; what it delays is the next request, still in the kernel's queue, which the
+watchdog does not see (docs/architecture.md).
+
+A stall gets one `reactor-stall` event in the journal with the duration and, when it was
+a module's call, the module's name; `/metrics` counts stalls, and `/-/healthy` answers
+503 for a while after one.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger, LogLevel
 
 from twistedspy.events import record
@@ -32,13 +39,9 @@ T = TypeVar("T")
 
 #: seconds the reactor may be kept busy before it counts as stalled
 STALL = 0.25
-#: seconds between heartbeats while requests come: a stall is measured to within this
-#: much, and one longer than STALL + BEAT is always seen
+#: seconds between heartbeats while an answer is pending: a stall is measured to within
+#: this much, and one longer than STALL + BEAT is always seen
 BEAT = 0.1
-#: seconds without a request after which the heartbeat rests
-IDLE = 10.0
-#: seconds between heartbeats while it rests
-RESTING_BEAT = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,15 +55,8 @@ class Stall:
     module: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class _Call:
-    module: str
-    began: float
-    ended: float
-
-
 class StallWatchdog:
-    """The heartbeat, and the record of what the dispatcher last ran on the reactor."""
+    """The heartbeat while answers are pending, and the timing of module calls."""
 
     def __init__(
         self,
@@ -75,37 +71,59 @@ class StallWatchdog:
         # is not a stall
         self._now = now
         self._clock = clock
-        self._pending: IDelayedCall | None = None
-        #: when the pending beat is due, and the interval it was scheduled with
-        self._due = now()
-        self._interval = BEAT
-        #: whether a request has come since the last beat, and when one last came
-        self._asked = False
-        self._last_request = now()
-        self._last_call: _Call | None = None
+        #: requests taken whose answers are not ready yet
+        self._pending_answers = 0
+        self._beat_call: IDelayedCall | None = None
+        #: when the next beat is due
+        self._due = 0.0
+        #: the end of the latest stall counted: none is counted twice (a module call's,
+        #: say, again by the late beat or the slow answer around it)
+        self._counted_until = 0.0
         #: the latest stall, for the health check
         self.latest: Stall | None = None
 
-    def start(self) -> None:
-        self._last_request = self._now()
-        self._schedule(BEAT)
-
     def stop(self) -> None:
-        if self._pending is not None and self._pending.active():
-            self._pending.cancel()
-        self._pending = None
+        if self._beat_call is not None and self._beat_call.active():
+            self._beat_call.cancel()
+        self._beat_call = None
 
-    def wake(self) -> None:
-        """A request has come (the dispatcher says so for each): beat often again."""
-        self._asked = True
-        if self._interval != BEAT and self._pending is not None:
-            self._pending.cancel()
-            self._schedule(BEAT)
+    def asked(self) -> float:
+        """A request is taken: returns the moment, for `answered`."""
+        return self._now()
 
-    def _schedule(self, interval: float) -> None:
-        self._interval = interval
-        self._due = self._now() + interval
-        self._pending = self._clock.callLater(interval, self._beat)
+    def answered(self, asked_at: float, answer: T) -> T:
+        """
+        `answer` to the request taken at `asked_at`: one ready now is timed whole; a
+        Deferred is watched by the heartbeat until it fires. Returns `answer`.
+        """
+        if not isinstance(answer, Deferred) or answer.called:
+            self._judge(asked_at, None)
+            return answer
+        self._pending_answers += 1
+        if self._pending_answers == 1:
+            self._schedule()
+
+        def ready(result: object) -> object:
+            self._pending_answers -= 1
+            if self._pending_answers == 0:
+                self._beat()
+            return result
+
+        answer.addBoth(ready)
+        return answer
+
+    def _schedule(self) -> None:
+        self._due = self._now() + BEAT
+        self._beat_call = self._clock.callLater(BEAT, self._beat)
+
+    def _beat(self) -> None:
+        """A beat: on time or late; then the next one, while answers are pending."""
+        if self._beat_call is not None and self._beat_call.active():
+            self._beat_call.cancel()  # the last answer came first: judged now
+        self._beat_call = None
+        self._judge(self._due, None)
+        if self._pending_answers:
+            self._schedule()
 
     def timed(self, module: str, f: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """Call `f` (a module's method, on the reactor) and note how long it ran."""
@@ -113,24 +131,15 @@ class StallWatchdog:
         try:
             return f(*args, **kwargs)
         finally:
-            self._last_call = _Call(module, began, self._now())
+            self._judge(began, module)
 
-    def _beat(self) -> None:
+    def _judge(self, since: float, module: str | None) -> None:
+        """A stall if the reactor has been held since `since` for more than STALL."""
         now = self._now()
-        late = now - self._due
-        previous = self._due - self._interval
-        if self._asked:
-            self._asked, self._last_request = False, now
-        self._schedule(RESTING_BEAT if now - self._last_request > IDLE else BEAT)
-        module = None
-        call = self._last_call
-        if call is not None and call.ended > previous:
-            # The call ran since the previous beat: if it ran long, it was the stall.
-            ran = call.ended - call.began
-            if ran > STALL:
-                module, late = call.module, max(late, ran)
+        late = now - max(since, self._counted_until)
         if late <= STALL:
             return
+        self._counted_until = now
         self.latest = Stall(now, late, module)
         self._on_stall()
         record(
