@@ -177,22 +177,44 @@ class ExpositionTests(TestCase):
         ):
             self.assertEqual(written(families), exposition(families))
 
-    def test_a_kept_family_is_not_written_again(self) -> None:
+    def test_each_series_is_written_by_prometheus_client_once(self) -> None:
         written = Exposition()
-        first = written(gauges(1.0))
-        changed = gauges(5.0)
-        changed[2] = gauges(1.0)[2]
-        calls: list[str] = []
+        calls: list[list[str]] = []
 
         def counting(families: Sequence[Metric]) -> bytes:
-            calls.extend(f.name for f in families)
+            calls.append([f.name for f in families])
             return exposition(families)
 
         self.patch(metrics, "exposition", counting)
-        self.assertEqual(written(gauges(1.0)), first)
+        first = gauges(1.0)
+        self.assertEqual(written(first), exposition(first))
+        heads_and_series = len(first) + sum(len(f.samples) for f in first)
+        self.assertEqual(len(calls), heads_and_series)
+        calls.clear()
+        later = gauges(5.0)
+        self.assertEqual(written(later), exposition(later))
         self.assertEqual(calls, [])
-        written(changed)
-        self.assertEqual(calls, ["plain", "labelled"])
+        hostile = GaugeMetricFamily("labelled", "Labelled.", labels=["name"])
+        hostile.add_metric(['a"b\\c\nd'], 1.0)
+        self.assertEqual(written([hostile]), exposition([hostile]))
+        self.assertIn(b'name="a\\"b\\\\c\\nd"', written([hostile]))
+
+    def test_a_family_with_timestamps_or_created_is_written_whole(self) -> None:
+        stamped = GaugeMetricFamily("stamped", "Stamped.", labels=["a"])
+        stamped.add_metric(["x"], 1.0, timestamp=1700000000.5)
+        created = CounterMetricFamily("made", "Made.", labels=["a"], created=1700000000.0)
+        created.add_metric(["x"], 2.0, created=1700000000.0)
+        written = Exposition()
+        for _ in range(2):
+            self.assertEqual(written([stamped, created]), exposition([stamped, created]))
+
+    def test_series_gone_are_forgotten(self) -> None:
+        written = Exposition()
+        for n in range(100):
+            family = GaugeMetricFamily("by_user", "By user.", labels=["user"])
+            family.add_metric([f"user{n}"], n)
+            self.assertEqual(written([family]), exposition([family]))
+        self.assertLessEqual(len(written._written["by_user"].series), 2 + 16)
 
     def test_families_gone_are_forgotten(self) -> None:
         written = Exposition()

@@ -17,16 +17,16 @@ Each collector runs with a deadline and fails alone: its
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, cast
 
 from prometheus_client import generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.samples import Sample
+from prometheus_client.utils import floatToGoString
 from twisted.internet.defer import Deferred, DeferredList, fail, succeed
 from twisted.plugin import IPlugin
 from twisted.python.failure import Failure
@@ -84,64 +84,97 @@ def exposition(families: Iterable[Metric]) -> bytes:
     return generate_latest(_Fixed(list(families)))
 
 
-@dataclass(frozen=True, slots=True)
+#: how prometheus_client writes a value (untyped there)
+float_text = cast("Callable[[float], str]", floatToGoString)
+#: the end of a sample line of value 0
+ZERO_TEXT: Final = float_text(0.0) + "\n"
+#: the names of OpenMetrics samples that `generate_latest` moves out of their family
+_MOVED_SUFFIXES: Final = ("_created", "_gsum", "_gcount")
+
+
+@dataclass(slots=True)
 class _Written:
-    """One family's text, and what it was written from."""
+    """What prometheus_client wrote for one family: its head, and each series' name and
+    labels (the line up to its value)."""
 
     documentation: str
     type: str
     unit: str
-    samples: list[Sample]
-    #: the sign of each zero value: 0.0 and -0.0 are equal, their text is not
-    zero_signs: list[float]
-    text: bytes
+    head: str
+    #: (sample name, its labels as given) -> the start of its line
+    series: dict[tuple[str, tuple[tuple[str, str], ...]], str]
+    #: the samples last written, and their text, unless one of them was 0 (whose sign,
+    #: which an equal -0.0 does not share, the text shows)
+    samples: list[Sample] | None = None
+    text: str = ""
 
 
-def _zero_signs(samples: Sequence[Sample]) -> list[float]:
-    return [math.copysign(1.0, s.value) for s in samples if not s.value]
+def _alike(family: Metric, samples: Sequence[Sample]) -> Metric:
+    """A family of the same name, help, type and unit as `family`, with `samples`."""
+    alike = Metric(family.name, family.documentation, family.type, family.unit)
+    alike.samples = list(samples)
+    return alike
 
 
 class Exposition:
     """
-    The text format of each scrape, written by prometheus_client family by family. A
-    family equal to the one of its name in an earlier scrape (same help, type and
-    samples: the facts that do not change, the counters that did not move) reuses the
-    text written then: comparing samples is cheaper than writing them
-    (docs/performance.md).
+    The text format of each scrape, as prometheus_client's `generate_latest` writes it,
+    with the writing kept: a family's head (HELP and TYPE), and each series' name and
+    escaped labels, are written by prometheus_client the first time they are seen and
+    kept; a scrape then writes only the values, in prometheus_client's own float
+    format. Escaping the labels of some 570 samples every second was most of the
+    exposition's cost (docs/performance.md). A family with a sample that
+    `generate_latest` would move or stamp (OpenMetrics `_created`, a timestamp) is
+    written whole.
     """
 
     def __init__(self) -> None:
         self._written: dict[str, _Written] = {}
 
     def __call__(self, families: Sequence[Metric]) -> bytes:
-        parts = []
-        for family in families:
-            kept = self._written.get(family.name)
-            if (
-                kept is None
-                or kept.samples != family.samples
-                or kept.documentation != family.documentation
-                or kept.type != family.type
-                or kept.unit != family.unit
-                or kept.zero_signs != _zero_signs(family.samples)
-            ):
-                samples = list(family.samples)
-                kept = _Written(
-                    family.documentation,
-                    family.type,
-                    family.unit,
-                    samples,
-                    _zero_signs(samples),
-                    exposition([family]),
-                )
-                self._written[family.name] = kept
-            parts.append(kept.text)
+        text = "".join([self._text(family) for family in families])
         if len(self._written) > 2 * len(families):
             # Families that are gone (a textfile removed, a collect[]= scrape) are
             # forgotten once they outnumber those served.
-            served = {f.name for f in families}
-            self._written = {n: w for n, w in self._written.items() if n in served}
-        return b"".join(parts)
+            names = {f.name for f in families}
+            self._written = {n: w for n, w in self._written.items() if n in names}
+        return text.encode()
+
+    def _text(self, family: Metric) -> str:
+        kept = self._written.get(family.name)
+        if (
+            kept is None
+            or kept.documentation != family.documentation
+            or kept.type != family.type
+            or kept.unit != family.unit
+        ):
+            head = exposition([_alike(family, ())]).decode()
+            kept = _Written(family.documentation, family.type, family.unit, head, {})
+            self._written[family.name] = kept
+        elif kept.samples is not None and kept.samples == family.samples:
+            return kept.text  # no counter moved: the text of the last scrape
+        series = kept.series
+        lines = [kept.head]
+        for sample in family.samples:
+            key = (sample.name, tuple(sample.labels.items()))
+            start = series.get(key)
+            if start is None:
+                if sample.timestamp is not None or sample.name.endswith(_MOVED_SUFFIXES):
+                    return exposition([family]).decode()
+                line = exposition([_alike(family, [sample._replace(value=0.0)])]).decode()
+                start = series[key] = line[len(kept.head) : -len(ZERO_TEXT)]
+            lines.append(f"{start}{float_text(sample.value)}\n")
+        if len(series) > 2 * len(family.samples) + 16:
+            # Series that are gone (a process's user, an unmounted disk) are forgotten
+            # once they outnumber those served.
+            served = {(s.name, tuple(s.labels.items())) for s in family.samples}
+            kept.series = {k: v for k, v in series.items() if k in served}
+        text = "".join(lines)
+        if all(s.value for s in family.samples):
+            kept.samples, kept.text = list(family.samples), text
+        else:
+            kept.samples = None
+        return text
 
 
 @dataclass(frozen=True, slots=True)
