@@ -97,7 +97,8 @@ class StallWatchdog:
         Deferred is watched by the heartbeat until it fires. Returns `answer`.
         """
         if not isinstance(answer, Deferred) or answer.called:
-            self._judge(asked_at, None)
+            if self._now() - asked_at > STALL:
+                self._judge(asked_at, None)
             return answer
         self._pending_answers += 1
         if self._pending_answers == 1:
