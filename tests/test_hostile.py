@@ -72,56 +72,6 @@ class SlowReader(StringTransport):
             self.producer.resumeProducing()
 
 
-class FillingSocket:
-    """A socket that takes `room` bytes, then none (EAGAIN), then any."""
-
-    def __init__(self, room: int) -> None:
-        self.room = room
-        self.full_once = False
-        self.received = b""
-
-    def send(self, data: bytes) -> int:
-        if self.room <= 0 and not self.full_once:
-            self.full_once = True
-            raise BlockingIOError(11, "Resource temporarily unavailable")
-        taken = data if self.full_once else data[: self.room]
-        self.room -= len(taken)
-        self.received += taken
-        return len(taken)
-
-
-class DirectSendTests(ChannelCase):
-    """Responses go to the socket directly until it first takes less than a whole chunk."""
-
-    def serve_over(self, sock: FillingSocket) -> tuple[HTTPChannel, StringTransport]:
-        channel, transport = self.connect()
-        self.factory.site = BigSite()
-        channel._direct = sock  # type: ignore[assignment]
-        return channel, transport
-
-    def test_a_socket_that_takes_it_all_gets_it_all(self) -> None:
-        sock = FillingSocket(room=10 * BIG)
-        channel, transport = self.serve_over(sock)
-        channel.dataReceived(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
-        self.assertEqual(transport.value(), b"")
-        ((status, _, body),) = split_responses(sock.received)
-        self.assertEqual((status, len(body)), (200, BIG // 3 * 3))
-
-    def test_after_the_first_short_send_the_transport_takes_the_rest_in_order(self) -> None:
-        for room in (0, 1, 1000, SEND_CHUNK, SEND_CHUNK + 5, BIG + 100):
-            sock = FillingSocket(room)
-            channel, transport = self.serve_over(sock)
-            channel.dataReceived(
-                b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n"
-            )
-            answers = split_responses(sock.received + transport.value())
-            self.assertEqual([s for s, _, _ in answers], [200, 200], room)
-            self.assertTrue(answers[0][2].startswith(b"/a./a."), room)
-            self.assertTrue(answers[1][2].startswith(b"/b./b."), room)
-            # Once full, the socket would take anything: yet nothing more went to it.
-            self.assertLessEqual(len(sock.received), room, room)
-
-
 class BackPressureTests(ChannelCase):
     def connect_slow(self, **kwargs: float) -> tuple[HTTPChannel, SlowReader, BigSite]:
         self.connect(**kwargs)  # type: ignore[arg-type]
@@ -226,23 +176,6 @@ class BigModule:
 BIG_PAGE = 1_000_000
 
 
-def named_body(n: int, size: int) -> bytes:
-    """`size` bytes that say which answer they belong to, at every position."""
-    unit = b"%d," % n
-    return (unit * (size // len(unit) + 1))[:size]
-
-
-@implementer(IInfoModule)
-class NamedModule:
-    name = "named"
-    title = "Named"
-    description = "A page of the size asked for, naming its request."
-
-    def collect(self, query: Query) -> RawBody:
-        n, size = int(query["n"]), int(query["size"])
-        return RawBody(named_body(n, size), "application/octet-stream")
-
-
 def kernel_buffer_max(name: str) -> int:
     """The most a TCP socket buffer may grow to (tcp(7): tcp_rmem, tcp_wmem)."""
     return int(Path(f"/proc/sys/net/ipv4/{name}").read_text().split()[2])
@@ -286,33 +219,6 @@ class NeverReadingClientTests(TestCase):
         self.assertTrue(all(len(body) == BIG_PAGE for _, _, body in answers[:count]))
         self.assertEqual(module.calls, count)
 
-    async def test_answers_that_outgrow_the_socket_arrive_whole_and_in_order(self) -> None:
-        """
-        A response goes to the socket directly while it takes it whole; the first that
-        it does not goes on through the transport, and everything after it on that
-        connection: the bytes of pipelined answers to a slow reader never interleave.
-        """
-        server = start_server(self, request_timeout=60.0)
-        server.service.modules["named"] = NamedModule()
-        client = socket.create_connection(("127.0.0.1", server.port))
-        self.addCleanup(client.close)
-        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
-        # One answer larger than the server's socket can hold: it fills, for certain.
-        larger = kernel_buffer_max("tcp_wmem") + kernel_buffer_max("tcp_rmem") + 100_000
-        sizes = [10, 200_000, 10, 70_000, 3, larger, 10, 10]
-        client.sendall(
-            b"".join(
-                b"GET /named?n=%d&size=%d HTTP/1.1\r\nHost: localhost\r\n\r\n" % (n, size)
-                for n, size in enumerate(sizes)
-            )
-            + b"GET /-/healthy HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-        )
-        data = await deferToThread(read_slowly, client)
-        answers = split_responses(data)
-        self.assertEqual([status for status, _, _ in answers], [200] * (len(sizes) + 1))
-        for n, (size, (_, _, body)) in enumerate(zip(sizes, answers, strict=False)):
-            self.assertEqual(body, named_body(n, size))
-
     async def test_client_that_never_reads_is_dropped(self) -> None:
         server = start_server(self, request_timeout=1.0)
         server.service.modules["big"] = BigModule()
@@ -347,17 +253,6 @@ def read_all(client: socket.socket) -> bytes:
     chunks = []
     while chunk := client.recv(1 << 20):
         chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def read_slowly(client: socket.socket) -> bytes:
-    """Everything until the server closes, a little at a time with pauses."""
-    client.settimeout(60)
-    chunks = []
-    while chunk := client.recv(8192):
-        chunks.append(chunk)
-        if len(chunks) % 16 == 0:
-            time.sleep(0.01)
     return b"".join(chunks)
 
 

@@ -12,20 +12,17 @@ from __future__ import annotations
 import enum
 import ipaddress
 import math
-import socket
 import time
 from collections import deque
 from collections.abc import KeysView
 from dataclasses import replace
 from typing import TYPE_CHECKING, Protocol, cast
 
-from twisted.internet import tcp
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import (
     IHalfCloseableProtocol,
     IProtocolNegotiationFactory,
     IPushProducer,
-    ISSLTransport,
 )
 from twisted.internet.protocol import ServerFactory
 from twisted.internet.task import LoopingCall
@@ -196,7 +193,6 @@ class HTTPChannel(LineReceiver):
         "_assembler",
         "_buffer",
         "_busyReceiving",
-        "_direct",
         "_keep_alive_after",
         "_kept",
         "_line_due",
@@ -252,9 +248,6 @@ class HTTPChannel(LineReceiver):
         self._keep_alive_after = False
         #: the site's memory of this connection's login (made once the factory is set)
         self._kept: object = None
-        #: the socket, while responses go to it directly (`_send`); None once they go
-        #: through the transport
-        self._direct: socket.socket | None = None
 
     @property
     def state(self) -> ConnectionState:
@@ -287,9 +280,6 @@ class HTTPChannel(LineReceiver):
     @override
     def connectionMade(self) -> None:
         self._kept = self.factory.site.connection_login()
-        transport = self.transport
-        if isinstance(transport, tcp.Server) and not ISSLTransport.providedBy(transport):
-            self._direct = transport.getHandle()
         self.setRawMode()
         self.consumer.registerProducer(_WriteBackPressure(self), True)
         self.factory.connection_opened(self)
@@ -533,9 +523,8 @@ class HTTPChannel(LineReceiver):
         while self._offset < len(self._outgoing) and not self._write_blocked:
             chunk = self._outgoing[self._offset : self._offset + SEND_CHUNK]
             self._offset += len(chunk)
-            if self._direct is None or not self._sent(chunk):
-                # May call write_blocked() before it returns.
-                link.write(chunk)
+            # May call write_blocked() before it returns.
+            link.write(chunk)
         if self._offset < len(self._outgoing):
             # The client has RequestTimeout to take each chunk, or the connection is dropped.
             self._expire_in(self.factory.request_timeout)
@@ -553,30 +542,6 @@ class HTTPChannel(LineReceiver):
             self._enter(_HEAD)
             self._request_due = self.factory.clock.seconds() + self.factory.request_timeout
             self.due = self._request_due
-
-    def _sent(self, chunk: bytes) -> bool:
-        """
-        Whether `chunk` went to the socket whole, at once. The transport's `write`
-        always waits for the reactor to find the socket writable, which costs every
-        response an epoll change and a reactor turn of its own; a response that fits in
-        the socket's buffer (nearly all do) need not wait (docs/performance.md). The
-        first time the socket takes less, the rest goes through the transport (True is
-        then returned), and so does everything after on this connection: the
-        transport's buffer, always empty until then, keeps the order from there, and
-        tells of a failed socket in its own way.
-        """
-        assert self._direct is not None
-        try:
-            sent = self._direct.send(chunk)
-        except OSError:  # the socket is full (EAGAIN), or failed: the transport sees to it
-            sent = 0
-        if sent == len(chunk):
-            return True
-        self._direct = None
-        if sent:
-            self.link.write(chunk[sent:])
-            return True
-        return False
 
     def _go_on(self) -> None:
         """After an answer or a drained buffer: parse what waits, and read again."""
@@ -604,7 +569,6 @@ class HTTPChannel(LineReceiver):
         data = serialize(
             response, now=self.factory.clock.seconds(), date=self.factory.date, keep_alive=False
         )
-        self._direct = None
         self.link.write(data)
         self.factory.stats.observe(None, response.status, 0.0)
         record(
