@@ -260,6 +260,13 @@ class CpuTracker:
         return rows
 
 
+#: seconds a scan serves /metrics before the next scrape scans again: a thousand processes
+#: cost tens of milliseconds to walk, node_exporter's whole default scrape about ten
+SCAN_MAX_AGE: Final = 15.0
+#: what the HELP of each family from that scan says of its age
+SCAN_AGE: Final = f" From a scan up to {SCAN_MAX_AGE:g} s old."
+
+
 def process_families(snapshot: ProcessSnapshot) -> list[Metric]:
     """Processes summed by state and by user: counts, resident memory, CPU seconds."""
     count: dict[str, Counter[str]] = {"state": Counter(), "user": Counter()}
@@ -279,11 +286,11 @@ def process_families(snapshot: ProcessSnapshot) -> list[Metric]:
     families: list[Metric] = []
     for by, prefix in (("state", "twistedspy_processes"), ("user", "twistedspy_user_processes")):
         what = f"by {by}" if by == "state" else "by effective user"
-        families.append(_gauges(prefix, f"Processes {what}.", by, count[by]))
+        families.append(_gauges(prefix, f"Processes {what}.{SCAN_AGE}", by, count[by]))
         families.append(
             _gauges(
                 f"{prefix}_resident_memory_bytes",
-                f"Resident memory of the processes {what}, summed.",
+                f"Resident memory of the processes {what}, summed.{SCAN_AGE}",
                 by,
                 rss[by],
             )
@@ -291,7 +298,7 @@ def process_families(snapshot: ProcessSnapshot) -> list[Metric]:
         families.append(
             _gauges(
                 f"{prefix}_cpu_seconds",
-                f"CPU time used so far by the processes alive now, {what}, summed.",
+                f"CPU time used so far by the processes alive now, {what}, summed.{SCAN_AGE}",
                 by,
                 cpu[by],
             )
@@ -305,10 +312,6 @@ WATCHED_FOR: Final = 600.0
 #: seconds between the resting sampler's scans
 RESTING_INTERVAL: Final = 60.0
 
-#: seconds a scan serves /metrics before the next scrape scans again: a thousand processes
-#: cost tens of milliseconds to walk, node_exporter's whole default scrape about ten
-SCAN_MAX_AGE: Final = 15.0
-
 
 def node_process_families(snapshot: ProcessSnapshot, limits: ProcessLimits) -> list[Metric]:
     """
@@ -317,20 +320,19 @@ def node_process_families(snapshot: ProcessSnapshot, limits: ProcessLimits) -> l
     every thread's own stat file.
     """
     states = Counter(p.state for p in snapshot.processes)
-    age = f" From a scan up to {SCAN_MAX_AGE:g} s old."
     return [
         GaugeMetricFamily(
             "node_processes_threads",
-            "Allocated threads in system." + age,
+            "Allocated threads in system." + SCAN_AGE,
             sum(p.threads or 0 for p in snapshot.processes),
         ),
         GaugeMetricFamily(
             "node_processes_max_threads", "Limit of threads in the system", limits.threads_max
         ),
-        _gauges("node_processes_state", "Number of processes in each state." + age, "state",
+        _gauges("node_processes_state", "Number of processes in each state." + SCAN_AGE, "state",
                 states),
         GaugeMetricFamily(
-            "node_processes_pids", "Number of PIDs." + age, len(snapshot.processes)
+            "node_processes_pids", "Number of PIDs." + SCAN_AGE, len(snapshot.processes)
         ),
         GaugeMetricFamily(
             "node_processes_max_processes", "Number of max PIDs limit", limits.pid_max
