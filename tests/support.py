@@ -21,11 +21,14 @@ from twistedspy.interfaces import IInfoModule
 from twistedspy.render import Renderer
 from twistedspy.settings import Settings
 
-#: promtool's lint of node_exporter's own names, which node_exporter gets too and which
-#: are kept so that dashboards work: meminfo's `MemTotal` is not snake_case, entropy
-#: counts bits
-#: promtool's findings node_exporter gets too: its meminfo and netstat names keep the kernel's
-#: case, its entropy figures are in bits; kept, so that dashboards work
+#: the tests' fixture files, among them a /proc and a /sys tree of a machine
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+#: the fixture trees as the procfs readers take their root: a string
+PROC = str(FIXTURES / "proc")
+SYS = str(FIXTURES / "sys")
+
+#: promtool's findings node_exporter gets too: its meminfo and netstat names keep the
+#: kernel's case, its entropy figures are in bits; kept, so that dashboards work
 NODE_EXPORTER_LINT = re.compile(
     r"node_(memory|netstat)_\w+ metric names should be written in 'snake_case' not 'camelCase'"
     r'|node_entropy_\w+_bits use base unit "bytes" instead of "bits"'

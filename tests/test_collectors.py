@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -16,6 +15,7 @@ from twisted.internet.task import Clock, deferLater
 from twisted.trial.unittest import TestCase
 
 from tests.contexts import module_context
+from tests.support import PROC
 from tests.test_metrics import samples, scrape
 from twistedspy.collectors import Families, PartlyCollected, joined, merged, run_collectors
 from twistedspy.modules.cpu import CpuModule, read_cpu_sample
@@ -32,7 +32,6 @@ from twistedspy.procfs.mounts import Mount
 
 P = ParamSpec("P")
 T = TypeVar("T")
-PROC = str(Path(__file__).parent / "fixtures" / "proc")
 
 
 class RunCollectorsTests(TestCase):

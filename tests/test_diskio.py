@@ -14,6 +14,7 @@ from twisted.logger import Logger
 from twisted.trial.unittest import TestCase
 
 from tests.contexts import collect_report, module_context
+from tests.support import FIXTURES, PROC
 from tests.test_golden import check_page
 from twistedspy.context import ModuleContext
 from twistedspy.modules.diskio import (
@@ -36,8 +37,6 @@ from twistedspy.query import Query
 from twistedspy.report import Mark, RawBody, Report
 from twistedspy.settings import Settings
 
-FIXTURES = Path(__file__).parent / "fixtures"
-PROC = str(FIXTURES / "proc")
 UDEV = str(FIXTURES / "run" / "udev" / "data")
 HOSTILE_DISK = "<b>\"evil'&"
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from twisted.trial.unittest import TestCase
 
-from tests.support import require_tool
+from tests.support import FIXTURES, PROC, SYS, require_tool
 from twistedspy.procfs.arp import read_arp
 from twistedspy.procfs.interrupts import (
     CpuSchedule,
@@ -46,10 +46,6 @@ from twistedspy.procfs.timex import (
     read_clock_sources,
 )
 from twistedspy.procfs.vmstat import parse_vmstat, read_vmstat
-
-FIXTURES = Path(__file__).parent / "fixtures"
-PROC = str(FIXTURES / "proc")
-SYS = str(FIXTURES / "sys")
 
 
 class KernelCountersTests(TestCase):

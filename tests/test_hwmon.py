@@ -26,7 +26,7 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.trial.unittest import TestCase
 
 from tests.contexts import module_context
-from tests.support import require_tool
+from tests.support import PROC, SYS, require_tool
 from twistedspy.collectors import PartlyCollected
 from twistedspy.modules.cpu import CpuModule, hwmon_families, read_cpu_sample
 from twistedspy.procfs import hwmon
@@ -37,10 +37,6 @@ from twistedspy.procfs.hwmon import (
     read_hwmon,
     split_filename,
 )
-
-FIXTURES = Path(__file__).parent / "fixtures"
-SYS = str(FIXTURES / "sys")
-PROC = str(FIXTURES / "proc")
 
 P = ParamSpec("P")
 T = TypeVar("T")

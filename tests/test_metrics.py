@@ -21,6 +21,7 @@ from zope.interface.verify import verifyObject
 
 from tests.contexts import module_context
 from tests.servers import start_server
+from tests.support import FIXTURES
 from twistedspy.context import ModuleContext
 from twistedspy.http.stats import LATENCY_BUCKETS, RequestStats
 from twistedspy.interfaces import IInfoModule, IMetricsSource
@@ -38,7 +39,6 @@ from twistedspy.procfs.processes import ProcessSample, ProcessSnapshot
 from twistedspy.query import Query
 from twistedspy.report import InvalidQuery, RawBody, Report
 
-FIXTURES = Path(__file__).parent / "fixtures"
 WRITING_MODULES = Path(__file__).parent.parent / "docs" / "writing-modules.md"
 HOSTILE = 'a"b\\c\n{x="y"} # HELP'
 

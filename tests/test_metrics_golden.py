@@ -20,7 +20,7 @@ from twisted.internet.task import Clock
 from twisted.logger import Logger
 from twisted.trial.unittest import TestCase
 
-from tests.support import NODE_EXPORTER_LINT, check_golden, require_tool
+from tests.support import FIXTURES, NODE_EXPORTER_LINT, PROC, SYS, check_golden, require_tool
 from twistedspy import collectors
 from twistedspy.context import ModuleContext
 from twistedspy.http.stats import RequestStats
@@ -49,10 +49,7 @@ from twistedspy.report import RawBody
 from twistedspy.settings import Settings
 from twistedspy.sources import ClockSource, KernelSource, OwnProcessSource
 
-FIXTURES = Path(__file__).parent / "fixtures"
-PROC = str(FIXTURES / "proc")
 UDEV = str(FIXTURES / "run" / "udev" / "data")
-SYS = str(FIXTURES / "sys")
 GOLDEN = Path(__file__).parent / "golden" / "metrics.prom"
 #: 2023-11-14 22:13:20 UTC, as in test_golden.py
 NOW = 1_700_000_000.0

@@ -10,10 +10,10 @@ from twisted.trial.unittest import TestCase
 
 from tests.daemons import CLI, TWISTD, SpyProcess, drop_in_source, run_to_exit
 from tests.servers import fetch, start_server
+from tests.support import FIXTURES
 from twistedspy.service import StartupError, makeService
 from twistedspy.settings import Settings
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
 #: docs/writing-modules.md's example, verbatim: "this exact file must work"
 HELLO = (FIXTURES / "hello.py.txt").read_text()
 

@@ -13,6 +13,7 @@ from twisted.logger import Logger
 from twisted.trial.unittest import TestCase
 
 from tests.contexts import collect_report, module_context
+from tests.support import PROC
 from tests.test_golden import check_page
 from twistedspy.context import ModuleContext
 from twistedspy.modules.metrics import MetricsModule, exposition
@@ -27,9 +28,6 @@ from twistedspy.procfs.pressure import Pressure, Stall, parse_pressure, read_pre
 from twistedspy.query import Query
 from twistedspy.report import Mark, RawBody, cell_value
 from twistedspy.settings import Settings
-
-FIXTURES = Path(__file__).parent / "fixtures"
-PROC = str(FIXTURES / "proc")
 
 
 def fixture_copy(case: TestCase, *without: str) -> str:

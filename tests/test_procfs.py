@@ -19,7 +19,7 @@ from pathlib import Path
 
 from twisted.trial.unittest import TestCase
 
-from tests.support import require_tool
+from tests.support import FIXTURES, PROC, require_tool
 from twistedspy.procfs.kernel import read_domainname
 from twistedspy.procfs.meminfo import MeminfoField, parse_meminfo, read_meminfo
 from twistedspy.procfs.mounts import Mount, parse_mounts, read_mounts
@@ -41,8 +41,6 @@ from twistedspy.procfs.stat import (
     read_stat,
 )
 
-FIXTURES = Path(__file__).parent / "fixtures"
-PROC = str(FIXTURES / "proc")
 PACKAGE = Path(__file__).parent.parent / "twistedspy"
 
 

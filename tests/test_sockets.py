@@ -17,6 +17,7 @@ from twisted.trial.unittest import TestCase
 
 from tests.contexts import collect_report, module_context
 from tests.servers import start_server
+from tests.support import PROC
 from tests.test_golden import check_page
 from twistedspy.context import ModuleContext
 from twistedspy.modules.metrics import MetricsModule, exposition
@@ -33,8 +34,6 @@ from twistedspy.query import Query
 from twistedspy.report import RawBody
 from twistedspy.settings import Settings
 
-FIXTURES = Path(__file__).parent / "fixtures"
-PROC = str(FIXTURES / "proc")
 #: a valid comm (any bytes but NUL, at most 15): prctl(2) PR_SET_NAME
 HOSTILE_COMM = "<i>\"x'&</i>"
 
