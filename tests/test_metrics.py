@@ -208,6 +208,24 @@ class ExpositionTests(TestCase):
         for _ in range(2):
             self.assertEqual(written([stamped, created]), exposition([stamped, created]))
 
+    def test_a_timestamp_is_written_even_for_a_series_seen_without_one(self) -> None:
+        def family(timestamp: float | None) -> Metric:
+            gauge = GaugeMetricFamily("stamped", "Stamped.", labels=["a"])
+            gauge.add_metric(["x"], 1.0, timestamp=timestamp)
+            return gauge
+
+        written = Exposition()
+        for timestamp in (None, 7.0, None, 8.5, 8.5):
+            self.assertEqual(written([family(timestamp)]), exposition([family(timestamp)]))
+
+    def test_a_family_changed_after_it_was_made_is_written_as_it_is(self) -> None:
+        """A unit set afterwards, as prometheus_client writes it: not added to the name."""
+        gauge = GaugeMetricFamily("later", "Later.", 1.0)
+        gauge.unit = "seconds"
+        written = Exposition()
+        for _ in range(2):
+            self.assertEqual(written([gauge]), exposition([gauge]))
+
     def test_series_gone_are_forgotten(self) -> None:
         written = Exposition()
         for n in range(100):

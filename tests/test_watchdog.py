@@ -133,6 +133,56 @@ class StallWatchdogTests(TestCase):
         answer.errback(RuntimeError("the page failed"))
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
+    def test_time_held_before_a_pending_answer_is_returned_is_a_stall(self) -> None:
+        """The synchronous part of a request whose answer is still to come counts too."""
+        asked_at = self.watchdog.asked()
+        self.held(1.0)
+        answer: Deferred[str] = Deferred()
+        self.watchdog.answered(asked_at, answer)
+        self.run_for(1)
+        answer.callback("page")
+        (stall,) = self.stalls()
+        self.assertAlmostEqual(float(str(stall["seconds"])), 1.0, places=3)
+
+    def test_an_answer_waiting_on_another_is_still_pending(self) -> None:
+        """A Deferred fired but paused on an inner one is not ready yet."""
+        inner: Deferred[str] = Deferred()
+        answer: Deferred[str] = Deferred()
+        answer.addCallback(lambda _: inner)
+        answer.callback("outer")
+        self.watchdog.answered(self.watchdog.asked(), answer)
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+        inner.callback("page")
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_answers_after_the_stop_are_not_watched(self) -> None:
+        """A stopping server's last answers may take their grace period: no stall."""
+        answer = self.pending()
+        self.clock.advance(BEAT / 2)
+        self.watchdog.stop()
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.run_for(2)
+        answer.callback("page")
+        later = self.pending()
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        later.callback("page")
+        self.assertEqual((self.stalls(), self.counted), ([], 0))
+
+    def test_a_failing_stall_count_does_not_spoil_the_answer(self) -> None:
+        def failing() -> None:
+            raise RuntimeError("the count failed")
+
+        watchdog = StallWatchdog(
+            self.clock, Logger(observer=self.events), failing, now=self.clock.seconds
+        )
+        answer: Deferred[str] = Deferred()
+        watchdog.answered(watchdog.asked(), answer)
+        self.held(1.0)
+        answer.callback("page")
+        self.assertEqual(self.successResultOf(answer), "page")
+        (failed,) = [e for e in self.events if "log_failure" in e]
+        self.assertTrue(failed["log_failure"].check(RuntimeError))
+
     def recorded_delays(self) -> list[float]:
         """The delays the heartbeat asks the clock for, from now on."""
         asked: list[float] = []

@@ -3,11 +3,12 @@
 
 While the reactor runs one piece of code, every client waits. The watchdog watches while
 a client does: from the moment the dispatcher takes a request until its answer is ready.
-An answer made at once (a cached page, a module that answered on the reactor) is timed
-whole; while answers are pending, a heartbeat every `BEAT` seconds notes when it ran, and
-a beat more than `STALL` seconds late means the reactor was kept from its timers that
-long; a beat due but not yet run when the last answer is ready is judged then. Every
-module method the dispatcher calls on the reactor is timed too, which names the module.
+What runs on the reactor until the dispatcher returns the answer is timed whole (all of
+a cached page, the first steps of one still to come); while answers are pending, a
+heartbeat every `BEAT` seconds notes when it ran, and a beat more than `STALL` seconds
+late means the reactor was kept from its timers that long; a beat due but not yet run
+when the last answer is ready is judged then. Every module method the dispatcher calls
+on the reactor is timed too, which names the module.
 
 With no request in flight nothing beats, so a server between scrapes (or idle) is not
 woken at all: each wake-up costs CPU (docs/performance.md). A stall then delays no answer
@@ -67,8 +68,8 @@ class StallWatchdog:
     ) -> None:
         self._log = log
         self._on_stall = on_stall
-        # monotonic, not the reactor's wall clock: a clock set back or forward by NTP
-        # is not a stall
+        # Lateness by the monotonic clock (the beat itself is a reactor timer, by the wall
+        # clock: docs/architecture.md says what a clock set back does).
         self._now = now
         self._clock = clock
         #: requests taken whose answers are not ready yet
@@ -81,8 +82,12 @@ class StallWatchdog:
         self._counted_until = 0.0
         #: the latest stall, for the health check
         self.latest: Stall | None = None
+        #: stopped with the server: the answers still being made are not watched
+        self._stopped = False
 
     def stop(self) -> None:
+        """No more watching: the last answers of a stopping server may be slow by design."""
+        self._stopped = True
         if self._beat_call is not None and self._beat_call.active():
             self._beat_call.cancel()
         self._beat_call = None
@@ -93,13 +98,16 @@ class StallWatchdog:
 
     def answered(self, asked_at: float, answer: T) -> T:
         """
-        `answer` to the request taken at `asked_at`: one ready now is timed whole; a
-        Deferred is watched by the heartbeat until it fires. Returns `answer`.
+        `answer` to the request taken at `asked_at`: what ran on the reactor until now is
+        timed whole, and a Deferred still to fire is then watched by the heartbeat until
+        it does. Returns `answer`.
         """
-        if not isinstance(answer, Deferred) or answer.called:
-            if self._now() - asked_at > STALL:
-                self._judge(asked_at, None)
+        if self._now() - asked_at > STALL:
+            self._judge(asked_at, None)
+        if self._stopped or not isinstance(answer, Deferred):
             return answer
+        if answer.called and not answer.paused:
+            return answer  # ready
         self._pending_answers += 1
         if self._pending_answers == 1:
             self._schedule()
@@ -107,7 +115,11 @@ class StallWatchdog:
         def ready(result: object) -> object:
             self._pending_answers -= 1
             if self._pending_answers == 0:
-                self._beat()
+                try:
+                    self._beat()
+                except Exception:
+                    # The answer is not the watchdog's to spoil.
+                    self._log.failure("the stall watchdog failed")
             return result
 
         answer.addBoth(ready)
@@ -119,6 +131,8 @@ class StallWatchdog:
 
     def _beat(self) -> None:
         """A beat: on time or late; then the next one, while answers are pending."""
+        if self._stopped:
+            return
         if self._beat_call is not None and self._beat_call.active():
             self._beat_call.cancel()  # the last answer came first: judged now
         self._beat_call = None

@@ -17,6 +17,7 @@ Each collector runs with a deadline and fails alone: its
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -111,7 +112,7 @@ class _Written:
 
 def _alike(family: Metric, samples: Sequence[Sample]) -> Metric:
     """A family of the same name, help, type and unit as `family`, with `samples`."""
-    alike = Metric(family.name, family.documentation, family.type, family.unit)
+    alike = copy.copy(family)  # as it is: Metric() would check and change name and type
     alike.samples = list(samples)
     return alike
 
@@ -156,10 +157,12 @@ class Exposition:
         series = kept.series
         lines = [kept.head]
         for sample in family.samples:
+            if sample.timestamp is not None:
+                return exposition([family]).decode()
             key = (sample.name, tuple(sample.labels.items()))
             start = series.get(key)
             if start is None:
-                if sample.timestamp is not None or sample.name.endswith(_MOVED_SUFFIXES):
+                if sample.name.endswith(_MOVED_SUFFIXES):
                     return exposition([family]).decode()
                 line = exposition([_alike(family, [sample._replace(value=0.0)])]).decode()
                 start = series[key] = line[len(kept.head) : -len(ZERO_TEXT)]
