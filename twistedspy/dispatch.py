@@ -36,7 +36,7 @@ from twistedspy.auth import (
 from twistedspy.events import record_failure
 from twistedspy.http.negotiation import qualities
 from twistedspy.http.parser import HTTPError, Request
-from twistedspy.http.response import Outcome, Response, text_response
+from twistedspy.http.response import Outcome, Response, accepts_gzip, text_response, with_gzip
 from twistedspy.inflight import SingleFlight
 from twistedspy.interfaces import IFormModule, IInfoModule, IPageRenderer, IReactorSafe
 from twistedspy.pagecache import PageCache, PageKey, max_age_of
@@ -229,6 +229,15 @@ class Asking:
 def runs_on_reactor(module: IInfoModule, method: Callable[..., object]) -> bool:
     """Whether `method` is called on the reactor: declared safe, or a coroutine function."""
     return IReactorSafe.providedBy(module) or inspect.iscoroutinefunction(method)
+
+
+#: a body longer than this bytes is compressed off the reactor (docs/architecture.md)
+GZIP_OFF_REACTOR = 64 * 1024
+
+
+def _compressed(render: Callable[[], Response]) -> Response:
+    """`render`'s page with its compressed body made too: in the thread that renders it."""
+    return with_gzip(render())
 
 
 def _in_thread(method: Callable[[Any], object], argument: object) -> object:
@@ -477,21 +486,28 @@ class Dispatcher:
             record_failure(self.log, "module-error", module=module.name, client=asking.client)
             message = f"The module {module.name!r} failed; the journal has the details."
             return self._error_page(asking, 500, message)
+        gzipped = accepts_gzip(asking.request.header("accept-encoding"))
         if isinstance(found, RawBody):
-            return Response(200, found.content, found.content_type)
-        context = self._context()
-        if asking.as_json:
-            render = functools.partial(self.renderer.json, module.name, found, context)
+            raw = Response(200, found.content, found.content_type)
+            if self.run_computation is None or not (gzipped and len(raw.body) > GZIP_OFF_REACTOR):
+                return raw
+            make: Callable[[], Response] = functools.partial(with_gzip, raw)
         else:
-            render = functools.partial(
-                self.renderer.html, module.name, found, asking.query, context
-            )
-        if self.run_computation is None:
-            return render()
-        # A page of a thousand processes takes tens of milliseconds to render: off the
-        # reactor, so that other clients' small pages do not queue behind it.
+            context = self._context()
+            if asking.as_json:
+                render = functools.partial(self.renderer.json, module.name, found, context)
+            else:
+                render = functools.partial(
+                    self.renderer.html, module.name, found, asking.query, context
+                )
+            if self.run_computation is None:
+                return render()
+            make = functools.partial(_compressed, render) if gzipped else render
+        # A page of a thousand processes takes tens of milliseconds to render, and its
+        # megabyte some 10 ms to compress: off the reactor, so that other clients' small
+        # pages do not queue behind it.
         try:
-            return await self._within(self.run_computation(render), deadline)
+            return await self._within(self.run_computation(make), deadline)
         except TimeoutError:
             return self._timed_out(asking)
 
