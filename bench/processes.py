@@ -17,8 +17,10 @@ same run; /version p99 under that load <= 10 ms on twistedspy.
 own `.venv`, e.g. the main branch), in the same run, its rounds taken in turn with this
 one's, so that a change is measured side by side with the code it replaces.
 `--load-page` names what the four clients ask for (`/processes?sort=cpu&limit=50`, say,
-to see what a page that writes fewer rows would do).
+to see what a page that writes fewer rows would do); with `--gzip` they send
+`Accept-Encoding: gzip`, as browsers do, so that the server compresses every page.
 Run: PYTHONPATH=. python bench/processes.py [N] [--rounds R] [--before DIR] [--load-page P]
+[--gzip]
 """
 
 from __future__ import annotations
@@ -47,10 +49,10 @@ HAMMERS = 4
 LOAD_SECONDS = 8.0
 
 
-def get(port: int, path: str) -> bytes:
+def get(port: int, path: str, headers: dict[str, str] | None = None) -> bytes:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     try:
-        connection.request("GET", path)
+        connection.request("GET", path, headers=headers or {})
         response = connection.getresponse()
         body = response.read()
         if response.status != 200:
@@ -117,13 +119,16 @@ def server(argv: list[str], port: int, root: Path = ROOT) -> Iterator[None]:
         process.wait(timeout=15)
 
 
-def hammer_with_wrk(port: int, seconds: float, page: str) -> subprocess.Popen[str] | None:
+def hammer_with_wrk(
+    port: int, seconds: float, page: str, headers: dict[str, str]
+) -> subprocess.Popen[str] | None:
     wrk = shutil.which("wrk")
     if wrk is None:
         return None
+    sent = [arg for name, value in headers.items() for arg in ("-H", f"{name}: {value}")]
     return subprocess.Popen(
         [wrk, f"-t{HAMMERS}", f"-c{HAMMERS}", f"-d{seconds:.0f}s", "--timeout", "30s",
-         f"http://127.0.0.1:{port}{page}"],
+         *sent, f"http://127.0.0.1:{port}{page}"],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
 
@@ -136,10 +141,12 @@ def pages_per_second(wrk_output: str) -> float | None:
     return None
 
 
-def hammer_with_threads(port: int, stop: threading.Event, page: str) -> list[threading.Thread]:
+def hammer_with_threads(
+    port: int, stop: threading.Event, page: str, headers: dict[str, str]
+) -> list[threading.Thread]:
     def client() -> None:
         while not stop.is_set():
-            get(port, page)
+            get(port, page, headers)
 
     threads = [threading.Thread(target=client, daemon=True) for _ in range(HAMMERS)]
     for t in threads:
@@ -148,13 +155,18 @@ def hammer_with_threads(port: int, stop: threading.Event, page: str) -> list[thr
 
 
 def version_under_load(
-    port: int, page: str = "/processes", seconds: float = LOAD_SECONDS
+    port: int,
+    page: str = "/processes",
+    seconds: float = LOAD_SECONDS,
+    headers: dict[str, str] | None = None,
 ) -> tuple[float, float, int, float | None]:
-    """(median, p99) ms of GET /version while four clients ask for `page`, the number
-    of samples, and the pages a second the four clients got (with wrk)."""
+    """(median, p99) ms of GET /version while four clients ask for `page` (with
+    `headers`), the number of samples, and the pages a second the four clients got (with
+    wrk)."""
     stop = threading.Event()
-    wrk = hammer_with_wrk(port, seconds + 2, page)
-    threads = [] if wrk is not None else hammer_with_threads(port, stop, page)
+    headers = headers or {}
+    wrk = hammer_with_wrk(port, seconds + 2, page, headers)
+    threads = [] if wrk is not None else hammer_with_threads(port, stop, page, headers)
     time.sleep(1.0)  # let the load build up
     latencies = []
     deadline = time.monotonic() + seconds
@@ -179,7 +191,11 @@ def main() -> int:
     parser.add_argument(
         "--load-page", default="/processes", help="what the four clients ask for (a query)"
     )
+    parser.add_argument(
+        "--gzip", action="store_true", help="the four clients accept gzip, as browsers do"
+    )
     args = parser.parse_args()
+    load_headers = {"Accept-Encoding": "gzip"} if args.gzip else {}
     python = sys.executable
     spy_port, peer_port, before_port = free_port(), free_port(), free_port()
     with (
@@ -210,10 +226,10 @@ def main() -> int:
         ports = [spy_port, peer_port, before_port][: len(page_ms)]
         sizes = [len(get(port, "/processes")) for port in ports]
         before_load = None
-        spy_load = version_under_load(spy_port, args.load_page)
+        spy_load = version_under_load(spy_port, args.load_page, headers=load_headers)
         if args.before is not None:
-            before_load = version_under_load(before_port, args.load_page)
-        peer_load = version_under_load(peer_port, args.load_page)
+            before_load = version_under_load(before_port, args.load_page, headers=load_headers)
+        peer_load = version_under_load(peer_port, args.load_page, headers=load_headers)
     hammer = "wrk -t4 -c4" if shutil.which("wrk") else "4 client threads"
     spy_ms = page_ms[0]
     page_ok = spy_ms <= 1.0 * ps_ms
@@ -224,7 +240,8 @@ def main() -> int:
     names = ["twistedspy", "twisted.web+psutil+Jinja2", str(args.before)]
     for name, ms, size in zip(names, page_ms, sizes, strict=False):
         print(f"{name + ' GET /processes':40} {ms:8.1f}  {ms / ps_ms:6.2f}  {size:10}")
-    print(f"GET /version while {hammer} hammer {args.load_page}:")
+    accepting = ", accepting gzip," if args.gzip else ""
+    print(f"GET /version while {hammer}{accepting} hammer {args.load_page}:")
     print(f"{'':40} {'median':>8}  {'p99':>6}  samples  pages/s")
     loads = [("twistedspy", spy_load), ("peer", peer_load)]
     if before_load is not None:
