@@ -27,6 +27,18 @@ def limit_file_size(limit: int) -> None:
     resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
 
+def fill_disk_at(path: Path) -> None:
+    """
+    The disk fills under `path`: /dev/full's own device in its place (the journal opens
+    no symlink), so that every write there fails with ENOSPC.
+    """
+    path.unlink()
+    try:
+        os.mknod(path, stat.S_IFCHR | 0o600, os.makedev(1, 7))
+    except PermissionError:
+        raise SkipTest("making a device node needs root (CAP_MKNOD)") from None
+
+
 class JournalDiskFullTests(SynchronousTestCase):
     def event(self, n: int) -> dict[str, object]:
         return {"spy_event": "request", "spy_fields": {"n": n}, "log_level": None}
@@ -41,12 +53,7 @@ class JournalDiskFullTests(SynchronousTestCase):
         # The disk fills: every write to the journal now fails with ENOSPC (/dev/full).
         journal.close()
         journal = JournalObserver(folder, "short", stderr=stderr)
-        real.unlink()
-        # /dev/full's own device under the day's name: the journal opens no symlink.
-        try:
-            os.mknod(real, stat.S_IFCHR | 0o600, os.makedev(1, 7))
-        except PermissionError:
-            raise SkipTest("making a device node needs root (CAP_MKNOD)") from None
+        fill_disk_at(real)
         from twisted.logger import LogLevel
 
         for n in range(5):
@@ -75,11 +82,7 @@ class JournalDiskFullTests(SynchronousTestCase):
         journal.close()
         reactor = Clock()
         journal = JournalObserver(folder, "short", stderr=stderr, clock=reactor)
-        real.unlink()
-        try:
-            os.mknod(real, stat.S_IFCHR | 0o600, os.makedev(1, 7))
-        except PermissionError:
-            raise SkipTest("making a device node needs root (CAP_MKNOD)") from None
+        fill_disk_at(real)
         for turn in range(2):
             for n in range(5):
                 journal(
