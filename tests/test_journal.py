@@ -15,9 +15,17 @@ from twisted.trial.unittest import TestCase
 from zope.interface import implementer
 
 from tests.servers import start_server
-from twistedspy.events import VERBOSE_ONLY, keeps, record, record_failure
+from twistedspy.events import (
+    VERBOSE_ONLY,
+    keeps,
+    record,
+    record_failure,
+    record_fields,
+    recorder,
+)
 from twistedspy.journal import (
     BATCH_BYTES,
+    LEADING_ENTRIES,
     JournalError,
     JournalObserver,
     JournalRoute,
@@ -448,3 +456,106 @@ class BatchTests(TestCase):
         thread.join()
         self.assertEqual([line.split()[2] for line in self.lines()], ["request", "authorization"])
         self.assertEqual(len(self.writes), 1)
+
+
+class PreparedWriterTests(TestCase):
+    """`recorder`: the request line without an event, the same text as `record` writes."""
+
+    KEYS = ("client", "user", "method", "path", "status", "bytes", "ms")
+
+    def setUp(self) -> None:
+        self.log_dir = Path(self.mktemp()) / "logs"
+        self.now = FakeClock(BEFORE_MIDNIGHT)
+        self.reactor = Clock()
+
+    def journal(self, mode: LogMode = "short") -> tuple[JournalObserver, Logger]:
+        journal = open_journal(self.log_dir, mode, now=self.now, clock=self.reactor)
+        self.addCleanup(journal.close)
+        return journal, Logger(observer=JournalRoute(journal, Collected()))
+
+    def lines(self, name: str = "09-03-2024.log") -> list[str]:
+        path = self.log_dir / name
+        return path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+
+    def test_the_same_lines_as_record(self) -> None:
+        self.now.now -= 3600  # the rows span seconds: all within the day
+        journal, log = self.journal()
+        write = recorder(log, "request", self.KEYS)
+        hostile = 'a b\nFAKE 2024 info start x=1\r"q"=\\ \u2028\x00'
+        rows = [
+            ("127.0.0.1", "-", "GET", "/-/healthy", 200, 248, 0.1),
+            ("127.0.0.1", "-", "GET", "/-/healthy", 200, 248, 12.5),  # its fields remembered
+            ("::1", "bob", "GET", "/version", 200, 3733, 0.0),
+            ("10.0.0.1", None, "-", hostile, 400, 0, float("nan")),
+            ("10.0.0.1", None, "-", hostile, 400, 0, -1.5),
+            ("x", True, "GET", "/" + "p" * 2000, 404, 10**12, 1e300),  # too long to remember
+            ("x", True, "GET", "/" + "p" * 2000, 404, 10**12, None),
+        ]
+        for row in rows:
+            write(*row)
+            record_fields(log, "request", dict(zip(self.KEYS, row, strict=True)))
+            self.now.now += 0.2503
+        journal.flush()
+        written = self.lines()
+        self.assertEqual(len(written), 2 * len(rows))
+        for fast, slow in zip(written[::2], written[1::2], strict=True):
+            self.assertEqual(fast, slow)
+        self.assertTrue(written[0].endswith(" path=/-/healthy status=200 bytes=248 ms=0.1"))
+        self.assertIn(r'path="a b\nFAKE 2024 info start x=1\r\"q\"=\\ \u2028\x00"', written[6])
+
+    def test_lines_join_the_turns_batch_and_go_to_their_days_file(self) -> None:
+        journal, log = self.journal()
+        write = recorder(log, "request", ("n",))
+        write(1)
+        record(log, "other", n=2)
+        self.assertEqual(self.lines(), [])
+        self.now.now += 1.5  # past midnight, within the same turn: the day's lines go first
+        write(3)
+        self.assertEqual([line.split()[-1] for line in self.lines()], ["n=1", "n=2"])
+        self.assertEqual(self.lines("10-03-2024.log"), [])
+        self.reactor.advance(0)
+        self.assertEqual([line.split()[-1] for line in self.lines("10-03-2024.log")], ["n=3"])
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+        journal.close()
+        write(4)  # after close, dropped as record's are
+        self.assertEqual(len(self.lines("10-03-2024.log")), 1)
+
+    def test_a_left_out_event_is_not_written(self) -> None:
+        journal, log = self.journal("short")
+        recorder(log, "connection", ("client",))("127.0.0.1")
+        recorder(log, "request", ())()
+        journal.flush()
+        self.assertEqual([line.split()[2:] for line in self.lines()], [["request"]])
+
+    def test_the_wrong_number_of_values_is_refused(self) -> None:
+        _, log = self.journal()
+        write = recorder(log, "request", ("a", "b"))
+        self.assertRaises(TypeError, write, 1)
+        self.assertRaises(TypeError, write, 1, 2, 3)
+        self.assertRaises(TypeError, recorder(Logger(observer=Collected()), "e", ("a",)), 1, 2)
+
+    def test_remembered_fields_stay_bounded(self) -> None:
+        journal, log = self.journal()
+        write = recorder(log, "request", ("path", "ms"))
+        for n in range(3 * LEADING_ENTRIES):
+            write(f"/{n}", 0.5)
+        journal.flush()
+        written = self.lines()
+        self.assertEqual(len(written), 3 * LEADING_ENTRIES)
+        self.assertEqual(written[-1].split(" ", 3)[3], f"path=/{3 * LEADING_ENTRIES - 1} ms=0.5")
+        write_cells = write.__closure__ or ()
+        kept = [c.cell_contents for c in write_cells if isinstance(c.cell_contents, dict)]
+        self.assertEqual(len(kept), 1)
+        self.assertLessEqual(len(kept[0]), LEADING_ENTRIES)
+
+    def test_any_other_observer_gets_the_event_record_makes(self) -> None:
+        events = Collected()
+        log = Logger(namespace="tests.journal", observer=events)
+        recorder(log, "request", ("status", "user"))(200, "-")
+        record(log, "request", status=200, user="-")
+        made, recorded = events
+        self.assertEqual(made["spy_fields"], {"status": 200, "user": "-"})
+        self.assertEqual(
+            {k: v for k, v in made.items() if k != "log_time"},
+            {k: v for k, v in recorded.items() if k != "log_time"},
+        )

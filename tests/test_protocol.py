@@ -23,6 +23,7 @@ from twistedspy.http.protocol import (
     ConnectionState,
     HTTPChannel,
     HTTPFactory,
+    SpareParsers,
     address_share,
 )
 from twistedspy.http.response import Outcome, Response
@@ -559,6 +560,29 @@ class IdleFootprintTests(ChannelCase):
         channel.dataReceived(b"GET /b HTTP/1.1\r\n")
         channel.dataReceived(b"Host: x\r\n\r\n")
         self.assertEqual(self.statuses(transport), [b"200", b"200"])
+
+    def test_spare_parsers_hold_no_bytes_and_are_few(self) -> None:
+        channel, transport = self.connect()
+        # Pipelined: the parser keeps the second request's bytes while the first is answered.
+        channel.dataReceived(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n" * 2)
+        self.assertEqual(self.statuses(transport), [b"200", b"200"])
+        spares = self.factory.parsers._spares
+        self.assertEqual(len(spares), 1)
+        self.assertTrue(spares[0].between_requests)
+        self.assertEqual(spares[0]._data, b"")
+        # Taken by the next request on any connection, and parsing as a new one would.
+        other, other_transport = self.another()
+        other.dataReceived(b"POST /m HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nab")
+        self.assertEqual(spares, [])
+        other.dataReceived(b"c")
+        self.assertEqual(self.site.requests[-1].body, b"abc")
+        self.assertEqual(self.statuses(other_transport), [b"200"])
+        self.assertEqual(len(spares), 1)
+        # However many connections finish at once, a bounded number is kept.
+        parsers = [self.factory.parsers.take() for _ in range(2 * SpareParsers.KEPT)]
+        for parser in parsers:
+            self.factory.parsers.give_back(parser)
+        self.assertEqual(len(spares), SpareParsers.KEPT)
 
     def test_a_request_cut_between_reads_keeps_its_parser(self) -> None:
         channel, transport = self.connect()

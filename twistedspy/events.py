@@ -10,7 +10,7 @@ ignore the rest.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
@@ -55,6 +55,25 @@ def record_fields(
             "log_time": time.time(),
         }
     )
+
+
+def recorder(log: Logger, event: str, keys: Sequence[str]) -> Callable[..., None]:
+    """
+    `record` for an info event written often with the same fields: call what it returns
+    with the values of `keys`, in that order. Where the logger's observer writes such
+    events itself (the journal's route), no event is made for each (docs/performance.md).
+    """
+    prepare = getattr(log.observer, "prepare", None)
+    written: Callable[..., None] | None = None if prepare is None else prepare(event, keys)
+    if written is not None:
+        return written
+
+    def record_values(*values: object) -> None:
+        if len(values) != len(keys):
+            raise TypeError(f"{event} takes {len(keys)} values, not {len(values)}")
+        record_fields(log, event, dict(zip(keys, values, strict=True)))
+
+    return record_values
 
 
 def keeps(log: Logger, event: str, level: LogLevel = LogLevel.info) -> bool:

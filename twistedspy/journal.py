@@ -29,7 +29,7 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -57,6 +57,11 @@ _ERROR_OR_WORSE = frozenset({LogLevel.error, LogLevel.critical})
 
 #: a batch of lines this long is written without waiting for the end of the reactor turn
 BATCH_BYTES = 65536
+
+#: the texts of leading fields a prepared writer keeps (JournalObserver.prepare): at most
+#: this many, each at most this long, so that no client can make them grow
+LEADING_ENTRIES = 1024
+LEADING_LONGEST = 512
 
 #: a single character escaped in a quoted value; any other non-printable one becomes \\xNN,
 #: \\uNNNN or \\UNNNNNNNN
@@ -161,6 +166,15 @@ def format_value(value: object) -> str:
     if type(value) is not str:
         return _format_text("-" if value is None else str(value))
     return _formatted(value)
+
+
+def _value_text(value: object) -> str:
+    """format_value, with its common cases first (see format_fields)."""
+    if type(value) is str:
+        return _formatted.known.get(value) or _formatted(value)
+    if type(value) is int or type(value) is float:
+        return str(value)
+    return format_value(value)
 
 
 def format_fields(fields: Iterable[tuple[str, object]]) -> str:
@@ -325,7 +339,50 @@ class JournalObserver:
             return
         data = text.encode("utf-8", "backslashreplace")
         # The day's file (format_event has just made this second's entry).
-        name = journal_file_name(when)
+        urgent = event.get("log_level") in _ERROR_OR_WORSE
+        self._add(data, journal_file_name(when), when, urgent=urgent)
+
+    def prepare(self, name: str, keys: Sequence[str]) -> Callable[..., None]:
+        """
+        A writer of the info event `name` with the fields `keys`, called with their values
+        in that order: the line `events.record` gives, made without an event dict passing
+        through twisted.logger, for the event of every request (docs/performance.md).
+
+        The text of all fields but the last is kept for values that repeat (the same
+        client asking the same path gets the same answer), so each field must always be
+        given values of one type: 1 and True are equal keys, but written differently.
+        """
+        if not self.keeps(name):
+            return _write_nothing
+        head = f" {LogLevel.info.name} {format_value(name)}"
+        prefixes = [f" {format_value(key)}=" for key in keys]
+        last = prefixes.pop() if prefixes else ""
+        leading_texts: dict[tuple[object, ...], str] = {}
+
+        def write(*values: object) -> None:
+            when = self._now()
+            second, micros = _split(when)
+            entry = _seconds(second)
+            leading = values[:-1]
+            text = leading_texts.get(leading)
+            if text is None:
+                if len(values) != len(keys):
+                    raise TypeError(f"{name} takes {len(keys)} values, not {len(values)}")
+                text = "".join(map(str.__add__, prefixes, map(_value_text, leading))) + last
+                if len(text) <= LEADING_LONGEST:
+                    if len(leading_texts) >= LEADING_ENTRIES:
+                        leading_texts.clear()
+                    leading_texts[leading] = text
+            line = f"{entry[2]}.{micros // 1000:03d}{entry[3]}{head}{text}"
+            if values:
+                line += _value_text(values[-1])
+            self._add((line + "\n").encode("utf-8", "backslashreplace"), entry[1], when)
+
+        return write
+
+    def _add(self, data: bytes, name: str, when: float, *, urgent: bool = False) -> None:
+        """Gather a line for the day's file `name`; write it now with the gathered ones
+        if the batch is full, `urgent` (an error), or there is no batching."""
         complaint = None
         with self._lock:
             if self._closed:
@@ -340,7 +397,7 @@ class JournalObserver:
             if (
                 self._clock is None
                 or self._batch_bytes >= BATCH_BYTES
-                or event.get("log_level") in _ERROR_OR_WORSE
+                or urgent
                 or threading.get_ident() != self._reactor_thread
             ):
                 complaint = self._write_batch() or complaint
@@ -417,6 +474,10 @@ class JournalObserver:
         self._complain(complaint)
 
 
+def _write_nothing(*values: object) -> None:
+    """The writer of an event the journal leaves out."""
+
+
 def _write_all(fd: int, data: bytes) -> None:
     # write(2) to a regular file writes everything or fails, but may in principle stop
     # short (a signal, a full disk on the last block): finish the event, never drop part.
@@ -452,6 +513,14 @@ class JournalRoute:
         """
         keeps: Callable[[str, LogLevel], bool] | None = getattr(self._journal, "keeps", None)
         return keeps is None or keeps(name, level)
+
+    def prepare(self, name: str, keys: Sequence[str]) -> Callable[..., None] | None:
+        """The journal's writer of the info event `name` (JournalObserver.prepare): such
+        events go to the journal alone."""
+        prepare: Callable[[str, Sequence[str]], Callable[..., None]] | None = getattr(
+            self._journal, "prepare", None
+        )
+        return None if prepare is None else prepare(name, keys)
 
     def __call__(self, event: dict[str, Any]) -> None:
         if event.get("spy_event") is None:

@@ -32,8 +32,9 @@ from twisted.python.failure import Failure
 from typing_extensions import override
 from zope.interface import implementer
 
-from twistedspy.events import keeps, record, record_fields
+from twistedspy.events import keeps, record, record_fields, recorder
 from twistedspy.http.parser import (
+    END_OF_MESSAGE,
     NEED_DATA,
     HTTPError,
     Request,
@@ -60,6 +61,9 @@ if TYPE_CHECKING:
         ITCPTransport,
     )
 
+
+#: the fields of the journal's `request` event, in order (docs/operations.md)
+REQUEST_FIELDS = ("client", "user", "method", "path", "status", "bytes", "ms")
 
 #: header fields whose values the journal never shows
 SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
@@ -372,11 +376,10 @@ class HTTPChannel(LineReceiver):
         self._process()
 
     def _parsing(self) -> RequestParser:
-        """The parser, made if this is the first byte since the last request."""
+        """The parser, taken if this is the first byte since the last request."""
         parser = self._parser
         if parser is None:
-            parser = self._parser = RequestParser()
-            self._assembler = RequestAssembler()
+            parser = self._parser = self.factory.parsers.take()
         return parser
 
     def _between_requests(self) -> bool:
@@ -396,8 +399,8 @@ class HTTPChannel(LineReceiver):
 
     def _process(self) -> None:
         """Take the parser's events until it needs more bytes or a request is dispatched."""
-        parser, assembler = self._parser, self._assembler
-        if parser is None or assembler is None:
+        parser = self._parser
+        if parser is None:
             return
         while (self._state is _HEAD or self._state is _BODY) and not self._write_blocked:
             try:
@@ -414,10 +417,21 @@ class HTTPChannel(LineReceiver):
                     self._line_due = None
                     self.due = self._request_due
                 return
+            if type(event) is RequestHead and not event.body_length:
+                # Nearly every request: no body, so its EndOfMessage is next, and there is
+                # nothing to assemble.
+                end = parser.next_event()
+                assert end is END_OF_MESSAGE, end
+                self._dispatch(event.request)
+                continue
+            assembler = self._assembler
+            if assembler is None:
+                assembler = self._assembler = RequestAssembler()
             request = assembler.add(event)
             if request is not None:
+                self._assembler = None
                 self._dispatch(request)
-            elif type(event) is RequestHead and event.body_length:
+            elif type(event) is RequestHead:
                 self._enter(_BODY)
 
     # -- answering
@@ -501,16 +515,14 @@ class HTTPChannel(LineReceiver):
         )
         seconds = time.monotonic() - started
         factory.stats.observe(request.path, response.status, seconds)
-        record(
-            factory.log,
-            "request",
-            client=self.client,
-            user=outcome.user or "-",
-            method=request.method,
-            path=factory.site.journal_path(request),
-            status=response.status,
-            bytes=len(data),
-            ms=round(seconds * 1000, 1),
+        factory.record_request(
+            self.client,
+            outcome.user or "-",
+            request.method,
+            factory.site.journal_path(request),
+            response.status,
+            len(data),
+            round(seconds * 1000, 1),
         )
         # Entered only now: if anything above raised, the 500 is answered in its place.
         self._enter(_WRITING)
@@ -534,7 +546,9 @@ class HTTPChannel(LineReceiver):
         if not self._keep_alive_after or self.factory.stopping:
             self._close()
         elif self._between_requests():
-            self._parser = self._assembler = None
+            if self._parser is not None:
+                self.factory.parsers.give_back(self._parser)
+                self._parser = None
             self._enter(_IDLE)
             self._expire_in(self.factory.keepalive_timeout)
         else:
@@ -571,18 +585,37 @@ class HTTPChannel(LineReceiver):
         )
         self.link.write(data)
         self.factory.stats.observe(None, response.status, 0.0)
-        record(
-            self.factory.log,
-            "request",
-            client=self.client,
-            user="-",
-            method="-",
-            path="-",
-            status=response.status,
-            bytes=len(data),
-            ms=0.0,
-        )
+        self.factory.record_request(self.client, "-", "-", "-", response.status, len(data), 0.0)
         self._close()
+
+
+class SpareParsers:
+    """
+    Parsers let go of between requests, for the next request to take, as making one costs
+    more than the rest of parsing a cached request's head. A connection holds its parser
+    only while a request is being read or answered, so that an idle one holds none; a few
+    spares are kept, no more.
+    """
+
+    __slots__ = ("_spares",)
+
+    #: spares kept at most
+    KEPT = 64
+
+    def __init__(self) -> None:
+        self._spares: list[RequestParser] = []
+
+    def take(self) -> RequestParser:
+        """A parser with nothing received, its limits the defaults."""
+        return self._spares.pop() if self._spares else RequestParser()
+
+    def give_back(self, parser: RequestParser) -> None:
+        """Keep `parser`, which must be between requests: its state is then as new, once it
+        lets go of the bytes it has parsed (which taking no bytes does)."""
+        assert parser.between_requests
+        if len(self._spares) < self.KEPT:
+            parser.receive_data(b"")
+            self._spares.append(parser)
 
 
 @implementer(IProtocolNegotiationFactory)
@@ -635,9 +668,13 @@ class HTTPFactory(ServerFactory):
         self.request_line_timeout = request_line_timeout
         self.keepalive_timeout = keepalive_timeout
         self.log = log
+        #: journals a response: record(log, "request", **dict(zip(REQUEST_FIELDS, values)))
+        self.record_request = recorder(log, "request", REQUEST_FIELDS)
         self._headers_asked: Logger | None = None
         self._headers_kept = False
         self.date = DateCache()
+        #: parsers between requests, for the next request on any connection
+        self.parsers = SpareParsers()
         #: the bytes of the responses sent this second, to send again
         self.wire = WireCache()
         # Every open connection, waiting ones included; a dict, as a set's table is
