@@ -60,7 +60,7 @@ BATCH_BYTES = 65536
 
 #: the texts of leading fields a prepared writer keeps (JournalObserver.prepare): at most
 #: this many, each at most this long, so that no client can make them grow
-LEADING_ENTRIES = 1024
+LEADING_ENTRIES = 256
 LEADING_LONGEST = 512
 
 #: a single character escaped in a quoted value; any other non-printable one becomes \\xNN,
