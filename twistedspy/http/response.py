@@ -14,6 +14,7 @@ from email.utils import formatdate
 from http import HTTPStatus
 
 from twistedspy.http.negotiation import qualities
+from twistedspy.memo import BoundedMemo
 
 #: The product without its version, on every response: the version module shows the
 #: version to those logged in, and a banner would tell anyone else which flaws to try.
@@ -86,13 +87,19 @@ def with_gzip(response: Response) -> Response:
     return replace(response, gzipped=_compress(response.body))
 
 
-def accepts_gzip(accept_encoding: str | None) -> bool:
-    """Whether `Accept-Encoding` (RFC 9110 §12.5.3) allows gzip: named or `*`, q > 0."""
-    if not accept_encoding:
-        return False
+def _allows_gzip(accept_encoding: str) -> bool:
     allowed = qualities(accept_encoding)
     quality = allowed.get("gzip", allowed.get("x-gzip", allowed.get("*", 0.0)))
     return quality > 0
+
+
+#: the few `Accept-Encoding` values clients send, each judged once
+_gzip_allowed = BoundedMemo(_allows_gzip, entries=64, longest=1024, size=len)
+
+
+def accepts_gzip(accept_encoding: str | None) -> bool:
+    """Whether `Accept-Encoding` (RFC 9110 §12.5.3) allows gzip: named or `*`, q > 0."""
+    return _gzip_allowed(accept_encoding) if accept_encoding else False
 
 
 class DateCache:
