@@ -22,12 +22,16 @@ twisted.web site behind `HTTPAuthSessionWrapper` with Basic credentials and twis
 own bcrypt checker (`AccountsChecker` on the same accounts file), so both log in through
 a twisted.cred Portal. `/-/healthy` needs no login, so only `/version` is loaded then.
 
+With `--browser`, wrk sends what Firefox sends with a page request besides
+`Accept-Encoding` (`User-Agent`, `Accept`, `Accept-Language`, `Upgrade-Insecure-Requests`),
+so that both servers read a browser's head and still send the same bytes.
+
 twisted.web writes no access log unless `--peer-access-log` is given: the bars are set
 against a peer without one, while twistedspy writes its journal as it always does.
 
 Run: PYTHONPATH=. python bench/http_bench.py [--rounds 5] [--duration 10] [--baseline DIR]
-[--security on] (--baseline: a third server, twistedspy from another source tree, in the
-same rounds).
+[--security on] [--browser] (--baseline: a third server, twistedspy from another source
+tree, in the same rounds).
 (named http_bench, not http: a bench/http.py would shadow the standard library's
 `http` package for every script run from bench/).
 """
@@ -70,6 +74,13 @@ BAR = {
 #: the account both servers check with Security on (bcrypt cost 10: the first login of
 #: each connection costs one check, later ones are remembered by both)
 USER, PASSWORD, COST = "bench", "bench-password", 10
+#: a browser's page request, but Accept-Encoding (both servers then send the same bytes)
+BROWSER_HEADERS = {
+    "User-Agent": "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0",
+    "Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+    "Accept-Language": "en-US,en;q=0.5",
+    "Upgrade-Insecure-Requests": "1",
+}
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
 
 
@@ -253,6 +264,11 @@ def main() -> None:
         help="on: Basic logins against a bcrypt account on both servers (/version only)",
     )
     parser.add_argument(
+        "--browser",
+        action="store_true",
+        help="send a browser's request headers (but Accept-Encoding) with every request",
+    )
+    parser.add_argument(
         "--peer-access-log",
         action="store_true",
         help="let twisted.web write its access log to a file (the bars are set against a "
@@ -308,7 +324,10 @@ def main() -> None:
                 machine()
                 + (", Security on, Basic logins" if secure else "")
                 + (", peer with its access log" if args.peer_access_log else ", peer unlogged")
+                + (", browser headers" if args.browser else "")
             )
+            # Pages are fetched above without them: the same bytes, whatever was asked.
+            load_headers = {**headers, **(BROWSER_HEADERS if args.browser else {})}
             for path, (kind, body) in pages.items():
                 print(f"{path}: {len(body)} bytes, {kind}")
             # Warm up both (imports, caches, the thread pool) before anything is measured.
@@ -321,7 +340,7 @@ def main() -> None:
                         close=False,
                         duration=2,
                         connections=args.connections,
-                        headers=headers,
+                        headers=load_headers,
                     )
             results: dict[tuple[str, str, str], list[Load]] = {}
             for round_no in range(args.rounds):
@@ -337,7 +356,7 @@ def main() -> None:
                                 close=mode == "close",
                                 duration=args.duration,
                                 connections=args.connections,
-                                headers=headers,
+                                headers=load_headers,
                             )
                             results.setdefault((path, mode, name), []).append(result)
                             print(
