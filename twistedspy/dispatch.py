@@ -140,7 +140,7 @@ def _prefers_json(accept: str) -> bool:
     return json_q > html_q
 
 
-#: the few `Accept` values clients send, each judged once: a browser's takes 9 µs to weigh
+#: the few `Accept` values clients send, each judged once: a browser's is long to weigh
 #: (docs/performance.md), and it comes with every request
 _json_preferred = BoundedMemo(_prefers_json, entries=64, longest=1024, size=len)
 

@@ -123,8 +123,8 @@ class Exposition:
     with the writing kept: a family's head (HELP and TYPE), and each series' name and
     escaped labels, are written by prometheus_client the first time they are seen and
     kept; a scrape then writes only the values, in prometheus_client's own float
-    format. Escaping the labels of some 570 samples every second was most of the
-    exposition's cost (docs/performance.md). A family with a sample that
+    format. Escaping every sample's labels at every scrape was most of the exposition's
+    cost (docs/performance.md). A family with a sample that
     `generate_latest` would move or stamp (OpenMetrics `_created`, a timestamp) is
     written whole.
     """
