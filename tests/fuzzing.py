@@ -2,10 +2,11 @@
 The parser fuzzer's check, shared by `tests/test_fuzz_regressions.py` (which replays every
 input ever found) and `proof/fuzz_parser.py` (which runs atheris over it).
 
-One input is one byte stream as a client might send it. It is fed three ways: whole,
-one byte at a time, and cut at a few places chosen by its own bytes. The parser must
-either return Requests or raise an `HTTPError`; anything else is a crash. And the three
-feedings must agree: the same Requests, or the same class of error.
+One input is one byte stream as a client might send it. It is fed four ways: whole,
+one byte at a time, cut at a few places chosen by its own bytes, and whole again (when
+heads parsed before may be remembered). The parser must either return Requests or raise
+an `HTTPError`; anything else is a crash. And the four feedings must agree: the same
+Requests, or the same class of error.
 """
 
 from __future__ import annotations
@@ -66,5 +67,8 @@ def check(data: bytes) -> None:
     whole = feed([data])
     bytewise = feed([data[i : i + 1] for i in range(len(data))])
     pieces = feed(split(data, cuts_for(data)))
-    if whole != bytewise or whole != pieces:
-        raise Disagreement(f"whole {whole!r}\nbytewise {bytewise!r}\npieces {pieces!r}")
+    again = feed([data])
+    if whole != bytewise or whole != pieces or whole != again:
+        raise Disagreement(
+            f"whole {whole!r}\nbytewise {bytewise!r}\npieces {pieces!r}\nagain {again!r}"
+        )

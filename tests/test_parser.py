@@ -703,7 +703,8 @@ class RememberedHeadsTests(SynchronousTestCase):
         self.assertEqual(parser_module._known_requests, {})
 
     def test_not_kept(self) -> None:
-        """Queries, credentials, bodies, bare LFs and leading empty lines are not kept."""
+        """Queries, credentials, bodies, bare LFs and leading empty lines are not kept here
+        (heads with credentials are kept apart, without them: CredentialHeadsTests)."""
         feed_whole(get(b"/index?login=alice&password=s3cret"))
         feed_whole(get(b"/", b"Authorization: Basic c2VjcmV0"))
         feed_whole(get(b"/", b"Cookie: session=s3cret"))
@@ -722,3 +723,131 @@ class RememberedHeadsTests(SynchronousTestCase):
         for n in range(3 * parser_module._KNOWN_REQUESTS_MAX):
             feed_whole(get(b"/p%d" % n))
         self.assertLessEqual(len(parser_module._known_requests), parser_module._KNOWN_REQUESTS_MAX)
+
+
+def parsed_in_full(data: bytes) -> Request | type[HTTPError]:
+    """What the grammar alone makes of `data` (a parser with other limits remembers nothing)."""
+    try:
+        [request] = RequestParser(max_line=MAX_LINE - 1).feed(data)
+    except HTTPError as error:
+        return type(error)
+    return request
+
+
+def parsed(data: bytes) -> Request | type[HTTPError]:
+    try:
+        [request] = feed_whole(data)
+    except HTTPError as error:
+        return type(error)
+    return request
+
+
+def tables_holding(*secrets: str) -> list[str]:
+    """Which of `secrets` any of the parser's tables holds."""
+    tables = repr(
+        (
+            parser_module._known_requests,
+            parser_module._known_credential_requests,
+            parser_module._known_heads,
+            parser_module._known_paths,
+            parser_module._known_hosts,
+        )
+    )
+    return [secret for secret in secrets if secret in tables]
+
+
+class CredentialHeadsTests(SynchronousTestCase):
+    """
+    A head with credentials is remembered with their values cut out: the same head with
+    other credentials is read from the table, and no table ever holds a password.
+    """
+
+    def setUp(self) -> None:
+        parser_module._known_requests.clear()
+        parser_module._known_credential_requests.clear()
+
+    def test_other_password_same_head(self) -> None:
+        first = get(b"/version", b"Authorization: Basic c2VjcmV0LW9uZQ==", b"Accept: */*")
+        second = get(b"/version", b"Authorization: Basic c2VjcmV0LXR3bw==", b"Accept: */*")
+        self.assertEqual(parsed(first), parsed_in_full(first))
+        self.assertEqual(len(parser_module._known_credential_requests), 1)
+        request = parsed(second)
+        self.assertEqual(request, parsed_in_full(second))
+        assert isinstance(request, Request)
+        self.assertEqual(request.header("authorization"), "Basic c2VjcmV0LXR3bw==")
+        self.assertEqual(len(parser_module._known_credential_requests), 1)
+        self.assertEqual(parser_module._known_requests, {})
+        self.assertEqual(tables_holding("c2VjcmV0"), [])
+
+    def test_values_read_as_the_grammar_reads_them(self) -> None:
+        parsed(get(b"/", b"Authorization: Basic first"))
+        for value in (
+            b" \t Basic  two \t ",
+            b"",
+            b" ",
+            b"Bearer caf\xe9",
+            b"Basic a:b=c",
+            b"Authorization: Basic x",
+        ):
+            data = get(b"/", b"Authorization:" + value)
+            with self.subTest(value=value):
+                self.assertEqual(parsed(data), parsed_in_full(data))
+
+    def test_refused_values_stay_refused(self) -> None:
+        parsed(get(b"/", b"Authorization: Basic first"))
+        for value in (b"Basic a\rb", b"Basic a\x00", b"Basic \x7f", b"Basic \x1f", b"Basic a\r"):
+            data = get(b"/", b"Authorization: " + value)
+            with self.subTest(value=value):
+                self.assertIs(parsed(data), BadRequest)
+                self.assertIs(parsed_in_full(data), BadRequest)
+
+    def test_each_secret_field_in_any_case(self) -> None:
+        def head(n: bytes) -> bytes:
+            return get(
+                b"/metrics",
+                b"cookie: a=qz" + n,
+                b"PROXY-Authorization: Basic pqz" + n,
+                b"Accept: */*",
+                b"Authorization: Bearer tqz" + n,
+                b"Cookie: b=qz" + n,
+            )
+
+        self.assertEqual(parsed(head(b"1")), parsed_in_full(head(b"1")))
+        request = parsed(head(b"2"))
+        self.assertEqual(request, parsed_in_full(head(b"2")))
+        assert isinstance(request, Request)
+        self.assertEqual(request.header_values("cookie"), ["a=qz2", "b=qz2"])
+        self.assertEqual(request.header("proxy-authorization"), "Basic pqz2")
+        self.assertEqual(len(parser_module._known_credential_requests), 1)
+        self.assertEqual(tables_holding("qz1", "qz2"), [])
+
+    def test_two_authorization_fields_stay_refused(self) -> None:
+        parsed(get(b"/", b"Authorization: Basic one"))
+        data = get(b"/", b"Authorization: Basic one", b"Authorization: Basic two")
+        self.assertIs(parsed(data), BadRequest)
+        self.assertEqual(len(parser_module._known_credential_requests), 1)
+
+    def test_the_rest_of_the_head_must_match(self) -> None:
+        parsed(get(b"/", b"Authorization: Basic one"))
+        for data in (
+            get(b"/", b"Authorization : Basic two"),
+            get(b"/", b" Authorization: Basic two"),
+            get(b"/", b"X-Authorization: Basic two"),
+            get(b"/", b"Authorization: Basic two", b"Connection: close"),
+        ):
+            with self.subTest(data=data):
+                self.assertEqual(parsed(data), parsed_in_full(data))
+
+    def test_not_kept(self) -> None:
+        """A query, a body or other limits: such heads are parsed in full every time."""
+        parsed(get(b"/?password=x", b"Authorization: Basic one"))
+        parsed(b"POST / HTTP/1.1\r\nHost: h\r\nCookie: a\r\nContent-Length: 1\r\n\r\nx")
+        RequestParser(max_line=MAX_LINE - 1).feed(get(b"/", b"Cookie: a"))
+        self.assertEqual(parser_module._known_credential_requests, {})
+
+    def test_table_is_bounded(self) -> None:
+        for n in range(3 * parser_module._KNOWN_REQUESTS_MAX):
+            parsed(get(b"/p%d" % n, b"Cookie: c"))
+        self.assertLessEqual(
+            len(parser_module._known_credential_requests), parser_module._KNOWN_REQUESTS_MAX
+        )

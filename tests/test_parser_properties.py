@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from twistedspy.http import HTTPError, Request, RequestParser
+from twistedspy.http import MAX_LINE, HTTPError, Request, RequestParser
 
 BOUNDED = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -208,3 +208,40 @@ class ValidStreamTests(SynchronousTestCase):
         self.assertEqual(
             feed_in_pieces(stream, list(range(len(stream)))), RequestParser().feed(stream)
         )
+
+
+#: what a client may put in a credential's line: any bytes but LF, the grammar's or not
+credential_values = st.binary(max_size=24).filter(
+    lambda value: b"\n" not in value
+) | st.sampled_from(
+    [b"", b" ", b"\t", b"\r", b" Basic x\r", b"Basic \xe9", b"a\x00b", b"a\x7f", b" x \t"]
+)
+secret_names = st.sampled_from(
+    [b"Authorization", b"authorization", b"Cookie", b"Proxy-Authorization"]
+)
+
+
+def outcome(data: bytes, parser: RequestParser) -> list[Request] | type[HTTPError]:
+    try:
+        return parser.feed(data)
+    except HTTPError as error:
+        return type(error)
+
+
+class RememberedCredentialsTests(SynchronousTestCase):
+    """A head remembered with its credentials cut out reads any other credentials as the
+    grammar alone reads them (a parser with other limits remembers nothing)."""
+
+    @BOUNDED
+    @given(valid_requests(), secret_names, credential_values, credential_values)
+    def test_other_credentials_as_the_grammar_reads_them(
+        self, generated: Generated, name: bytes, first: bytes, second: bytes
+    ) -> None:
+        end = b"\r\n" if generated.raw.split(b"\n", 1)[0].endswith(b"\r") else b"\n"
+        head, _, body = generated.raw.partition(end + end)
+        for value in (first, second, first):
+            data = head + end + name + b":" + value + end + end + body
+            self.assertEqual(
+                outcome(data, RequestParser()),
+                outcome(data, RequestParser(max_line=MAX_LINE - 1)),
+            )

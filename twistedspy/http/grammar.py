@@ -121,6 +121,7 @@ CONTENT_LENGTH = rf"{DIGIT}+"
 request_line_re = re.compile(REQUEST_LINE.encode("ascii"))
 simple_request_line_re = re.compile(SIMPLE_REQUEST_LINE.encode("ascii"))
 field_line_re = re.compile(FIELD_LINE.encode("ascii"))
+field_value_re = re.compile(FIELD_VALUE.encode("ascii"))
 # A field name followed by blanks before the colon: forbidden by RFC 9112 §5.1, named
 # here only so that the error page can say exactly what was wrong.
 space_before_colon_re = re.compile(rf"{TOKEN}[ \t]+:.*".encode("ascii"), re.DOTALL)

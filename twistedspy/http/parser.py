@@ -13,6 +13,7 @@ might read differently, which is how request smuggling happens.
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final, NamedTuple
@@ -51,14 +52,39 @@ _KNOWN_MAX = 1024
 #: Whole request heads (request line to the empty line, CRLFs and all) that parsed to a
 #: request without a body, with the `RequestHead` event they gave: a client polling the
 #: same page sends the same bytes each time, and the parse of given bytes by a parser with
-#: the default limits never differs. Never a head with a query or credentials in it (they
-#: would outlive their request), and never one longer than `_HEAD_WINDOW`: the lookup
-#: searches at most that far for the head's end, once per request.
+#: the default limits never differs. Never a head with a query (it may hold a password),
+#: never one with credentials (see `_known_credential_requests`), and never one longer
+#: than `_HEAD_WINDOW`: the lookup searches at most that far for the head's end, once per
+#: request.
 _known_requests: dict[bytes, RequestHead] = {}
 _KNOWN_REQUESTS_MAX = 256
 _HEAD_WINDOW = 1024
 #: header fields whose values must not be kept beyond their request
 _SECRET_FIELDS = frozenset({"authorization", "proxy-authorization", "cookie"})
+#: the value of a secret field's line in a whole head, up to its LF (a head's lines hold
+#: no other LF, and field names are case-insensitive: RFC 9110 §5.1)
+_SECRET_VALUE = re.compile(
+    rb"\n(?:" + b"|".join(name.encode("ascii") for name in sorted(_SECRET_FIELDS)) + rb"):"
+    rb"([^\n]*)(?=\n)",
+    re.IGNORECASE,
+)
+#: RFC 9110 §5.6.3: the blanks (OWS) around a field value
+_BLANKS = b" \t"
+
+
+class _CredentialTemplate(NamedTuple):
+    #: the head as parsed, each secret field's value emptied
+    head: RequestHead
+    #: where the secret fields are in its headers, in the order they were sent
+    slots: tuple[int, ...]
+
+
+#: Heads with credentials, remembered without them: keyed by the head's bytes with the
+#: value of each secret field cut out (its name and colon kept), and looked up the same
+#: way. A hit puts the values of the head at hand back in once they pass the field-value
+#: grammar (anything else is parsed in full), so a client sending the same head with its
+#: password is spared the grammar too, and no password outlives its request.
+_known_credential_requests: dict[bytes, _CredentialTemplate] = {}
 
 
 def _remember(table: dict[Any, Any], key: object, value: object) -> None:
@@ -208,7 +234,7 @@ class RequestHead:
         """The request with the body its BodyData events carried."""
         if not body:
             return self.request
-        return _with_body(self.request, b"".join(body))
+        return _rebuilt(self.request, body=b"".join(body))
 
 
 @dataclass(frozen=True, slots=True)
@@ -365,7 +391,10 @@ class RequestParser:
             data, start = self._data, self._pos
             end = data.find(b"\r\n\r\n", start, start + _HEAD_WINDOW) + 4
             if end > 3:
-                known = _known_requests.get(data[start:end])
+                raw = data[start:end]
+                known = _known_requests.get(raw)
+                if known is None and _known_credential_requests:
+                    known = _recall_with_credentials(raw)
                 if known is not None:
                     self._pos = self._scanned = end
                     self._state = _State.DONE
@@ -413,12 +442,24 @@ class RequestParser:
             or not raw.endswith(b"\r\n\r\n")
             or request.query
             or b"?" in raw[: raw.find(b"\n")]
-            or any(name in _SECRET_FIELDS for name, _ in request.headers)
         ):
             return
-        if len(_known_requests) >= _KNOWN_REQUESTS_MAX:
-            _known_requests.clear()
-        _known_requests[raw] = head
+        slots = tuple(i for i, (name, _) in enumerate(request.headers) if name in _SECRET_FIELDS)
+        if not slots:
+            if len(_known_requests) >= _KNOWN_REQUESTS_MAX:
+                _known_requests.clear()
+            _known_requests[raw] = head
+            return
+        key, values = _cut_secrets(raw)
+        if len(values) != len(slots):
+            return
+        headers = list(request.headers)
+        for slot in slots:
+            headers[slot] = (headers[slot][0], "")
+        template = RequestHead(_rebuilt(request, headers=tuple(headers)), 0)
+        if len(_known_credential_requests) >= _KNOWN_REQUESTS_MAX:
+            _known_credential_requests.clear()
+        _known_credential_requests[key] = _CredentialTemplate(template, slots)
 
     # -- the states -------------------------------------------------------------------
 
@@ -626,15 +667,61 @@ class RequestParser:
         return int(value)
 
 
-def _with_body(request: Request, body: bytes) -> Request:
+def _cut_secrets(raw: bytes) -> tuple[bytes, list[bytes]]:
+    """
+    A whole head with the value of every secret field cut out, and those values as sent
+    (blanks included), in order. Each value runs from its colon to its line's end: the
+    LF, less one CR before it.
+    """
+    pieces: list[bytes] = []
+    values: list[bytes] = []
+    kept_from = 0
+    for match in _SECRET_VALUE.finditer(raw):
+        start, end = match.span(1)
+        if end > start and raw[end - 1] == 13:  # CR
+            end -= 1
+        pieces.append(raw[kept_from:start])
+        values.append(raw[start:end])
+        kept_from = end
+    pieces.append(raw[kept_from:])
+    return b"".join(pieces), values
+
+
+def _recall_with_credentials(raw: bytes) -> RequestHead | None:
+    """The event a remembered head with credentials gives with the values in `raw`, if
+    they are field values as the grammar takes them (else None: `raw` is parsed in full)."""
+    key, values = _cut_secrets(raw)
+    if not values:
+        return None
+    template = _known_credential_requests.get(key)
+    if template is None:
+        return None
+    headers = list(template.head.request.headers)
+    for slot, sent in zip(template.slots, values, strict=True):
+        value = sent.strip(_BLANKS)
+        if grammar.field_value_re.fullmatch(value) is None:
+            return None
+        # obs-text (RFC 9110 §5.5) is kept as the Latin-1 characters it stands for.
+        headers[slot] = (headers[slot][0], value.decode("latin-1"))
+    return RequestHead(_rebuilt(template.head.request, headers=tuple(headers)), 0)
+
+
+def _rebuilt(
+    request: Request,
+    *,
+    headers: tuple[tuple[str, str], ...] | None = None,
+    body: bytes | None = None,
+) -> Request:
+    """`request` with other headers or another body, built directly (`dataclasses.replace`
+    costs several times more)."""
     return Request(
         method=request.method,
         target=request.target,
         path=request.path,
         query=request.query,
         version=request.version,
-        headers=request.headers,
-        body=body,
+        headers=request.headers if headers is None else headers,
+        body=request.body if body is None else body,
         host=request.host,
         keep_alive=request.keep_alive,
     )
