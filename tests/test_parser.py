@@ -639,6 +639,16 @@ class RememberedLinesTests(SynchronousTestCase):
         feed_whole(get(b"/y"))
         self.assertRaises(BadRequest, feed_whole, b"CONNECT /y HTTP/1.1\r\nHost: h\r\n\r\n")
 
+    def test_no_userinfo_is_kept(self) -> None:
+        """A password in a target's userinfo is refused, and not remembered either."""
+        for data in (
+            b"GET http://alice:s3cret@h/ HTTP/1.1\r\nHost: h\r\n\r\n",
+            b"CONNECT alice:s3cret@h:443 HTTP/1.1\r\nHost: h\r\n\r\n",
+        ):
+            with self.subTest(data=data):
+                self.assertRaises(BadRequest, feed_whole, data)
+                self.assertEqual(tables_holding("s3cret"), [])
+
     def test_no_query_is_kept(self) -> None:
         secret = b"/index?login=alice&password=s3cret-passw0rd"
         [request] = feed_whole(get(secret))

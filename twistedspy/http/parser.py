@@ -452,6 +452,8 @@ class RequestParser:
             return
         key, values = _cut_secrets(raw)
         if len(values) != len(slots):
+            # Never so (each secret field's line is cut, and only those): a reading that
+            # disagreed would only cost this head its place in the table.
             return
         headers = list(request.headers)
         for slot in slots:
@@ -548,9 +550,10 @@ class RequestParser:
             version=version,
         )
         self._state = _State.HEADERS
-        if b"?" not in line:
-            # Not a line with a query, which may carry a password to keep no longer than
-            # its request.
+        if self._head.target.startswith("/") and b"?" not in line:
+            # A path without a query: a query may carry a password, and so may the
+            # userinfo of an absolute-form or authority-form target (refused only later),
+            # neither of which may be kept beyond its request.
             _remember(_known_heads, line, self._head)
 
     def _header_line(self, line: bytes) -> RequestHead | None:
@@ -696,6 +699,8 @@ def _recall_with_credentials(raw: bytes) -> RequestHead | None:
     template = _known_credential_requests.get(key)
     if template is None:
         return None
+    if len(values) != len(template.slots):
+        return None  # never so: the key holds each secret field's name, as cut
     headers = list(template.head.request.headers)
     for slot, sent in zip(template.slots, values, strict=True):
         value = sent.strip(_BLANKS)
