@@ -73,8 +73,8 @@ _BLANKS = b" \t"
 
 
 class _CredentialTemplate(NamedTuple):
-    #: the head as parsed, each secret field's value emptied
-    head: RequestHead
+    #: the request as parsed, each secret field's value emptied
+    request: Request
     #: where the secret fields are in its headers, in the order they were sent
     slots: tuple[int, ...]
 
@@ -455,10 +455,7 @@ class RequestParser:
             # Never so (each secret field's line is cut, and only those): a reading that
             # disagreed would only cost this head its place in the table.
             return
-        headers = list(request.headers)
-        for slot in slots:
-            headers[slot] = (headers[slot][0], "")
-        template = RequestHead(_rebuilt(request, headers=tuple(headers)), 0)
+        template = _with_values(request, slots, [""] * len(slots))
         if len(_known_credential_requests) >= _KNOWN_REQUESTS_MAX:
             _known_credential_requests.clear()
         _known_credential_requests[key] = _CredentialTemplate(template, slots)
@@ -701,14 +698,22 @@ def _recall_with_credentials(raw: bytes) -> RequestHead | None:
         return None
     if len(values) != len(template.slots):
         return None  # never so: the key holds each secret field's name, as cut
-    headers = list(template.head.request.headers)
-    for slot, sent in zip(template.slots, values, strict=True):
+    texts = []
+    for sent in values:
         value = sent.strip(_BLANKS)
         if grammar.field_value_re.fullmatch(value) is None:
             return None
         # obs-text (RFC 9110 §5.5) is kept as the Latin-1 characters it stands for.
-        headers[slot] = (headers[slot][0], value.decode("latin-1"))
-    return RequestHead(_rebuilt(template.head.request, headers=tuple(headers)), 0)
+        texts.append(value.decode("latin-1"))
+    return RequestHead(_with_values(template.request, template.slots, texts), 0)
+
+
+def _with_values(request: Request, slots: Sequence[int], values: Sequence[str]) -> Request:
+    """`request` with the header fields at `slots` given `values`, in order."""
+    headers = list(request.headers)
+    for slot, value in zip(slots, values, strict=True):
+        headers[slot] = (headers[slot][0], value)
+    return _rebuilt(request, headers=tuple(headers))
 
 
 def _rebuilt(
