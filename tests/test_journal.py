@@ -23,6 +23,7 @@ from twistedspy.events import (
     record_fields,
     recorder,
 )
+from twistedspy.http.protocol import REQUEST_FIELDS
 from twistedspy.journal import (
     BATCH_BYTES,
     LEADING_ENTRIES,
@@ -461,7 +462,7 @@ class BatchTests(TestCase):
 class PreparedWriterTests(TestCase):
     """`recorder`: the request line without an event, the same text as `record` writes."""
 
-    KEYS = ("client", "user", "method", "path", "status", "bytes", "ms")
+    KEYS = REQUEST_FIELDS
 
     def setUp(self) -> None:
         self.log_dir = Path(self.mktemp()) / "logs"
