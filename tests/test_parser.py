@@ -735,21 +735,18 @@ class RememberedHeadsTests(SynchronousTestCase):
         self.assertLessEqual(len(parser_module._known_requests), parser_module._KNOWN_REQUESTS_MAX)
 
 
+def parsed(data: bytes, parser: RequestParser | None = None) -> Request | type[HTTPError]:
+    """The one request `data` makes, or the class of the error it raises."""
+    try:
+        [request] = (parser or RequestParser()).feed(data)
+    except HTTPError as error:
+        return type(error)
+    return request
+
+
 def parsed_in_full(data: bytes) -> Request | type[HTTPError]:
     """What the grammar alone makes of `data` (a parser with other limits remembers nothing)."""
-    try:
-        [request] = RequestParser(max_line=MAX_LINE - 1).feed(data)
-    except HTTPError as error:
-        return type(error)
-    return request
-
-
-def parsed(data: bytes) -> Request | type[HTTPError]:
-    try:
-        [request] = feed_whole(data)
-    except HTTPError as error:
-        return type(error)
-    return request
+    return parsed(data, RequestParser(max_line=MAX_LINE - 1))
 
 
 def tables_holding(*secrets: str) -> list[str]:
